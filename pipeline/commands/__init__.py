@@ -1,0 +1,1 @@
+"""Command-line command groups, one module each (see pipeline.cli)."""

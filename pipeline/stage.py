@@ -1,0 +1,41 @@
+"""What a body-part stage (brain, cord) hands back to the session runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import pandas as pd
+
+
+@dataclass
+class StageOutput:
+    """Results of one body-part stage for one session.
+
+    Attributes
+    ----------
+    region_table : pandas.DataFrame
+        Rows per region and side, columns ``outputs.REGION_COLUMNS`` without ``session``.
+    images : dict of str to Nifti1Image
+        Output file name (e.g. ``"lesions.nii.gz"``) -> image in the input's own space.
+    files : dict of str to Path
+        Extra files the stage wrote itself (transforms), relative name -> path.
+    findings : dict
+        Session-level findings of this body part (see ARCHITECTURE.md, *Findings*).
+    warnings : list of str
+        One-line sanity-check warnings (set the session status to ``warning``).
+    qc : dict
+        Numbers for provenance and the report (registration metric, timings, ...).
+    tables : dict of str to DataFrame
+        Extra CSV tables (e.g. ``"centerline.csv"``).
+    """
+
+    region_table: pd.DataFrame
+    images: dict[str, nib.Nifti1Image] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    findings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    qc: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
