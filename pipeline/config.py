@@ -7,11 +7,21 @@ pipeline stage reads only its own section.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+    ValidationError,
+    ValidationInfo,
+)
 
 from pipeline.resources import configs_dir
 
@@ -22,8 +32,45 @@ class ConfigError(ValueError):
     """A configuration or data file failed validation; the message names file and field."""
 
 
+def _path_parts(value: str) -> tuple[str, ...]:
+    if not value or not value.strip():
+        raise ValueError("path must not be empty")
+    if any(ord(char) < 32 for char in value):
+        raise ValueError("path contains control characters")
+    parts = PurePosixPath(value).parts + PureWindowsPath(value).parts
+    if ".." in parts:
+        raise ValueError(f"path traversal ('..') is not allowed: {value!r}")
+    return parts
+
+
+def _check_input_path(value: str, info: ValidationInfo) -> str:
+    """An existing file/folder; relative paths resolve against the config file's folder."""
+    _path_parts(value)
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        base = (info.context or {}).get("base_dir") if info.context else None
+        path = Path(base) / path if base else Path.cwd() / path
+    if not path.exists():
+        raise ValueError(f"path does not exist: {str(path)!r}")
+    return str(path)
+
+
+def _check_relative_path(value: str) -> str:
+    """A path that must stay inside the folder it is relative to (e.g. OUTPUT_DIR)."""
+    _path_parts(value)
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("~"):
+        raise ValueError(f"absolute path not allowed, a relative one is expected: {value!r}")
+    return value
+
+
+#: Path to an existing file or folder; relative values are resolved against the config file's folder.
+InputPath = Annotated[str, AfterValidator(_check_input_path)]
+#: Relative path confined to its base folder (no absolute paths, no '..').
+RelativePath = Annotated[str, AfterValidator(_check_relative_path)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DiscoveryConfig(_Section):
@@ -46,13 +93,24 @@ class LimitsConfig(_Section):
     max_voxels: int = Field(150_000_000, gt=0)
     min_slices: int = Field(3, ge=1)
     max_voxel_size_mm: float = Field(12.0, gt=0)
+    min_voxel_size_mm: float = Field(0.01, gt=0)
+    #: Largest fraction of NaN voxels tolerated (they are set to 0 with a warning).
+    max_nonfinite_fraction: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _voxel_size_range(self) -> "LimitsConfig":
+        if self.min_voxel_size_mm >= self.max_voxel_size_mm:
+            raise ValueError("min_voxel_size_mm must be smaller than max_voxel_size_mm")
+        return self
 
 
 class PreprocessingConfig(_Section):
     """Bias correction and brain masking."""
 
     n4: bool = True
-    n4_shrink_factor: int = Field(4, ge=1, le=8)
+    n4_shrink_factor: int = Field(2, ge=1, le=8)
+    #: Grid spacing (mm) on which the bias field is estimated before it is applied at full resolution.
+    n4_resolution_mm: float = Field(2.0, gt=0, le=6)
     n4_convergence_iterations: tuple[int, ...] = (50, 50, 30)
     n4_spline_distance_mm: float = Field(180.0, gt=0)
     skull_stripped: Literal["auto", "yes", "no"] = "auto"
@@ -100,20 +158,120 @@ class InvolvementConfig(_Section):
 class CordConfig(_Section):
     """Spinal cord segmentation and cord-coordinate atlas."""
 
-    atlas_path: str | None = None
+    atlas_path: InputPath | None = None
     min_csa_mm2: float = Field(20.0, gt=0)
     max_csa_mm2: float = Field(140.0, gt=0)
     swelling_ratio: float = Field(1.15, gt=1)
     lesion_z_threshold: float = Field(3.0, gt=0)
     min_lesion_mm3: float = Field(3.0, ge=0)
     segment_length_mm: float = Field(18.0, gt=0)
+    #: CSF-column search: slice spacing (mm) of the ring detector + dynamic programme.
+    search_step_mm: float = Field(2.0, gt=0, le=10)
+    #: Rays per axial slice for the star-shaped cord boundary.
+    n_rays: int = Field(64, ge=16, le=256)
+    #: Longest ray (mm) from the cord centre; bounds the cord radius.
+    max_radius_mm: float = Field(12.0, gt=3, le=30)
+    #: Gaussian smoothing (sigma, mm) of the centreline along the cord.
+    centerline_smoothing_mm: float = Field(3.0, ge=0, le=30)
+    #: Minimum cord/CSF contrast ((CSF - cord) / CSF) for a slice to count as cord.
+    min_contrast: float = Field(0.2, ge=0, le=1)
+    #: Minimum ring-detector score (CSF annulus - cord disc, bright level = 1).
+    min_ring_score: float = Field(0.05, ge=0, le=1)
+    #: Vertebral level at the top of the field of view when known (e.g. "C2"); None = estimate.
+    top_vertebral_level: str | None = Field(None, pattern=r"^(C[1-7]|T(1[0-2]|[1-9])|L[1-5])$")
+    #: Hysteresis: lesion voxels grow into neighbours with z above this fraction of the threshold.
+    lesion_hysteresis: float = Field(0.6, gt=0, le=1)
+    #: In-plane erosion (mm) of the cord mask for lesion detection (CSF partial volume at the edge).
+    detection_erosion_mm: float = Field(0.6, ge=0, le=3)
+    #: A lesion is "dorsal" / "central" when this share of its cross-section lies there.
+    axial_share_threshold: float = Field(0.4, gt=0, le=1)
+    #: Cord rows above and below the lesion (mm) used as the reference for the CSA ratio.
+    csa_reference_mm: float = Field(15.0, gt=0, le=100)
+
+
+def _default_region_background() -> dict[str, float]:
+    return {
+        "Cerebrum": 0.35,
+        "Cerebrum > Cerebral white matter": 0.3,
+        "Cerebrum > Cerebral white matter > Periventricular white matter": 0.25,
+        "Cerebrum > Cerebral white matter > Deep white matter": 0.25,
+        "Cerebrum > Cerebral white matter > Juxtacortical white matter": 0.1,
+        "Cerebrum > Cerebral white matter > Frontal white matter": 0.2,
+        "Cerebrum > Cerebral white matter > Parietal white matter": 0.2,
+        "Cerebrum > Cerebral white matter > Occipital white matter": 0.1,
+        "Cerebrum > Cerebral white matter > Temporal white matter": 0.1,
+        "Corpus callosum": 0.12,
+        "Internal capsule": 0.12,
+        "Thalamus": 0.1,
+        "Brainstem": 0.15,
+        "Brainstem > Pons": 0.1,
+        "Cerebellum": 0.12,
+        "Spinal cord": 0.2,
+        "Spinal cord > Spinal white matter": 0.15,
+        "Spinal cord > Spinal grey matter": 0.1,
+    }
+
+
+def _default_feature_background() -> dict[str, float]:
+    return {
+        "longitudinally_extensive": 0.1,
+        "confluent": 0.15,
+        "restricted_diffusion": 0.1,
+        "enhancement": 0.1,
+        "cord_swelling": 0.1,
+        "cord_central": 0.15,
+        "cord_dorsal": 0.15,
+        "cord_lateral": 0.15,
+        "cord_anterior": 0.1,
+    }
+
 
 
 class ScoringConfig(_Section):
-    """Pattern scoring."""
+    """Pattern scoring: naive-Bayes likelihood ratios of each pattern against the background.
 
-    patterns_dir: str | None = None
-    match_threshold: float = 2.0
+    ``score`` = log10 prior odds + sum of log10 likelihood ratios (regions, laterality,
+    symmetry, extent, features), i.e. the log10 posterior odds of the pattern.
+    Background probabilities describe scans *without* the pattern (healthy or another
+    disease); a pattern file may override them per region or feature.
+    """
+
+    patterns_dir: InputPath | None = None
+    #: A pattern matches when its score (log10 posterior odds) reaches this (2 = 100:1).
+    match_threshold: float = Field(2.0, ge=0.0, le=20.0)
+    #: A match also needs at least one of the pattern's core regions involved.
+    require_core_for_match: bool = True
+    #: Prior probability of a pattern that does not set ``prior`` (0.5 = even odds, no effect).
+    default_prior: float = Field(0.5, gt=0.0, lt=1.0)
+    #: P(region involved | not the pattern) for regions not listed in ``region_background``.
+    background_p_involved: float = Field(0.08, gt=0.0, lt=1.0)
+    #: P(region involved | not the pattern) per region path (overrides the default above).
+    region_background: dict[str, float] = Field(default_factory=_default_region_background)
+    #: P(feature present | not the pattern) per feature (others: ``background_p_feature``).
+    feature_background: dict[str, float] = Field(default_factory=_default_feature_background)
+    background_p_feature: float = Field(0.1, gt=0.0, lt=1.0)
+    #: P(both sides involved | region involved) by expected laterality, and without the pattern.
+    p_bilateral_if_bilateral: float = Field(0.9, gt=0.0, lt=1.0)
+    p_bilateral_if_unilateral: float = Field(0.2, gt=0.0, lt=1.0)
+    p_bilateral_background: float = Field(0.5, gt=0.0, lt=1.0)
+    #: P(involvement symmetric) by expected symmetry, and without the pattern.
+    p_symmetric_if_symmetric: float = Field(0.85, gt=0.0, lt=1.0)
+    p_symmetric_if_asymmetric: float = Field(0.3, gt=0.0, lt=1.0)
+    p_symmetric_background: float = Field(0.5, gt=0.0, lt=1.0)
+    #: Involvement counts as symmetric when the median |laterality index| is at most this.
+    symmetric_max_laterality: float = Field(0.5, ge=0.0, le=1.0)
+    #: Declared mimics whose scores differ by at most this (log10 units) share a rank.
+    mimic_tie_margin: float = Field(1.0, ge=0.0, le=10.0)
+    #: Items listed per direction ("raised by", "lowered by") in an explanation.
+    explain_max_items: int = Field(4, ge=1, le=50)
+
+    @field_validator("region_background", "feature_background")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, probability in value.items():
+            if not 0.0 < float(probability) < 1.0:
+                raise ValueError(f"{key!r}: probability must lie strictly between 0 and 1, got {probability}")
+        return value
 
 
 class ReportConfig(_Section):
@@ -196,7 +354,7 @@ def load_config(path: str | Path | None = None) -> Config:
         merged = _deep_merge(merged, read_yaml(Path(path)))
         source = Path(path)
     try:
-        return Config.model_validate(merged)
+        return Config.model_validate(merged, context={"base_dir": source.parent})
     except ValidationError as error:
         raise ConfigError(format_validation_error(source, error)) from None
 

@@ -29,12 +29,16 @@ LESIONS_MNI_NII = "lesions_space-MNI152.nii.gz"
 ZMAP_NII = "hyperintensity_z.nii.gz"
 ATLAS_LABELS_NII = "atlas_labels.nii.gz"
 BRAIN_MASK_NII = "brain_mask.nii.gz"
+CORD_LESIONS_NII = "cord_lesions.nii.gz"
+CORD_ZMAP_NII = "cord_hyperintensity_z.nii.gz"
 CORD_MASK_NII = "cord_mask.nii.gz"
 CORD_LABELS_NII = "cord_labels.nii.gz"
 CENTERLINE_CSV = "centerline.csv"
 TRANSFORMS_DIR = "transforms"
 REPORT_HTML = "report.html"
 LOG_FILE = "log.txt"
+#: Written for every finished attempt (ok, warning or failed): status, error, seconds.
+STATUS_JSON = "status.json"
 
 # --- batch files (OUTPUT_DIR/...) --------------------------------------------
 SESSIONS_CSV = "sessions.csv"

@@ -1,0 +1,264 @@
+"""PAM50 (Spinal Cord Toolbox) template and white/grey-matter atlas: reading, combined labels, cord-coordinate resampling.
+
+PAM50 is a straight-cord template at 0.5 mm with 36 tract probability maps
+(``atlas/PAM50_atlas_NN.nii.gz``, ``info_label.txt``), a cord mask and vertebral
+levels (``template/PAM50_levels.nii.gz``: 1 = C1 ... 7 = C7, 8 = T1 ...).
+This module reads the folder once (cropped to the cord, canonical RAS+),
+derives SCT's combined labels (dorsal columns 0-3, lateral funiculi 4-13,
+ventral funiculi 14-29, grey matter 30-35), and resamples tract
+probabilities onto the normalised cord cross-section grid ``(u, v)`` per level,
+which is used both to calibrate our parametric atlas (``pam50_calibrate.py``)
+and to use PAM50 as the cord atlas (``load_cord_atlas(path)``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from pipeline.cord.coordinates import CordFrames, cord_frames
+
+#: SCT combined labels used for calibration and evaluation: class name -> tract ids.
+COMBINED_CLASSES: dict[str, tuple[int, ...]] = {
+    "dorsal columns": tuple(range(0, 4)),
+    "lateral funiculi": tuple(range(4, 14)),
+    "ventral funiculi": tuple(range(14, 30)),
+    "grey matter": tuple(range(30, 36)),
+}
+N_TRACTS = 36
+_MARGIN = 3
+
+
+@dataclass(frozen=True)
+class Pam50:
+    """PAM50 data cropped around the cord, canonical RAS+.
+
+    Attributes
+    ----------
+    folder : Path
+        The PAM50 folder read.
+    affine : numpy.ndarray
+        Voxel -> world affine of the cropped canonical arrays.
+    cord : numpy.ndarray
+        Boolean cord mask.
+    levels : numpy.ndarray
+        Vertebral level per voxel (0 outside, 1 = C1 ...).
+    tracts : numpy.ndarray
+        ``(36, X, Y, Z)`` uint8 tract probabilities x 255.
+    tract_names : dict of int to str
+        Tract id -> name from ``atlas/info_label.txt``.
+    source_commit : str
+        Content of ``SOURCE_COMMIT`` (empty if absent).
+    """
+
+    folder: Path
+    affine: np.ndarray
+    cord: np.ndarray
+    levels: np.ndarray
+    tracts: np.ndarray
+    tract_names: dict[int, str]
+    source_commit: str
+
+    def level_slices(self, level: int) -> np.ndarray:
+        """Canonical z indices whose cord voxels are mostly at vertebral level ``level``."""
+        in_level = (self.levels == level).sum(axis=(0, 1))
+        in_cord = np.maximum(self.cord.sum(axis=(0, 1)), 1)
+        return np.flatnonzero(in_level > 0.5 * in_cord)
+
+    def present_levels(self) -> list[int]:
+        """Vertebral levels with at least one slice."""
+        return [int(level) for level in np.unique(self.levels) if level > 0 and self.level_slices(int(level)).size]
+
+
+def read_tract_names(folder: str | Path) -> dict[int, str]:
+    """Tract id -> name from ``atlas/info_label.txt`` (the ``IndivLabels`` section)."""
+    path = Path(folder) / "atlas" / "info_label.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a PAM50 folder (expected atlas/info_label.txt)")
+    names: dict[int, str] = {}
+    section = ""
+    for line in path.read_text().splitlines():
+        if "Keyword=" in line:
+            section = line.split("Keyword=")[1].split()[0]
+            continue
+        match = re.match(r"^\s*(\d+)\s*,\s*([^,]+?)\s*,\s*(\S+\.nii(\.gz)?)\s*$", line)
+        if section == "IndivLabels" and match:
+            names[int(match.group(1))] = match.group(2)
+    missing = [tract for tract in range(N_TRACTS) if tract not in names]
+    if missing:
+        raise ValueError(f"{path}: tracts {missing} missing from the IndivLabels section")
+    return names
+
+
+def _canonical_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (PAM50 folder incomplete)")
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    return np.asarray(img.dataobj), img.affine
+
+
+def read_pam50(folder: str | Path) -> Pam50:
+    """Read a PAM50 folder (template/ and atlas/) cropped around the cord (cached per process).
+
+    The last folder read is kept in memory (about 25 MB); its arrays are read-only.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Folder holding ``template/PAM50_cord.nii.gz``, ``template/PAM50_levels.nii.gz``
+        and ``atlas/PAM50_atlas_00..35.nii.gz`` with ``atlas/info_label.txt``.
+
+    Returns
+    -------
+    Pam50
+    """
+    folder = Path(folder).resolve()
+    stamp = tuple(
+        (file.name, file.stat().st_mtime_ns) for file in sorted(folder.glob("*/PAM50_*.nii*")) if file.is_file()
+    )
+    return _read_pam50_cached(folder, stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_pam50_cached(folder: Path, _stamp: tuple) -> Pam50:
+    tract_names = read_tract_names(folder)
+    cord_data, affine = _canonical_data(folder / "template" / "PAM50_cord.nii.gz")
+    cord = cord_data > 0
+    if not cord.any():
+        raise ValueError(f"{folder}/template/PAM50_cord.nii.gz is empty")
+    lo = [max(int(np.flatnonzero(cord.any(axis=tuple(a for a in range(3) if a != ax))).min()) - _MARGIN, 0) for ax in range(3)]
+    hi = [
+        min(int(np.flatnonzero(cord.any(axis=tuple(a for a in range(3) if a != ax))).max()) + _MARGIN + 1, cord.shape[ax])
+        for ax in range(3)
+    ]
+    crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+    crop_affine = affine.copy()
+    crop_affine[:3, 3] = affine[:3, :3] @ np.array(lo, dtype=float) + affine[:3, 3]
+    levels_data, _ = _canonical_data(folder / "template" / "PAM50_levels.nii.gz")
+    tracts = np.zeros((N_TRACTS,) + cord[crop].shape, dtype=np.uint8)
+    for tract in range(N_TRACTS):
+        data, _ = _canonical_data(folder / "atlas" / f"PAM50_atlas_{tract:02d}.nii.gz")
+        tracts[tract] = np.clip(np.rint(np.asarray(data[crop], dtype=np.float32) * 255), 0, 255)
+    commit_file = folder / "SOURCE_COMMIT"
+    commit = commit_file.read_text().strip() if commit_file.is_file() else ""
+    arrays = [cord[crop].copy(), levels_data[crop].astype(np.int16), tracts]
+    for array in arrays:
+        array.flags.writeable = False
+    return Pam50(folder, crop_affine, arrays[0], arrays[1], arrays[2], tract_names, commit)
+
+
+def class_probabilities(pam: Pam50) -> np.ndarray:
+    """``(4, X, Y, Z)`` float32 summed tract probabilities per combined class (order of ``COMBINED_CLASSES``)."""
+    return np.stack(
+        [pam.tracts[list(ids)].sum(axis=0, dtype=np.float32) / 255.0 for ids in COMBINED_CLASSES.values()]
+    )
+
+
+def _fill_unlabelled(labels: np.ndarray, labelled: np.ndarray, cord: np.ndarray) -> np.ndarray:
+    """Give cord voxels without any probability the label of the nearest labelled voxel (in-plane)."""
+    out = labels.copy()
+    for k in np.flatnonzero((cord & ~labelled).any(axis=(0, 1))):
+        if not labelled[:, :, k].any():
+            continue
+        _, (ii, jj) = ndimage.distance_transform_edt(~labelled[:, :, k], return_indices=True)
+        holes = cord[:, :, k] & ~labelled[:, :, k]
+        out[:, :, k][holes] = labels[:, :, k][ii[holes], jj[holes]]
+    return out
+
+
+def combined_labels(pam: Pam50) -> np.ndarray:
+    """Combined class per cord voxel (1..4 in ``COMBINED_CLASSES`` order, 0 outside the cord).
+
+    Argmax of the summed class probabilities; cord voxels with no probability at all
+    take the class of the nearest labelled voxel of their slice.
+    """
+    probabilities = class_probabilities(pam)
+    labels = (np.argmax(probabilities, axis=0) + 1).astype(np.int16)
+    labelled = pam.cord & (probabilities.sum(axis=0) > 0.05)
+    labels = _fill_unlabelled(labels, labelled, pam.cord)
+    labels[~pam.cord] = 0
+    return labels
+
+
+def tract_labels(pam: Pam50) -> np.ndarray:
+    """PAM50 tract id + 1 per cord voxel (argmax over tracts 0-35; 0 outside the cord)."""
+    labels = (np.argmax(pam.tracts, axis=0) + 1).astype(np.int16)
+    labelled = pam.cord & (pam.tracts.max(axis=0) > 12)
+    labels = _fill_unlabelled(labels, labelled, pam.cord)
+    labels[~pam.cord] = 0
+    return labels
+
+
+def pam50_frames(pam: Pam50) -> CordFrames:
+    """Cord frames of the PAM50 cord mask (same normalisation as subject cords)."""
+    return cord_frames(pam.cord, pam.affine, smooth_mm=1.0)
+
+
+def grid_axis(size: int) -> np.ndarray:
+    """The ``size`` sample positions of the normalised grid over [-1, 1]."""
+    return np.linspace(-1.0, 1.0, size)
+
+
+def resample_to_grid(
+    pam: Pam50, frames: CordFrames, volumes: np.ndarray, level: int, size: int
+) -> np.ndarray:
+    """Mean of ``volumes`` (``(C, X, Y, Z)``) over the slices of ``level`` on the ``(u, v)`` grid.
+
+    Grid points outside the unit disk are sampled at the disk edge (radial clip).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, size, size)`` indexed ``[c, i_u, j_v]``.
+    """
+    axis = grid_axis(size)
+    grid_u, grid_v = np.meshgrid(axis, axis, indexing="ij")
+    rho = np.hypot(grid_u, grid_v)
+    scale = np.where(rho > 1.0, 1.0 / np.maximum(rho, 1e-12), 1.0)
+    grid_u, grid_v = grid_u * scale, grid_v * scale
+    slices = [k for k in pam.level_slices(level) if k in set(frames.slices.tolist())]
+    if not slices:
+        raise ValueError(f"PAM50 has no cord slices at level {level}")
+    total = np.zeros((volumes.shape[0], size, size), dtype=np.float64)
+    in_plane = pam.affine[:2, :2]
+    for k in slices:
+        row = frames.row_of(int(k))
+        x_mm, y_mm = frames.to_world(row, grid_u, grid_v)
+        world = np.stack([x_mm, y_mm]) - (pam.affine[:2, 2] * k + pam.affine[:2, 3])[:, None, None]
+        ij = np.linalg.inv(in_plane) @ world.reshape(2, -1)
+        for c in range(volumes.shape[0]):
+            total[c] += ndimage.map_coordinates(
+                volumes[c, :, :, k].astype(np.float32), ij, order=1, mode="nearest"
+            ).reshape(size, size)
+    return total / len(slices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.atlas.pam50 calibrate PAM50_DIR [--levels C2 C4] [--write atlases/cord.yaml]``."""
+    import argparse
+
+    from pipeline.atlas.pam50_calibrate import calibrate, calibration_yaml, write_calibration
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.atlas.pam50", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("calibrate", help="fit the cord atlas geometry to PAM50 and print it")
+    fit.add_argument("pam50_dir", type=Path)
+    fit.add_argument("--levels", nargs="+", default=None, help="level names to fit (default: all in cord.yaml)")
+    fit.add_argument("--write", type=Path, default=None, help="update this atlas YAML in place")
+    args = parser.parse_args(argv)
+    result = calibrate(args.pam50_dir, levels=args.levels)
+    print(calibration_yaml(result))
+    if args.write is not None:
+        write_calibration(args.write, result)
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

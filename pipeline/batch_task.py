@@ -1,0 +1,208 @@
+"""What runs on a Dask worker for one session.
+
+``execute_session`` wraps the session runner (``pipeline.session.run_session``):
+it routes the ``pipeline`` package's log records into the session's
+``log.txt``, refuses a session whose estimated memory exceeds the worker's
+limit (estimated from the NIfTI headers, before any voxel is loaded), and
+turns anything the runner raises into a failed ``SessionResult`` with a
+one-line reason and the traceback in the log.  It never raises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import nibabel as nib
+from dask.utils import format_bytes
+
+from pipeline import outputs
+from pipeline.config import Config
+from pipeline.types import Session, SessionResult
+
+#: Environment variable naming an alternative session runner, ``"module:function"``
+#: with the signature of ``pipeline.session.run_session`` (used by tests and benchmarks).
+RUNNER_VARIABLE = "REGIONTAG_SESSION_RUNNER"
+DEFAULT_RUNNER = "pipeline.session:run_session"
+
+#: Peak working memory per input voxel: a few float64 copies (z-maps, resampled
+#: and bias-corrected images, labels) at the input grid.
+MEMORY_BYTES_PER_VOXEL = 64
+#: Fixed working memory of a session (atlases, templates, ANTs registration at 1-2 mm).
+MEMORY_BASELINE_BYTES = 400 * 2**20
+
+SESSION_LOGGER = "regiontag"
+PACKAGE_LOGGER = "pipeline"
+
+
+def resolve_runner(runner: str | Callable[..., SessionResult] | None) -> Callable[..., SessionResult]:
+    """The session runner: a callable, a ``"module:function"`` path, or the default."""
+    if callable(runner):
+        return runner
+    path = runner or os.environ.get(RUNNER_VARIABLE) or DEFAULT_RUNNER
+    module_name, _, function_name = path.partition(":")
+    if not function_name:
+        raise ValueError(f"session runner {path!r}: expected 'module:function'")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def one_line_error(error: BaseException) -> str:
+    """``Type: message`` on one line (at most 300 characters)."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def append_to_log(session_dir: Path, text: str) -> None:
+    """Append a timestamped block to ``<session>/log.txt`` (creates the folder)."""
+    session_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(session_dir / outputs.LOG_FILE, "a", encoding="utf-8") as handle:
+        handle.write(f"{stamp} {text.rstrip()}\n")
+
+
+class _ForwardToSessionLogger(logging.Handler):
+    """Hand ``pipeline.*`` records to the ``regiontag`` logger, whose handler run_session points at log.txt."""
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102 - logging hook
+        session_logger = logging.getLogger(SESSION_LOGGER)
+        if session_logger.handlers:
+            session_logger.handle(record)
+
+
+@contextmanager
+def session_logging(verbose: bool) -> Iterator[None]:
+    """Route the package's log records into the session log for the duration of one task.
+
+    Workers run one task per process thread (``threads_per_worker=1`` by
+    default), so the logger configuration is the session's own while it runs.
+    """
+    package_logger = logging.getLogger(PACKAGE_LOGGER)
+    handler = _ForwardToSessionLogger(level=logging.DEBUG if verbose else logging.INFO)
+    previous_level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
+
+
+def header_voxels(path: Path) -> int:
+    """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully)."""
+    shape = nib.load(str(path)).shape
+    count = 1
+    for size in shape:
+        count *= max(1, int(size))
+    return count
+
+
+def estimate_session_memory(session: Session) -> tuple[int, str]:
+    """Estimated peak memory of a session (bytes) and the largest scan's name, from headers only.
+
+    Unreadable headers count as zero: the session then fails in validation
+    with its own clear reason.
+    """
+    largest_voxels, largest_name, total = 0, "", MEMORY_BASELINE_BYTES
+    for scan in session.scans:
+        try:
+            voxels = header_voxels(scan.path)
+        except Exception:  # noqa: BLE001 - reported by validation in run_session
+            continue
+        total += voxels * MEMORY_BYTES_PER_VOXEL
+        if voxels > largest_voxels:
+            largest_voxels, largest_name = voxels, f"{scan.path.name} ({voxels:,} voxels)"
+    return total, largest_name
+
+
+def worker_memory_limit() -> int | None:
+    """Memory limit of the Dask worker running this code (None outside a worker or unlimited)."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return int(limit) if limit else None
+
+
+def _already_complete(session: Session, output_dir: Path, config: Config, **paths: Any) -> bool:
+    try:
+        from pipeline.session import is_complete
+    except ImportError:
+        return False
+    try:
+        return bool(is_complete(session, output_dir, config, **paths))
+    except Exception:  # noqa: BLE001 - then the runner decides
+        return False
+
+
+def execute_session(
+    session: Session,
+    output_dir: Path,
+    config: Config,
+    *,
+    force: bool = False,
+    cord_atlas_path: Path | None = None,
+    patterns_dir: Path | None = None,
+    memory_limit_bytes: int | None = None,
+    runner: str | Callable[..., SessionResult] | None = None,
+    verbose: bool = False,
+) -> SessionResult:
+    """Run one session on a worker; never raises.
+
+    Parameters
+    ----------
+    session, output_dir, config, force, cord_atlas_path, patterns_dir
+        As for ``pipeline.session.run_session``.
+    memory_limit_bytes : int, optional
+        Refuse the session when its estimated memory exceeds this (or the
+        worker's own limit, whichever is smaller).
+    runner : str or callable, optional
+        Session runner (default ``pipeline.session.run_session``, or the
+        ``REGIONTAG_SESSION_RUNNER`` variable).
+    verbose : bool
+        Debug-level session logs.
+
+    Returns
+    -------
+    SessionResult
+    """
+    started = time.perf_counter()
+    output_dir = Path(output_dir)
+    session_dir = output_dir / session.session_id
+    paths = {"cord_atlas_path": cord_atlas_path, "patterns_dir": patterns_dir}
+    try:
+        limits = [limit for limit in (memory_limit_bytes, worker_memory_limit()) if limit]
+        if limits:
+            needed, largest = estimate_session_memory(session)
+            if needed > min(limits) and (force or not _already_complete(session, output_dir, config, **paths)):
+                reason = (
+                    f"needs about {format_bytes(needed)} of memory, more than the worker limit of "
+                    f"{format_bytes(min(limits))} (largest input {largest}); raise --memory-limit"
+                )
+                append_to_log(session_dir, f"ERROR session refused before loading: {reason}")
+                return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
+        run = resolve_runner(runner)
+        with session_logging(verbose):
+            result = run(session, output_dir, config, force=force, **paths)
+        if not isinstance(result, SessionResult):
+            raise TypeError(f"session runner returned {type(result).__name__}, not SessionResult")
+    except MemoryError as error:
+        reason = f"ran out of memory ({one_line_error(error)})"
+        append_to_log(session_dir, f"ERROR {reason}\n{traceback.format_exc()}")
+        return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001 - one session never takes the batch down
+        append_to_log(session_dir, f"ERROR session failed: {one_line_error(error)}\n{traceback.format_exc()}")
+        return SessionResult(session.session_id, "failed", one_line_error(error), time.perf_counter() - started)
+    if result.status != "skipped" and not result.seconds:
+        result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,120 @@
+"""Is a scan of the brain or of the spinal cord? From its file name, else from the image itself.
+
+Image rules, in order (each decision carries a human-readable reason):
+
+1. Field of view narrower than a head left-right (< ``MAX_CORD_FOV_LR_MM``) -> cord
+   (sagittal spine scans are a few cm wide; cropped cord volumes too).
+2. Body cross-section: a head is >= ``MIN_HEAD_WIDTH_MM`` wide in most axial
+   slices; a neck or a cropped spine field of view is not.
+3. A thin bright CSF column with a dark cord inside (ring detector tracked along
+   z, :mod:`pipeline.cord.csf_column`) over most slices -> cord.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from pipeline.cord.csf_column import normalise_slices, track_column
+from pipeline.niimg import check_niimg, to_canonical
+
+MAX_CORD_FOV_LR_MM = 110.0
+MIN_HEAD_WIDTH_MM = 125.0
+MIN_RING_FRACTION = 0.5
+RING_SCORE = 0.15
+
+_CORD_WORDS = re.compile(r"(?:^|[^a-z])(c|t|l|ct|cervical|thoracic|whole)?[-_ ]?(spine|cord|spinal)(?:[^a-z]|$)|"
+                         r"(?:^|[^a-z])(cspine|tspine|lspine|ctspine|cervical|myelon)(?:[^a-z]|$)")
+_BRAIN_WORDS = re.compile(r"(?:^|[^a-z])(brain|head|cerebr\w*|neuro)(?:[^a-z]|$)")
+_BIDS_LABEL = re.compile(r"(?:^|_)(bp|acq)-([a-zA-Z0-9]+)")
+
+
+def body_part_from_name(name: str) -> str | None:
+    """Body part from a file name, or None when the name does not say.
+
+    BIDS ``bp-<label>`` is decisive; then ``acq-<label>``; then words such as
+    ``spine``, ``cord``, ``cspine``, ``tspine``, ``cervical`` (cord) or ``brain``, ``head`` (brain).
+
+    Examples
+    --------
+    >>> body_part_from_name("sub-01_acq-cspine_T2w.nii.gz")
+    'cord'
+    >>> body_part_from_name("sub-01_bp-brain_FLAIR.nii.gz")
+    'brain'
+    >>> body_part_from_name("patient12_T2W.nii.gz") is None
+    True
+    """
+    stem = Path(name).name.lower()
+    for key in ("bp", "acq"):
+        for found_key, label in _BIDS_LABEL.findall(stem):
+            if found_key != key:
+                continue
+            decided = _classify_words(label)
+            if decided is not None:
+                return decided
+    return _classify_words(stem)
+
+
+def _classify_words(text: str) -> str | None:
+    text = text.lower()
+    if _CORD_WORDS.search(text):
+        return "cord"
+    if _BRAIN_WORDS.search(text):
+        return "brain"
+    return None
+
+
+def _head_width_fraction(volume: np.ndarray, zooms: np.ndarray) -> tuple[float, float]:
+    """Share of axial slices whose body (foreground) is >= MIN_HEAD_WIDTH_MM wide, median width."""
+    threshold = 0.1 * np.percentile(volume, 99)
+    foreground = volume > threshold
+    foreground = ndimage.binary_opening(foreground, iterations=1)
+    widths = []
+    for index in range(volume.shape[2]):
+        columns = np.nonzero(foreground[:, :, index].any(axis=1))[0]
+        widths.append((columns[-1] - columns[0] + 1) * zooms[0] if columns.size else 0.0)
+    widths = np.asarray(widths)
+    return float(np.mean(widths >= MIN_HEAD_WIDTH_MM)), float(np.median(widths))
+
+
+def detect_body_part(image: nib.Nifti1Image | str | Path) -> tuple[str, str]:
+    """Decide ``brain`` or ``cord`` from the image alone.
+
+    Parameters
+    ----------
+    image : Nifti1Image or path
+        Any T2-like scan.
+
+    Returns
+    -------
+    body_part : str
+        ``"brain"`` or ``"cord"``.
+    reason : str
+        How it was decided (for ``provenance.json``).
+    """
+    canonical = to_canonical(check_niimg(image))
+    zooms = np.sqrt((canonical.affine[:3, :3] ** 2).sum(axis=0))
+    extent = np.asarray(canonical.shape[:3]) * zooms
+    fov = f"field of view {extent[0]:.0f} x {extent[1]:.0f} x {extent[2]:.0f} mm (LR x AP x SI)"
+    if extent[0] < MAX_CORD_FOV_LR_MM:
+        return "cord", f"{fov}: narrower than a head ({MAX_CORD_FOV_LR_MM:.0f} mm) left-right"
+    data = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3]))
+    step = np.maximum(1, np.floor(1.5 / zooms[:2])).astype(int)  # ~1.5 mm in-plane is enough here
+    data = data[:: step[0], :: step[1], :]
+    coarse_zooms = zooms * np.array([step[0], step[1], 1])
+    head_fraction, width = _head_width_fraction(data, coarse_zooms)
+    if head_fraction >= 0.5:
+        return "brain", f"{fov}; body {width:.0f} mm wide in {head_fraction:.0%} of axial slices (head-sized)"
+    track = track_column(normalise_slices(data), tuple(coarse_zooms), step_mm=max(2.0, zooms[2]))
+    ring_fraction = float(np.mean(track.scores >= RING_SCORE))
+    if ring_fraction >= MIN_RING_FRACTION:
+        return "cord", (
+            f"{fov}; bright CSF column with a dark cord inside found in {ring_fraction:.0%} of axial slices"
+        )
+    return "brain", (
+        f"{fov}; no continuous CSF column with a dark cord ({ring_fraction:.0%} of slices), body {width:.0f} mm wide"
+    )

@@ -1,0 +1,134 @@
+"""Hyperintensity detection: robust z-scores against tissue-expected intensity, thresholds, clusters.
+
+For each sequence the expected intensity of a voxel is the tissue mixture of
+its (registered) CSF/GM/WM probabilities times robust tissue intensities
+measured in this scan; the z-score is the deviation from it in units of the
+normal-appearing white matter (NAWM) spread (1.4826 x MAD). Evidence from
+several sequences is averaged after scaling each by its own threshold.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from pipeline.config import DetectionConfig
+
+#: Sequences on which lesions of interest are hyperintense.
+HYPERINTENSE_SEQUENCES = ("FLAIR", "T2w", "DWI")
+
+
+def _robust_center_spread(values: np.ndarray) -> tuple[float, float]:
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median))) * 1.4826
+    return median, mad
+
+
+def tissue_intensities(
+    image: np.ndarray, tissue: dict[str, np.ndarray], mask: np.ndarray, purity: float = 0.9
+) -> dict[str, float]:
+    """Robust (median) intensity of each tissue where its probability exceeds ``purity``."""
+    levels = {}
+    for name, probability in tissue.items():
+        for threshold in (purity, 0.7, 0.5):
+            selected = mask & (probability > threshold)
+            if selected.sum() >= 50:
+                levels[name] = float(np.median(image[selected]))
+                break
+        else:
+            levels[name] = float("nan")
+    return levels
+
+
+def robust_zmap(
+    image: nib.Nifti1Image,
+    tissue: dict[str, np.ndarray],
+    brain_mask: np.ndarray,
+    nawm_erosion_voxels: int = 1,
+) -> tuple[nib.Nifti1Image, dict[str, float]]:
+    """Robust hyperintensity z-map of one sequence.
+
+    Parameters
+    ----------
+    image : Nifti1Image
+        Bias-corrected image on the reference grid.
+    tissue : dict
+        ``{"csf", "gm", "wm"}`` probability arrays on the same grid.
+    brain_mask : ndarray of bool
+    nawm_erosion_voxels : int
+        Erosion of the NAWM selection (avoids partial volume at its border).
+
+    Returns
+    -------
+    (zmap, stats)
+        z-map image (0 outside the brain) and the tissue levels and NAWM spread used.
+    """
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    levels = tissue_intensities(data, tissue, brain_mask)
+    nawm = brain_mask & (tissue["wm"] > 0.9)
+    if nawm_erosion_voxels > 0:
+        nawm = ndimage.binary_erosion(nawm, iterations=nawm_erosion_voxels) if nawm.sum() > 5000 else nawm
+    if nawm.sum() < 50:
+        raise ValueError("too little normal-appearing white matter to normalise intensities")
+    wm_center, wm_spread = _robust_center_spread(data[nawm])
+    levels["wm"] = wm_center
+    for name in ("csf", "gm"):
+        if not np.isfinite(levels[name]):
+            levels[name] = wm_center
+    weights = sum(tissue[name] for name in ("csf", "gm", "wm"))
+    expected = sum(tissue[name] * levels[name] for name in ("csf", "gm", "wm"))
+    expected = np.where(weights > 0.05, expected / np.maximum(weights, 1e-6), wm_center)
+    spread = max(wm_spread, 1e-3 * max(abs(wm_center), 1.0))
+    zmap = np.where(brain_mask, (data - expected) / spread, 0.0).astype(np.float32)
+    stats = {**{f"{name}_level": value for name, value in levels.items()}, "nawm_spread": spread}
+    return nib.Nifti1Image(zmap, image.affine), stats
+
+
+def remove_small_clusters(mask: np.ndarray, min_voxels: int) -> tuple[np.ndarray, int]:
+    """Drop 26-connected clusters smaller than ``min_voxels``; return mask and cluster count."""
+    labelled, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return mask, 0
+    sizes = np.bincount(labelled.ravel())
+    keep = sizes >= max(min_voxels, 1)
+    keep[0] = False
+    kept = keep[labelled]
+    return kept, int(keep.sum())
+
+
+def detect_lesions(
+    zmaps: dict[str, nib.Nifti1Image], search_mask: np.ndarray, config: DetectionConfig
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image, int]:
+    """Combine sequence z-maps, threshold, and keep clusters above the minimum size.
+
+    Parameters
+    ----------
+    zmaps : dict
+        Sequence -> z-map on the reference grid (only hyperintense sequences are used).
+    search_mask : ndarray of bool
+        Where lesions may be (brain, not CSF, not cortex).
+    config : DetectionConfig
+
+    Returns
+    -------
+    (lesion_mask, combined_z, n_clusters)
+        ``combined_z`` is the mean z over sequences; the threshold is applied
+        to the mean of each z divided by its sequence's threshold (> 1).
+    """
+    used = [seq for seq in HYPERINTENSE_SEQUENCES if seq in zmaps]
+    if not used:
+        raise ValueError("no FLAIR, T2w or DWI image to detect hyperintensities on")
+    reference = zmaps[used[0]]
+    stack = np.stack([np.asarray(zmaps[seq].dataobj, dtype=np.float32) for seq in used])
+    scaled = np.stack([stack[i] / config.z_threshold[seq] for i, seq in enumerate(used)])
+    evidence = scaled.max(axis=0) if config.combine == "max" else scaled.mean(axis=0)
+    combined = stack.max(axis=0) if config.combine == "max" else stack.mean(axis=0)
+    if config.smoothing_fwhm_mm > 0:
+        zooms = np.asarray(reference.header.get_zooms()[:3], dtype=float)
+        evidence = ndimage.gaussian_filter(evidence, config.smoothing_fwhm_mm / 2.3548 / zooms)
+    candidate = (evidence > 1.0) & search_mask
+    voxel_mm3 = float(abs(np.linalg.det(reference.affine[:3, :3])))
+    lesion, count = remove_small_clusters(candidate, int(np.ceil(config.min_cluster_mm3 / voxel_mm3)))
+    lesion_img = nib.Nifti1Image(lesion.astype(np.uint8), reference.affine)
+    return lesion_img, nib.Nifti1Image(combined.astype(np.float32), reference.affine), count

