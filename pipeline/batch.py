@@ -119,6 +119,19 @@ def output_lock(output_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def remove_stale_temporaries(output_dir: Path) -> int:
+    """Delete temporary files a killed run left behind (``.name.XXXX.tmp.ext``, see ``outputs.atomic_path``).
+
+    Called under the output lock, so no other run is writing them.  Returns how many were removed.
+    """
+    removed = 0
+    for path in output_dir.rglob(".*.tmp*"):
+        if path.is_file() and ".tmp" in path.name:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _discover(
     input_dir: Path, config: Config, participant_labels: list[str] | None
 ) -> list[Session]:
@@ -248,6 +261,7 @@ def run_batch(
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(output_dir=output_dir)
     with output_lock(output_dir):
+        remove_stale_temporaries(output_dir)
         if is_bids_dataset(input_dir):
             write_derivatives_description(output_dir, input_dir)
         tables = BatchTables(output_dir)

@@ -148,10 +148,11 @@ def open_client(
     n_sessions : int, optional
         Number of sessions, to avoid starting idle workers.
     verbose : bool
-        Keep Dask's warnings on the console (otherwise only errors).
+        Keep Dask's warnings on the console (otherwise silenced).
     """
     limit_bytes = parse_memory_limit(memory_limit)
-    log_level = logging.WARNING if verbose else logging.ERROR
+    # Session failures are reported by the batch itself; Dask's own messages only when verbose.
+    log_level = logging.WARNING if verbose else logging.CRITICAL
     logging.getLogger("distributed").setLevel(log_level)
     if scheduler is not None:
         own_client = not isinstance(scheduler, Client)

@@ -96,6 +96,57 @@ def session_logging(verbose: bool) -> Iterator[None]:
         package_logger.setLevel(previous_level)
 
 
+#: At most this much captured native output (the end of it) goes into log.txt.
+NATIVE_OUTPUT_MAX_BYTES = 64 * 1024
+
+
+def _single_task_worker() -> bool:
+    """True inside a Dask worker that runs one task at a time (so its file descriptors are the task's)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads == 1
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+@contextmanager
+def capture_native_output(session_dir: Path, enabled: bool) -> Iterator[None]:
+    """Send stdout/stderr at the file-descriptor level (ITK/ANTs C++ messages) to the session log.
+
+    Output is collected in a temporary file while the session runs and appended
+    to ``log.txt`` afterwards (``run_session`` owns the log while it runs).
+    Only when ``enabled`` (a single-task worker), else a no-op.
+    """
+    if not enabled:
+        yield
+        return
+    import sys
+    import tempfile
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 1)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
+            size = captured.seek(0, os.SEEK_END)
+            if size:
+                captured.seek(max(0, size - NATIVE_OUTPUT_MAX_BYTES))
+                text = captured.read().decode("utf-8", errors="replace")
+                cut = " (last 64 kB)" if size > NATIVE_OUTPUT_MAX_BYTES else ""
+                append_to_log(session_dir, f"INFO output of native libraries{cut}:\n{text}")
+
+
 def header_voxels(path: Path) -> int:
     """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully)."""
     shape = nib.load(str(path)).shape
@@ -192,7 +243,7 @@ def execute_session(
                 append_to_log(session_dir, f"ERROR session refused before loading: {reason}")
                 return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
         run = resolve_runner(runner)
-        with session_logging(verbose):
+        with session_logging(verbose), capture_native_output(session_dir, _single_task_worker()):
             result = run(session, output_dir, config, force=force, **paths)
         if not isinstance(result, SessionResult):
             raise TypeError(f"session runner returned {type(result).__name__}, not SessionResult")

@@ -163,7 +163,7 @@ class CordConfig(_Section):
     max_csa_mm2: float = Field(140.0, gt=0)
     swelling_ratio: float = Field(1.15, gt=1)
     lesion_z_threshold: float = Field(3.0, gt=0)
-    min_lesion_mm3: float = Field(3.0, ge=0)
+    min_lesion_mm3: float = Field(8.0, ge=0)
     segment_length_mm: float = Field(18.0, gt=0)
     #: CSF-column search: slice spacing (mm) of the ring detector + dynamic programme.
     search_step_mm: float = Field(2.0, gt=0, le=10)
@@ -180,9 +180,9 @@ class CordConfig(_Section):
     #: Vertebral level at the top of the field of view when known (e.g. "C2"); None = estimate.
     top_vertebral_level: str | None = Field(None, pattern=r"^(C[1-7]|T(1[0-2]|[1-9])|L[1-5])$")
     #: Hysteresis: lesion voxels grow into neighbours with z above this fraction of the threshold.
-    lesion_hysteresis: float = Field(0.6, gt=0, le=1)
+    lesion_hysteresis: float = Field(0.75, gt=0, le=1)
     #: In-plane erosion (mm) of the cord mask for lesion detection (CSF partial volume at the edge).
-    detection_erosion_mm: float = Field(0.6, ge=0, le=3)
+    detection_erosion_mm: float = Field(1.0, ge=0, le=3)
     #: A lesion is "dorsal" / "central" when this share of its cross-section lies there.
     axial_share_threshold: float = Field(0.4, gt=0, le=1)
     #: Cord rows above and below the lesion (mm) used as the reference for the CSA ratio.
@@ -196,15 +196,18 @@ def _default_region_background() -> dict[str, float]:
         "Cerebrum > Cerebral white matter > Periventricular white matter": 0.25,
         "Cerebrum > Cerebral white matter > Deep white matter": 0.25,
         "Cerebrum > Cerebral white matter > Juxtacortical white matter": 0.1,
-        "Cerebrum > Cerebral white matter > Frontal white matter": 0.2,
-        "Cerebrum > Cerebral white matter > Parietal white matter": 0.2,
-        "Cerebrum > Cerebral white matter > Occipital white matter": 0.1,
-        "Cerebrum > Cerebral white matter > Temporal white matter": 0.1,
+        "Cerebrum > Cerebral white matter > Frontal white matter": 0.25,
+        "Cerebrum > Cerebral white matter > Parietal white matter": 0.25,
+        "Cerebrum > Cerebral white matter > Occipital white matter": 0.2,
+        "Cerebrum > Cerebral white matter > Temporal white matter": 0.2,
         "Corpus callosum": 0.12,
         "Internal capsule": 0.12,
         "Thalamus": 0.1,
+        "Thalamus > Medial thalamus": 0.04,
         "Brainstem": 0.15,
+        "Brainstem > Midbrain > Periaqueductal region": 0.04,
         "Brainstem > Pons": 0.1,
+        "Brainstem > Pons > Central pons": 0.04,
         "Cerebellum": 0.12,
         "Spinal cord": 0.2,
         "Spinal cord > Spinal white matter": 0.15,

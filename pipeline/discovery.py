@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.config import Config, DiscoveryConfig
 from pipeline.types import ScanInput, Session
+from pipeline.validation import safe_input_files
 
 #: Built-in sequence rules, tried in order (first match wins). Case-insensitive, searched in the name.
 DEFAULT_SEQUENCE_PATTERNS: dict[str, list[str]] = {
@@ -96,16 +97,6 @@ def _scan(path: Path, config: DiscoveryConfig) -> ScanInput:
     return ScanInput(path, sequence, sequence_source, body_part, body_part_source)
 
 
-def _nifti_files(folder: Path, config: DiscoveryConfig) -> list[Path]:
-    files = []
-    for path in sorted(folder.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if is_nifti_name(path, config.extensions) and not path.is_dir():
-            files.append(path)
-    return files
-
-
 def discover_sessions(
     input_dir: str | Path, config: Config | None = None, participant_labels: list[str] | None = None
 ) -> list[Session]:
@@ -133,21 +124,19 @@ def discover_sessions(
         from pipeline.bids import discover_bids_sessions
 
         return discover_bids_sessions(input_dir, config, participant_labels)
+    candidates, skipped = safe_input_files(input_dir, tuple(config.discovery.extensions))
+    # Unreadable NIfTI-named entries stay in their session, which then fails with the reason;
+    # resource-fork files and looping folders are not scans at all.
+    unreadable = [path for path, reason in skipped if is_nifti_name(path) and "resource-fork" not in reason]
+    by_entry: dict[str, list[Path]] = {}
+    for path in sorted(candidates + unreadable):
+        top = path.relative_to(input_dir).parts[0]
+        by_entry.setdefault(top, []).append(path)
     sessions: list[Session] = []
     used: set[str] = set()
-    for entry in sorted(input_dir.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            files = _nifti_files(entry, config.discovery)
-            name = entry.name
-        elif is_nifti_name(entry, config.discovery.extensions):
-            files, name = [entry], strip_nifti_suffix(entry.name)
-        else:
-            continue
-        if not files:
-            continue
-        session_id = safe_session_id(name)
+    for top, files in sorted(by_entry.items()):
+        single_file = len(files) == 1 and files[0].parent == input_dir
+        session_id = safe_session_id(strip_nifti_suffix(top) if single_file else top)
         while session_id in used:
             session_id += "_"
         used.add(session_id)

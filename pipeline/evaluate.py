@@ -151,10 +151,12 @@ def _as_bool(values: pd.Series) -> pd.Series:
 def region_flag_agreement(truth_regions: pd.DataFrame, result_regions: pd.DataFrame) -> dict[str, float]:
     """Agreement of ``involved`` flags over the truth's (region, side) rows.
 
-    A truth row missing from the results counts as "not involved" there.
+    A truth row missing from the results counts as "not involved" there; truth rows
+    with an empty ``involved`` (not stated) are skipped.
     Returns accuracy, sensitivity (true involved rows flagged), specificity
     (uninvolved rows not flagged) and the number of rows compared.
     """
+    truth_regions = truth_regions[truth_regions["involved"].notna()]  # None: truth does not say
     truth = truth_regions[["region", "side"]].copy()
     truth["truth_involved"] = _as_bool(truth_regions["involved"]).to_numpy()
     result = result_regions[["region", "side"]].copy()

@@ -14,12 +14,14 @@ from nibabel.processing import resample_from_to
 
 
 def check_niimg(image: nib.Nifti1Image | str | Path) -> nib.Nifti1Image:
-    """Return a nibabel image for a path or an image (like nilearn's ``check_niimg``)."""
-    if isinstance(image, (str, Path)):
-        return nib.load(str(image))
-    if isinstance(image, nib.spatialimages.SpatialImage):
-        return image
-    raise TypeError(f"expected a NIfTI path or nibabel image, got {type(image).__name__}")
+    """Return a nibabel image for a path or an image (like nilearn's ``check_niimg``).
+
+    Paths are read with the header, file and affine checks of
+    :func:`pipeline.validation.check_niimg`.
+    """
+    from pipeline.validation import check_niimg as validated
+
+    return validated(image)
 
 
 def voxel_volume_ml(image: nib.spatialimages.SpatialImage) -> float:

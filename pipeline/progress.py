@@ -74,7 +74,7 @@ class BatchProgress:
         self.workers = max(1, workers)
         self.quiet = quiet
         self.verbose = verbose
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.counts = {"ok": 0, "warning": 0, "failed": 0}
         self.resumed = 0
         self.computed = 0

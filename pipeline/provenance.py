@@ -12,6 +12,9 @@ from typing import Any, Iterable
 from pipeline import __version__
 from pipeline.config import Config, config_to_dict
 from pipeline.resources import atlases_dir
+from pipeline.validation import sha256_file
+
+__all__ = ["build_provenance", "session_fingerprint", "sha256_file", "software_versions"]
 
 #: Packages whose versions go into provenance.json.
 TRACKED_PACKAGES = (
@@ -40,15 +43,6 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Streaming SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hash_files(paths: Iterable[Path]) -> str:

@@ -24,10 +24,10 @@ import numpy as np
 
 from pipeline.config import LimitsConfig
 from pipeline.validation_affine import check_voxel_sizes, choose_affine, units_warning
-from pipeline.validation_files import safe_input_files, sha256_file
-from pipeline.validation_io import InputError, RawNifti, input_error, read_raw_nifti
+from pipeline.validation_files import confine_to, safe_input_files, sha256_file
+from pipeline.validation_io import InputError, RawNifti, display_name, input_error, read_raw_nifti
 
-__all__ = ["InputError", "load_scan", "check_niimg", "safe_input_files", "sha256_file"]
+__all__ = ["InputError", "load_scan", "check_niimg", "safe_input_files", "sha256_file", "confine_to"]
 
 #: Largest absolute intensity accepted: its square summed over 1.5e8 voxels still fits in float32.
 MAX_ABS_INTENSITY = 1e15
@@ -168,7 +168,8 @@ def load_scan(
         4D file with one volume is squeezed.  NIfTI-2 files come back as
         ``Nifti1Image`` unless a dimension needs NIfTI-2.
     warnings : list of str
-        One-line notes for provenance: qform/sform choice, NaNs set to 0, etc.
+        One-line notes for provenance, each ``"<file name>: <note>"``: the
+        qform/sform choice, NaNs set to 0, a single-volume 4D file squeezed...
 
     Raises
     ------
@@ -179,7 +180,8 @@ def load_scan(
     limits = limits or LimitsConfig()
     data, affine, header, warnings = _read_checked(path, limits)
     data = _check_intensities(path, data, limits, warnings)
-    return _as_image(data, affine, header), warnings
+    name = display_name(path)
+    return _as_image(data, affine, header), [f"{name}: {warning}" for warning in warnings]
 
 
 def check_niimg(

@@ -155,3 +155,39 @@ def safe_input_files(
 
     walk(root, 0)
     return sorted(candidates), sorted(skipped)
+
+
+def confine_to(base_dir: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Path:
+    """``base_dir / relative``, guaranteed to stay inside ``base_dir`` (for output paths).
+
+    Symlinks already present are resolved, so a link inside OUTPUT_DIR that
+    points elsewhere cannot be used to write outside it.
+
+    Parameters
+    ----------
+    base_dir : str or path-like
+        The confining folder (e.g. OUTPUT_DIR).
+    relative : str or path-like
+        A relative path below it (e.g. a session id plus a file name).
+
+    Returns
+    -------
+    Path
+        The joined path (not resolved, so names stay as given).
+
+    Raises
+    ------
+    ValueError
+        Absolute ``relative``, ``..`` components, or a target resolving outside ``base_dir``.
+    """
+    relative_path = Path(os.fsdecode(relative))
+    if relative_path.is_absolute() or relative_path.drive:
+        raise ValueError(f"{relative_path}: absolute path where a path inside {base_dir} is expected")
+    if ".." in relative_path.parts:
+        raise ValueError(f"{relative_path}: path traversal ('..') is not allowed")
+    base = Path(os.fsdecode(base_dir))
+    joined = base / relative_path
+    resolved_base = base.resolve()
+    if not joined.resolve().is_relative_to(resolved_base):
+        raise ValueError(f"{relative_path}: resolves outside {base} (through a symlink)")
+    return joined

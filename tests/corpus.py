@@ -101,7 +101,7 @@ def _bad_length(path: Path) -> Path:
 
 
 def _symlink_loop(path: Path) -> Path:
-    other = path.with_name("loop_partner.nii.gz")
+    other = path.with_name("loop_partner.lnk")  # not NIfTI-named: one session per case
     os.symlink(other.name, path)
     os.symlink(path.name, other)
     return path

@@ -54,14 +54,15 @@ def fake_run_session(session, output_dir, config, *, force=False, cord_atlas_pat
         with open(Path(marker_dir) / f"{session.session_id}.runs", "a") as handle:
             handle.write(f"{os.getpid()} {time.time()}\n")
     time.sleep(float(os.environ.get(SLEEP_VARIABLE, "0")))
+    os.write(2, b"native library message on fd 2\n")  # like ITK/ANTs C++ output
     subject = session.bids.get("subject", "")
     if subject.startswith("fail"):
         raise RuntimeError("synthetic failure in stage X\nsecond line of the message")
     if subject.startswith("oom"):
         hoard = []
-        for _ in range(200):  # up to 4 GB, 20 MB at a time: the nanny kills the worker first
-            hoard.append(np.ones(20 * 2**20 // 8))
-            time.sleep(0.02)
+        for _ in range(60):  # up to 2.4 GB, 40 MB at a time: the nanny kills the worker first
+            hoard.append(np.ones(40 * 2**20 // 8))
+            time.sleep(0.01)
     rows, scores = [], []
     for scan in session.scans:
         data = np.asarray(nib.load(str(scan.path)).dataobj, dtype=float)
@@ -148,36 +149,47 @@ def test_scheduler_run_matches_local_run_and_isolates_failures(tmp_path, loopbac
     config = Config()
     local = run_batch(input_dir, tmp_path / "local", config, workers=2, memory_limit=MEMORY_LIMIT,
                       quiet=True, session_runner=RUNNER, report=False)
-    remote = run_batch(input_dir, tmp_path / "remote", config, scheduler=loopback_cluster.scheduler_address,
-                       memory_limit=MEMORY_LIMIT, quiet=True, session_runner=RUNNER, report=False)
     expected_ids = ["sub-01_ses-01", "sub-01_ses-02", "sub-02_ses-01", "sub-02_ses-02",
                     "sub-fail", "sub-huge", "sub-oom"]
-    for summary in (local, remote):
-        assert summary.counts == {"ok": 4, "warning": 0, "failed": 3}
-        assert summary.exit_code == 1
-        assert summary.line.startswith("7 sessions: 4 ok, 0 warning, 3 failed in ")
+    assert local.counts == {"ok": 4, "warning": 0, "failed": 3}
+    assert local.exit_code == 1
+    assert local.line.startswith("7 sessions: 4 ok, 0 warning, 3 failed in ")
+    # the same batch on the loopback cluster through its scheduler address (killing workers
+    # for memory is shown once, on the local cluster, to keep the test fast)
+    from pipeline.discovery import discover_sessions
+
+    sessions = [s for s in discover_sessions(input_dir, config) if s.session_id != "sub-oom"]
+    remote = run_batch(input_dir, tmp_path / "remote", config, scheduler=loopback_cluster.scheduler_address,
+                       memory_limit=MEMORY_LIMIT, quiet=True, session_runner=RUNNER, report=False,
+                       sessions=sessions)
+    assert remote.counts == {"ok": 4, "warning": 0, "failed": 2}
+    assert remote.cluster == f"Dask cluster at {loopback_cluster.scheduler_address}"
     tables = {}
     for name in ("local", "remote"):
-        sessions = _csv(tmp_path / name / outputs.SESSIONS_CSV)
-        assert list(sessions.columns) == outputs.SESSION_COLUMNS
-        assert list(sessions["session"]) == expected_ids  # each once, sorted
-        errors = dict(zip(sessions["session"], sessions["error"]))
+        sessions_csv = _csv(tmp_path / name / outputs.SESSIONS_CSV)
+        assert list(sessions_csv.columns) == outputs.SESSION_COLUMNS
+        assert list(sessions_csv["session"]) == [s for s in expected_ids if name == "local" or s != "sub-oom"]
+        errors = dict(zip(sessions_csv["session"], sessions_csv["error"]))
         assert errors["sub-fail"] == "RuntimeError: synthetic failure in stage X second line of the message"
         assert "Traceback" in (tmp_path / name / "sub-fail" / outputs.LOG_FILE).read_text()
-        assert errors["sub-huge"].startswith("needs about ") and "more than the worker limit" in errors["sub-huge"]
-        assert "memory" in errors["sub-oom"] and "572.20 MiB" in errors["sub-oom"]
-        assert "worker" in (tmp_path / name / "sub-oom" / outputs.LOG_FILE).read_text()
+        assert errors["sub-huge"].startswith("needs about 1.86 TiB of memory, more than the worker limit of 572.20 MiB")
         tables[name] = {
-            "sessions": sessions.drop(columns=["seconds"]).drop(index=sessions.index[sessions.session == "sub-oom"]),
+            "sessions": sessions_csv[sessions_csv.session != "sub-oom"].drop(columns=["seconds"]),
             "regions": _csv(tmp_path / name / outputs.REGIONS_CSV),
             "scores": _csv(tmp_path / name / outputs.SCORES_CSV),
         }
+    oom_error = _csv(tmp_path / "local" / outputs.SESSIONS_CSV).set_index("session").loc["sub-oom", "error"]
+    assert oom_error.startswith("worker ran out of memory (limit 572.20 MiB)") or "out of memory" in oom_error
+    assert "worker" in (tmp_path / "local" / "sub-oom" / outputs.LOG_FILE).read_text()
     for table in ("sessions", "regions", "scores"):
         pd.testing.assert_frame_equal(tables["local"][table], tables["remote"][table])
     regions = tables["local"]["regions"]
     assert list(regions.columns) == outputs.REGION_COLUMNS
     assert sorted(set(regions["session"])) == expected_ids[:4]
     assert len(regions) == 8  # FLAIR + T2w of each finished session, failed sessions excluded
+    assert list(tables["local"]["scores"].columns) == outputs.SCORE_COLUMNS
+    for name in ("local", "remote"):  # native output lands in the session's log, not the console
+        assert "native library message on fd 2" in (tmp_path / name / "sub-01_ses-01" / outputs.LOG_FILE).read_text()
     description = json.loads((tmp_path / "local" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "regiontag"
 
@@ -226,3 +238,95 @@ def test_tables_rebuild_lists_each_session_once_from_status_files(tmp_path):
     assert sessions.loc[3, "seconds"] == 3.0 and sessions.loc[3, "body_parts"] == "brain"
     assert sessions.loc[1, "body_parts"] == "brain;cord"
     assert (tmp_path / "e" / outputs.STATUS_JSON).is_file()
+
+
+def _marker_counts(marker_dir: Path) -> dict[str, int]:
+    return {path.name[: -len(".runs")]: len(path.read_text().splitlines()) for path in marker_dir.glob("*.runs")}
+
+
+def _wait_for_group_exit(process_group: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process_group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_and_restart_lists_every_session_once_and_keeps_finished_ones(tmp_path):
+    input_dir = make_bids_dataset(tmp_path / "bids", ["01", "02", "03", "04"])
+    all_ids = sorted(f"sub-0{subject}_ses-0{ses}" for subject in range(1, 5) for ses in (1, 2))
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    markers.mkdir()
+    python_path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "REGIONTAG_SESSION_RUNNER": RUNNER,
+           MARKER_VARIABLE: str(markers), SLEEP_VARIABLE: "1.0"}
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(input_dir), str(out),
+               "--workers", "2", "--quiet", "--no-report"]
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while len(list(out.glob(f"*/{outputs.STATUS_JSON}"))) < 3:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "batch did not progress"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its Dask workers, at once
+    process.wait()
+    process.stderr.close()
+    _wait_for_group_exit(process.pid)
+    finished = {path.parent.name: json.loads(path.read_text()) for path in out.glob(f"*/{outputs.STATUS_JSON}")}
+    runs_before = _marker_counts(markers)
+    assert 3 <= len(finished) < len(all_ids)
+    interrupted = set(runs_before) - set(finished)
+
+    env[SLEEP_VARIABLE] = "0"
+    restart = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert restart.returncode == 0, restart.stderr[-2000:]
+    assert restart.stdout.strip().startswith(
+        f"8 sessions: 8 ok, 0 warning, 0 failed ({len(finished)} already complete) in ")
+    sessions = _csv(out / outputs.SESSIONS_CSV)
+    assert list(sessions["session"]) == all_ids  # every session exactly once, sorted
+    assert set(sessions["status"]) == {"ok"}
+    runs_after = _marker_counts(markers)
+    for session_id, status in finished.items():
+        assert runs_after[session_id] == 1, f"{session_id} was recomputed"
+        row = sessions.set_index("session").loc[session_id]
+        assert row["seconds"] == pytest.approx(status["seconds"], rel=1e-4)
+    for session_id in interrupted:
+        assert runs_after[session_id] == 2  # killed mid-way, done again
+    for session_id in set(all_ids) - set(runs_before):
+        assert runs_after[session_id] == 1
+    regions = _csv(out / outputs.REGIONS_CSV)
+    assert regions.groupby("session").size().to_dict() == {session_id: 2 for session_id in all_ids}
+    assert not list(out.rglob(".*.tmp*"))  # no temporary file left behind under a final name
+
+
+def test_cli_exit_status_and_one_line_errors(tmp_path, loopback_cluster, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    input_dir = make_bids_dataset(tmp_path / "bids", ["01"], sessions=("01",), extra=["fail"])
+    monkeypatch.setenv("REGIONTAG_SESSION_RUNNER", RUNNER)
+    address = loopback_cluster.scheduler_address
+    code = main(["run", str(input_dir), str(tmp_path / "out"), "--scheduler", address, "--quiet", "--no-report"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.strip().splitlines()[-1].startswith("2 sessions: 1 ok, 0 warning, 1 failed in ")
+    assert main(["run", str(input_dir), str(tmp_path / "out2"), "--scheduler", address, "-q",
+                 "--participant-label", "01"]) == 0
+    assert list(_csv(tmp_path / "out2" / outputs.SESSIONS_CSV)["session"]) == ["sub-01_ses-01"]
+    capsys.readouterr()
+
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("limits:\n  max_voxels: -5\n")
+    assert main(["run", str(input_dir), str(tmp_path / "out3"), "--config", str(bad_config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "limits.max_voxels" in error and str(bad_config) in error
+    assert main(["run", str(tmp_path / "missing"), str(tmp_path / "out3")]) == 2
+    assert "input folder not found" in capsys.readouterr().err
+    assert main(["run", str(input_dir), str(tmp_path / "out3"), "--memory-limit", "lots"]) == 2
+    assert "invalid memory limit 'lots'" in capsys.readouterr().err
+    assert main(["run", str(input_dir), str(tmp_path / "out3"), "--participant-label", "99"]) == 2
+    assert "participant label(s) not found: 99" in capsys.readouterr().err
+    assert not (tmp_path / "out3" / outputs.SESSIONS_CSV).exists()

@@ -45,8 +45,15 @@ CORD_REGIONS = [
     ("Spinal cord > Spinal grey matter", {"midline": (6,)}, False),
     ("Spinal cord > Central canal", {"midline": (7,)}, False),
 ]
-CORD_LABEL_NAMES = {1: "Posterior column left", 2: "Posterior column right", 3: "Lateral column left",
-                    4: "Lateral column right", 5: "Anterior column", 6: "Grey matter", 7: "Central canal"}
+CORD_LABEL_NAMES = {
+    1: "Posterior column left",
+    2: "Posterior column right",
+    3: "Lateral column left",
+    4: "Lateral column right",
+    5: "Anterior column",
+    6: "Grey matter",
+    7: "Central canal",
+}
 
 
 def _grid(fov_mm, zooms, axcodes_perm, flips):
@@ -89,17 +96,26 @@ def _region_rows(atlas, regions, labels, lesion, zmap, voxel_ml, cord_extras=Non
             _, n_clusters = ndimage.label(hit)
             volumes[side] = hit.sum() * voxel_ml
             fraction = hit.sum() / max(region.sum(), 1)
-            rows.append({
-                "atlas": atlas, "region": path, "name": path.split(" > ")[-1],
-                "parent": " > ".join(path.split(" > ")[:-1]), "depth": path.count(" > "), "side": side,
-                "region_volume_ml": region.sum() * voxel_ml, "lesion_voxels": int(hit.sum()),
-                "lesion_volume_ml": hit.sum() * voxel_ml, "fraction_involved": fraction,
-                "n_clusters": n_clusters, "mean_z": float(zmap[hit].mean()) if hit.any() else np.nan,
-                "max_z": float(zmap[hit].max()) if hit.any() else np.nan,
-                "involved": bool(fraction >= 0.02 and hit.sum() * voxel_ml >= 0.005),
-            })
+            rows.append(
+                {
+                    "atlas": atlas,
+                    "region": path,
+                    "name": path.split(" > ")[-1],
+                    "parent": " > ".join(path.split(" > ")[:-1]),
+                    "depth": path.count(" > "),
+                    "side": side,
+                    "region_volume_ml": region.sum() * voxel_ml,
+                    "lesion_voxels": int(hit.sum()),
+                    "lesion_volume_ml": hit.sum() * voxel_ml,
+                    "fraction_involved": fraction,
+                    "n_clusters": n_clusters,
+                    "mean_z": float(zmap[hit].mean()) if hit.any() else np.nan,
+                    "max_z": float(zmap[hit].max()) if hit.any() else np.nan,
+                    "involved": bool(fraction >= 0.02 and hit.sum() * voxel_ml >= 0.005),
+                }
+            )
         total = volumes.get("left", 0) + volumes.get("right", 0)
-        for row in rows[-len(wanted):]:
+        for row in rows[-len(wanted) :]:
             row["laterality_index"] = (volumes["right"] - volumes["left"]) / total if paired and total else np.nan
             row.update(cord_extras or {})
     return rows
@@ -123,19 +139,31 @@ def _brain(session_dir, input_dir, zooms, rng):
     labels[callosum] = 5
     labels[ventricles] = 0
     lesion = np.zeros(shape, bool)
-    for centre, radius in [((-17, 12, 16), 6), ((18, 10, 14), 6), ((-22, -22, 20), 5), ((20, -24, 22), 5),
-                           ((0, 8, 24), 4.5), ((-10, -58, -34), 4)]:
+    for centre, radius in [
+        ((-17, 12, 16), 6),
+        ((18, 10, 14), 6),
+        ((-22, -22, 20), 5),
+        ((20, -24, 22), 5),
+        ((0, 8, 24), 4.5),
+        ((-10, -58, -34), 4),
+    ]:
         lesion |= sum(((c - v) / radius) ** 2 for c, v in zip((x, y, z), centre)) <= 1
     lesion &= white | callosum | cerebellum
     voxel_ml = float(np.prod(zooms)) / 1000
     zmap = ndimage.gaussian_filter(lesion * 5.5, 1.0) + rng.normal(0, 0.6, shape) * brain
-    outputs_images = {outputs.LESIONS_NII: (lesion, np.uint8), outputs.ZMAP_NII: (zmap, np.float32),
-                      outputs.ATLAS_LABELS_NII: (labels, np.int16), outputs.BRAIN_MASK_NII: (brain, np.uint8)}
+    outputs_images = {
+        outputs.LESIONS_NII: (lesion, np.uint8),
+        outputs.ZMAP_NII: (zmap, np.float32),
+        outputs.ATLAS_LABELS_NII: (labels, np.int16),
+        outputs.BRAIN_MASK_NII: (brain, np.uint8),
+    }
     for name, (data, dtype) in outputs_images.items():
         _save(data, affine, session_dir / name, dtype)
     scans = []
-    for sequence, values, seq_zooms in [("FLAIR", (0.08, 0.62, 0.5, 0.12, 1.0), zooms),
-                                        ("T2w", (0.15, 0.55, 0.4, 1.0, 0.85), (zooms[0] * 0.8, zooms[1] * 0.8, zooms[2] * 1.2))]:
+    for sequence, values, seq_zooms in [
+        ("FLAIR", (0.08, 0.62, 0.5, 0.12, 1.0), zooms),
+        ("T2w", (0.15, 0.55, 0.4, 1.0, 0.85), (zooms[0] * 0.8, zooms[1] * 0.8, zooms[2] * 1.2)),
+    ]:
         scan_shape, scan_affine = _grid(BRAIN_FOV_MM, seq_zooms, (0, 1, 2), (True, True, False))
         sx, sy, sz = _world(scan_shape, scan_affine)
         head = (sx / 74) ** 2 + (sy / 92) ** 2 + (sz / 68) ** 2 <= 1
@@ -144,13 +172,25 @@ def _brain(session_dir, input_dir, zooms, rng):
         s_csf = ((np.abs(sx) - 9) / 6) ** 2 + (sy / 26) ** 2 + ((sz - 8) / 11) ** 2 <= 1
         image = np.where(head, values[0], 0.0) + s_brain * (values[1] - values[0])
         image = image + s_white * (values[2] - values[1]) + s_csf * (values[3] - values[2])
-        s_lesion = ndimage.map_coordinates(lesion.astype(np.float32), np.linalg.solve(
-            affine, np.vstack([sx.ravel(), sy.ravel(), sz.ravel(), np.ones(sx.size)]))[:3], order=1).reshape(scan_shape)
+        s_lesion = ndimage.map_coordinates(
+            lesion.astype(np.float32),
+            np.linalg.solve(affine, np.vstack([sx.ravel(), sy.ravel(), sz.ravel(), np.ones(sx.size)]))[:3],
+            order=1,
+        ).reshape(scan_shape)
         image = image + s_lesion * (values[4] - values[2]) * s_white
         image = (image + rng.normal(0, 0.025, scan_shape)) * 1000
-        path = _save(np.clip(image, 0, None), scan_affine, input_dir / f"{session_dir.name}_{sequence}.nii.gz", np.int16)
-        scans.append({"path": str(path), "sequence": sequence, "body_part": "brain", "sha256": _sha256(path),
-                      "body_part_source": "filename: brain"})
+        path = _save(
+            np.clip(image, 0, None), scan_affine, input_dir / f"{session_dir.name}_{sequence}.nii.gz", np.int16
+        )
+        scans.append(
+            {
+                "path": str(path),
+                "sequence": sequence,
+                "body_part": "brain",
+                "sha256": _sha256(path),
+                "body_part_source": "filename: brain",
+            }
+        )
     rows = _region_rows("brain", BRAIN_REGIONS, labels, lesion, zmap, voxel_ml)
     _, n_lesions = ndimage.label(lesion)
     return rows, scans, float(lesion.sum() * voxel_ml), int(n_lesions)
@@ -161,11 +201,13 @@ def _cord(session_dir, input_dir, zooms, rng):
     x, y, z = _world(shape, affine)
     centre_x, centre_y = 0.8 * np.sin(z / 30), 3.5 * np.sin(z / 45) - 2
     u, v = (x - centre_x) / 6.5, (y - centre_y) / 4.5
-    radius = u ** 2 + v ** 2
+    radius = u**2 + v**2
     cord = radius <= 1
     csf = ((x - centre_x) / 10.5) ** 2 + ((y - centre_y + 0.5) / 8.0) ** 2 <= 1
     canal = ((x - centre_x) / 13.0) ** 2 + ((y - centre_y) / 11.0) ** 2 <= 1
-    grey = cord & (((np.abs(u) < 0.48) & (np.abs(v) < 0.22)) | ((np.abs(np.abs(u) - 0.3 - 0.25 * v) < 0.12) & (np.abs(v) < 0.7)))
+    grey = cord & (
+        ((np.abs(u) < 0.48) & (np.abs(v) < 0.22)) | ((np.abs(np.abs(u) - 0.3 - 0.25 * v) < 0.12) & (np.abs(v) < 0.7))
+    )
     labels = np.zeros(shape, np.int16)
     labels[cord & (v >= 0.25)] = 5
     labels[cord & (np.abs(u) >= 0.32) & (v < 0.25)] = np.where(u >= 0, 4, 3)[cord & (np.abs(u) >= 0.32) & (v < 0.25)]
@@ -173,26 +215,45 @@ def _cord(session_dir, input_dir, zooms, rng):
     labels[grey] = 6
     labels[cord & (radius < 0.015)] = 7
     lesion = np.isin(labels, (1, 2)) & (z > -25) & (z < 20)
-    vertebra = (np.cos(z / 18 * 2 * np.pi) > -0.3) & ~canal & (np.abs(x) < 14) & (y < centre_y - 11) & (y > centre_y - 26)
+    vertebra = (
+        (np.cos(z / 18 * 2 * np.pi) > -0.3) & ~canal & (np.abs(x) < 14) & (y < centre_y - 11) & (y > centre_y - 26)
+    )
     image = np.where(canal, 0.3, 0.22) + csf * 0.75 - cord * 0.72 + cord * 0.34 + grey * 0.08 + lesion * 0.45
     image = image + vertebra * 0.2 + (y > centre_y + 11) * 0.15
     image = (image + rng.normal(0, 0.03, shape)) * 800
     scan = _save(np.clip(image, 0, None), affine, input_dir / f"{session_dir.name}_cspine_T2w.nii.gz", np.int16)
     zmap = ndimage.gaussian_filter(lesion * 6.0, 0.8) + rng.normal(0, 0.5, shape) * cord
-    for name, (data, dtype) in {outputs.LESIONS_NII: (lesion, np.uint8), outputs.ZMAP_NII: (zmap, np.float32),
-                                outputs.CORD_MASK_NII: (cord, np.uint8),
-                                outputs.CORD_LABELS_NII: (labels, np.int16)}.items():
+    for name, (data, dtype) in {
+        outputs.LESIONS_NII: (lesion, np.uint8),
+        outputs.ZMAP_NII: (zmap, np.float32),
+        outputs.CORD_MASK_NII: (cord, np.uint8),
+        outputs.CORD_LABELS_NII: (labels, np.int16),
+    }.items():
         _save(data, affine, session_dir / name, dtype)
     pd.DataFrame({"index": list(CORD_LABEL_NAMES), "name": list(CORD_LABEL_NAMES.values())}).to_csv(
-        session_dir / "cord_labels.tsv", sep="\t", index=False)
+        session_dir / "cord_labels.tsv", sep="\t", index=False
+    )
     slices = np.unique(np.round(z[cord], 1))
-    pd.DataFrame({"slice": np.arange(slices.size), "z_mm": slices, "csa_mm2": np.full(slices.size, np.pi * 6.5 * 4.5)}
-                 ).to_csv(session_dir / outputs.CENTERLINE_CSV, index=False)
+    pd.DataFrame(
+        {"slice": np.arange(slices.size), "z_mm": slices, "csa_mm2": np.full(slices.size, np.pi * 6.5 * 4.5)}
+    ).to_csv(session_dir / outputs.CENTERLINE_CSV, index=False)
     voxel_ml = float(np.prod(zooms)) / 1000
-    extras = {"lesion_length_mm": 45.0, "longitudinally_extensive": True, "vertebral_levels": "C3-C5", "csa_ratio": 1.06}
+    extras = {
+        "lesion_length_mm": 45.0,
+        "longitudinally_extensive": True,
+        "vertebral_levels": "C3-C5",
+        "csa_ratio": 1.06,
+    }
     rows = _region_rows("cord", CORD_REGIONS, labels, lesion, zmap, voxel_ml, extras)
-    scans = [{"path": str(scan), "sequence": "T2w", "body_part": "cord", "sha256": _sha256(scan),
-              "body_part_source": "filename: cspine"}]
+    scans = [
+        {
+            "path": str(scan),
+            "sequence": "T2w",
+            "body_part": "cord",
+            "sha256": _sha256(scan),
+            "body_part_source": "filename: cspine",
+        }
+    ]
     return rows, scans, float(lesion.sum() * voxel_ml), 1
 
 
@@ -211,22 +272,38 @@ def _scores(session, body_parts, region_rows):
     for index, (pattern, disease, part) in enumerate(PATTERNS):
         assessable = part in body_parts
         score = (4.2 - 1.3 * index) if assessable else np.nan
-        rows.append({
-            "session": session, "pattern": pattern, "disease": disease, "score": score,
-            "assessable": assessable, "match": bool(assessable and score > 2.0),
-            "matched_core_regions": ";".join(involved[:3]) if assessable else "",
-            "missing_core_regions": "Internal capsule" if assessable and part == "brain" else "",
-            "atypical_findings": "asymmetric" if assessable and index > 2 else "",
-            "explanation": (f"{'; '.join(involved[:2]) or 'no region'} involved (log-LR {score:+.1f}); "
-                            "bilateral, symmetric" if assessable else f"{part} not imaged: not assessable"),
-        })
+        rows.append(
+            {
+                "session": session,
+                "pattern": pattern,
+                "disease": disease,
+                "score": score,
+                "assessable": assessable,
+                "match": bool(assessable and score > 2.0),
+                "matched_core_regions": ";".join(involved[:3]) if assessable else "",
+                "missing_core_regions": "Internal capsule" if assessable and part == "brain" else "",
+                "atypical_findings": "asymmetric" if assessable and index > 2 else "",
+                "explanation": (
+                    f"{'; '.join(involved[:2]) or 'no region'} involved (log-LR {score:+.1f}); bilateral, symmetric"
+                    if assessable
+                    else f"{part} not imaged: not assessable"
+                ),
+            }
+        )
     table = pd.DataFrame(rows)
     table["rank"] = table["score"].rank(ascending=False, method="min")
     return table
 
 
-def fabricate_session(output_dir: Path, session: str, body_parts=("brain",), status: str = "ok",
-                      brain_zooms=(3.0, 3.0, 3.0), cord_zooms=(1.4, 0.8, 0.8), seed: int = 0) -> Path:
+def fabricate_session(
+    output_dir: Path,
+    session: str,
+    body_parts=("brain",),
+    status: str = "ok",
+    brain_zooms=(3.0, 3.0, 3.0),
+    cord_zooms=(1.4, 0.8, 0.8),
+    seed: int = 0,
+) -> Path:
     """Write ``output_dir/session`` following the output contract; inputs go to ``output_dir/../inputs``."""
     rng = np.random.default_rng(seed)
     session_dir = output_dir / session
@@ -236,34 +313,58 @@ def fabricate_session(output_dir: Path, session: str, body_parts=("brain",), sta
     rows, scans, volumes, counts = [], [], {}, {}
     for part in body_parts:
         make = _brain if part == "brain" else _cord
-        part_rows, part_scans, volumes[part], counts[part] = make(session_dir, input_dir,
-                                                                  brain_zooms if part == "brain" else cord_zooms, rng)
+        part_rows, part_scans, volumes[part], counts[part] = make(
+            session_dir, input_dir, brain_zooms if part == "brain" else cord_zooms, rng
+        )
         rows += part_rows
         scans += part_scans
     regions = pd.DataFrame(rows)
     regions.insert(0, "session", session)
     outputs.write_csv(regions, session_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
     outputs.write_csv(_scores(session, body_parts, rows), session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
-    outputs.write_json({"body_parts_imaged": list(body_parts),
-                        "sequences": {p: [s["sequence"] for s in scans if s["body_part"] == p] for p in body_parts},
-                        "lesion_volume_ml": volumes, "n_lesions": counts,
-                        "features": {"restricted_diffusion": None, "enhancement": None, "cord_swelling": False,
-                                     "longitudinally_extensive": "cord" in body_parts, "confluent": False}},
-                       session_dir / outputs.FINDINGS_JSON)
+    outputs.write_json(
+        {
+            "body_parts_imaged": list(body_parts),
+            "sequences": {p: [s["sequence"] for s in scans if s["body_part"] == p] for p in body_parts},
+            "lesion_volume_ml": volumes,
+            "n_lesions": counts,
+            "features": {
+                "restricted_diffusion": None,
+                "enhancement": None,
+                "cord_swelling": False,
+                "longitudinally_extensive": "cord" in body_parts,
+                "confluent": False,
+            },
+        },
+        session_dir / outputs.FINDINGS_JSON,
+    )
     warnings = ["cord: lesion touches the field-of-view edge"] if status == "warning" else []
-    outputs.write_json({
-        "regiontag_version": "0.1.0", "session": session, "status": status, "inputs": scans,
-        "reference": {p: next(s["path"] for s in scans if s["body_part"] == p) for p in body_parts},
-        "parameters": {"detection": {"z_threshold": {"FLAIR": 3.0}, "min_cluster_mm3": 10.0},
-                       "registration": {"type_of_transform": "SyN", "random_seed": 42}},
-        "atlases": {p: {"space": "MNI152NLin2009aSym" if p == "brain" else "cord", "sha256": "ab" * 32}
-                    for p in body_parts},
-        "software": {"regiontag": "0.1.0", "nibabel": nib.__version__, "antspyx": "0.5.4", "numpy": np.__version__},
-        "timings": {"load": 0.8, **({"registration": 41.0, "lesions": 6.5} if "brain" in body_parts else {}),
-                    **({"cord_segmentation": 7.5} if "cord" in body_parts else {}), "scoring": 0.2},
-        "warnings": warnings,
-        "qc": {p: {"registration_correlation": 0.82, "mask_volume_ml": 1234.5} for p in body_parts},
-    }, session_dir / outputs.PROVENANCE_JSON)
+    outputs.write_json(
+        {
+            "regiontag_version": "0.1.0",
+            "session": session,
+            "status": status,
+            "inputs": scans,
+            "reference": {p: next(s["path"] for s in scans if s["body_part"] == p) for p in body_parts},
+            "parameters": {
+                "detection": {"z_threshold": {"FLAIR": 3.0}, "min_cluster_mm3": 10.0},
+                "registration": {"type_of_transform": "SyN", "random_seed": 42},
+            },
+            "atlases": {
+                p: {"space": "MNI152NLin2009aSym" if p == "brain" else "cord", "sha256": "ab" * 32} for p in body_parts
+            },
+            "software": {"regiontag": "0.1.0", "nibabel": nib.__version__, "antspyx": "0.5.4", "numpy": np.__version__},
+            "timings": {
+                "load": 0.8,
+                **({"registration": 41.0, "lesions": 6.5} if "brain" in body_parts else {}),
+                **({"cord_segmentation": 7.5} if "cord" in body_parts else {}),
+                "scoring": 0.2,
+            },
+            "warnings": warnings,
+            "qc": {p: {"registration_correlation": 0.82, "mask_volume_ml": 1234.5} for p in body_parts},
+        },
+        session_dir / outputs.PROVENANCE_JSON,
+    )
     (session_dir / outputs.LOG_FILE).write_text(f"session {session}: done\n", encoding="utf-8")
     return session_dir
 
@@ -273,8 +374,10 @@ def fabricate_failed_session(output_dir: Path, session: str, error: str) -> Path
     session_dir = output_dir / session
     session_dir.mkdir(parents=True, exist_ok=True)
     (session_dir / outputs.LOG_FILE).write_text(
-        "Traceback (most recent call last):\n  File \"pipeline/session.py\", line 80, in run_session\n"
-        f"pipeline.validation.InputError: {error}\n", encoding="utf-8")
+        'Traceback (most recent call last):\n  File "pipeline/session.py", line 80, in run_session\n'
+        f"pipeline.validation.InputError: {error}\n",
+        encoding="utf-8",
+    )
     return session_dir
 
 
@@ -294,11 +397,17 @@ def fabricate_batch(output_dir: Path, brain_zooms=(3.0, 3.0, 3.0), cord_zooms=(1
         findings = json.loads(findings_path.read_text()) if findings_path.exists() else {}
         scores_path = output_dir / session / outputs.SCORES_CSV
         top = pd.read_csv(scores_path).sort_values("rank").iloc[0]["pattern"] if scores_path.exists() else ""
-        rows.append({"session": session, "status": status[session],
-                     "error": FAILED_ERROR if status[session] == "failed" else "",
-                     "seconds": 55.0 if session in spec else 0.4, "body_parts": ";".join(spec.get(session, ())),
-                     "lesion_volume_ml": sum((findings.get("lesion_volume_ml") or {}).values()) if findings else np.nan,
-                     "top_pattern": top})
+        rows.append(
+            {
+                "session": session,
+                "status": status[session],
+                "error": FAILED_ERROR if status[session] == "failed" else "",
+                "seconds": 55.0 if session in spec else 0.4,
+                "body_parts": ";".join(spec.get(session, ())),
+                "lesion_volume_ml": sum((findings.get("lesion_volume_ml") or {}).values()) if findings else np.nan,
+                "top_pattern": top,
+            }
+        )
     outputs.write_csv(pd.DataFrame(rows), output_dir / outputs.SESSIONS_CSV, outputs.SESSION_COLUMNS)
     for name in (outputs.REGIONS_CSV, outputs.SCORES_CSV):
         tables = [pd.read_csv(output_dir / s / name) for s in spec]
@@ -382,6 +491,22 @@ def test_session_report_cord(batch_dir):
     assert 'id="regions-cord"' in document
 
 
+def test_session_report_brain_and_cord(tmp_path):
+    from pipeline.report import write_session_report
+
+    # both body parts in one session: lesions.nii.gz is on the cord grid (written last), so the brain
+    # has no lesion mask on its grid and says so, while every other view renders
+    session_dir = fabricate_session(tmp_path / "out", "both", ("brain", "cord"))
+    document = write_session_report(session_dir).read_text(encoding="utf-8")
+    registration = re.search(r'id="registration">(.*?)</section>', document, re.S).group(1)
+    assert "<h3>brain</h3>" in registration and "<h3>cord</h3>" in registration
+    assert "lesions.nii.gz not available on this grid" in document
+    assert 'id="regions-brain"' in document and 'id="regions-cord"' in document
+    # brain: registration + FLAIR + T2w; cord: registration + T2w + sagittal + axial
+    assert len(_images(document)) == 7
+    assert "batch report</a>" not in document  # no batch files beside this session
+
+
 def test_session_report_failed_session(batch_dir):
     from pipeline.report import write_session_report
 
@@ -391,6 +516,7 @@ def test_session_report_failed_session(batch_dir):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in document and "<script>alert(1)" not in document
     assert "provenance.json not available" in document
     assert not _images(document)
+    assert 'href="../index.html"' in document  # back to the batch page
 
 
 def test_session_report_without_inputs_falls_back_to_zmap(tmp_path):
@@ -461,3 +587,39 @@ def test_png_sizes_are_reasonable(batch_dir):
         width, height = np.frombuffer(image[16:24], dtype=">u4")
         assert 300 <= width <= 2400 and 100 <= height <= 2400
     assert len(document) < 4_000_000
+
+
+def test_sample_planes_matches_full_resampling():
+    from nilearn.image import resample_to_img
+
+    from pipeline.report.session import sample_planes
+
+    rng = np.random.default_rng(3)
+    source = nib.Nifti1Image(ndimage.gaussian_filter(rng.random((30, 34, 20)), 2).astype(np.float32),
+                             np.diag([1.2, 1.1, 3.0, 1.0]))
+    grid_affine = np.array([[0.9, 0.1, 0, 1.5], [-0.1, 0.9, 0, 2.0], [0, 0, 2.5, 1.0], [0, 0, 0, 1]])
+    grid = nib.Nifti1Image(np.zeros((32, 30, 18), np.uint8), grid_affine)
+    cuts = {2: [4, 9], 1: [12], 0: [20]}
+    sampled = sample_planes(source, grid, cuts)
+    full = resample_to_img(source, grid, interpolation="linear", force_resample=True, copy_header=True).get_fdata()
+    for axis, indices in cuts.items():
+        for index in indices:
+            plane = [slice(None)] * 3
+            plane[axis] = index
+            np.testing.assert_allclose(sampled[tuple(plane)], full[tuple(plane)], atol=1e-4)
+    unsampled = np.ones(grid.shape, bool)
+    unsampled[:, :, [4, 9]] = unsampled[:, 12, :] = unsampled[20, :, :] = False
+    assert np.isnan(sampled[unsampled]).all()
+
+
+def test_hostile_session_name_is_escaped(tmp_path):
+    from pipeline.report import write_batch_report, write_session_report
+
+    name = 'sub-"x"<b>&#1'
+    fabricate_failed_session(tmp_path / "out", name, "boom")
+    session_page = write_session_report(tmp_path / "out" / name).read_text(encoding="utf-8")
+    batch_page = write_batch_report(tmp_path / "out").read_text(encoding="utf-8")
+    for document in (session_page, batch_page):
+        assert "<b>&#1" not in document and "&lt;b&gt;&amp;#1" in document
+    assert 'href="sub-%22x%22%3Cb%3E%26%231/report.html"' in batch_page
+

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_report import PATTERNS, fabricate_batch
 
 from pipeline import outputs
-from test_report import PATTERNS, fabricate_batch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -43,13 +43,23 @@ def browser(tmp_path_factory):
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = binaries[0]
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run",
-                     "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1360,900"):
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1360,900",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(executable_path=binaries[1]), options=options)
     driver.set_page_load_timeout(30)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -90,13 +100,15 @@ def _assert_offline(driver, requested: list[str], page: Path) -> None:
     foreign = [url for url in requested if not (url.startswith("data:") or url == page.as_uri())]
     assert not foreign, f"{page.name} requested {foreign}"
     resources = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(function(e){return e.name;})")
+        "return performance.getEntriesByType('resource').map(function(e){return e.name;})"
+    )
     assert all(name.startswith(("data:", "blob:")) for name in resources), resources
 
 
 def _assert_images_loaded(driver, expected: int) -> None:
     images = driver.execute_script(
-        "return Array.from(document.images).map(function(i){return [i.complete, i.naturalWidth, i.alt];})")
+        "return Array.from(document.images).map(function(i){return [i.complete, i.naturalWidth, i.alt];})"
+    )
     assert len(images) == expected, images
     broken = [alt for complete, width, alt in images if not complete or width <= 0]
     assert not broken, f"images not decoded: {broken}"
@@ -165,10 +177,20 @@ def test_batch_report_renders_sorts_and_exports_qc(browser, rendered_batch):
     failed = browser.find_element("css selector", "#sessions tbody tr.failed")
     assert "not a NIfTI file" in failed.text
 
+    search = browser.find_element("css selector", "input[data-filter=sessions]")
+    search.send_keys("failed")
+    assert [row.is_displayed() for row in rows] == [False, False, True]
+    assert browser.find_element("id", "sessions-count").text == "1 of 3 shown"
+    search.clear()
+    search.send_keys(" ")  # an input event with an empty filter shows every row again
+    assert all(row.is_displayed() for row in rows)
+
     header = browser.find_elements("css selector", "#sessions thead th")[4]  # lesion ml
     header.click()
-    order = [row.find_elements("css selector", "td")[1].text for row in
-             browser.find_elements("css selector", "#sessions tbody tr")]
+    order = [
+        row.find_elements("css selector", "td")[1].text
+        for row in browser.find_elements("css selector", "#sessions tbody tr")
+    ]
     sessions = pd.read_csv(rendered_batch / outputs.SESSIONS_CSV)
     expected = sessions.sort_values("lesion_volume_ml", na_position="last")["session"].tolist()
     assert [name.split(" ")[0] for name in order] == expected

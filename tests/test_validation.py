@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import corpus
 from pipeline import validation_io
 from pipeline.config import LimitsConfig
-from pipeline.validation import InputError, check_niimg, load_scan, safe_input_files, sha256_file
+from pipeline.validation import InputError, check_niimg, confine_to, load_scan, safe_input_files, sha256_file
 from pipeline.validation_io import display_name
 
 FUZZ_LIMITS = LimitsConfig(max_voxels=200_000)
@@ -63,7 +63,7 @@ def test_tolerated_input_loads_with_its_warning(tolerated_cases, name):
         assert warnings == []
     else:
         assert any(fragment in warning for warning in warnings), warnings
-    assert all("\n" not in warning for warning in warnings)
+    assert all("\n" not in warning and warning.startswith(name + ": ") for warning in warnings)
 
 
 def test_values_affine_and_header_kept(tmp_path):
@@ -244,6 +244,21 @@ def test_sha256_file_streams(tmp_path):
     expected = hashlib.sha256(content).hexdigest()
     assert sha256_file(path) == expected
     assert sha256_file(path, chunk_bytes=4096) == expected
+
+
+def test_confine_to_keeps_outputs_inside(tmp_path):
+    output_dir = tmp_path / "out"
+    (output_dir / "sub-01").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (output_dir / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert confine_to(output_dir, "sub-01/regions.csv") == output_dir / "sub-01" / "regions.csv"
+    assert confine_to(output_dir, "new session é/report.html") == output_dir / "new session é" / "report.html"
+    with pytest.raises(ValueError, match="path traversal"):
+        confine_to(output_dir, "sub-01/../../etc/passwd")
+    with pytest.raises(ValueError, match="absolute path"):
+        confine_to(output_dir, "/etc/passwd")
+    with pytest.raises(ValueError, match="outside"):
+        confine_to(output_dir, "escape/regions.csv")
 
 
 # --- property-based tests -----------------------------------------------------------------------

@@ -22,9 +22,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from pipeline.atlas.brain_rules import evaluate_masks, load_context, package_file, side_masks, source_files
+from pipeline.atlas.brain_rules import (
+    check_source_names,
+    evaluate_masks,
+    load_context,
+    package_file,
+    side_masks,
+    source_files,
+)
 from pipeline.atlas.brain_schema import BrainAtlasSpec, iter_regions, load_brain_spec
 from pipeline.atlas.tree import Atlas, Region, atlas_hash
+from pipeline.config import ConfigError
 from pipeline.resources import atlases_dir, cache_dir
 
 #: Bump when the build changes in a way the hashed sources do not capture.
@@ -138,11 +146,22 @@ def build_brain_atlas(yaml_path: str | Path | None = None) -> Atlas:
     -------
     Atlas
         ``labels_img`` on the ICBM152 2009a 1 mm grid, int16 leaf labels.
+
+    Raises
+    ------
+    ConfigError
+        The YAML is invalid or a rule names a label, map or mask that does not exist.
     """
-    spec = load_brain_spec(yaml_path or brain_yaml_path())
+    yaml_path = Path(yaml_path or brain_yaml_path())
+    spec = load_brain_spec(yaml_path)
     grid = template_grid()
-    context, crop = load_context(spec, grid)
-    evaluate_masks(context)
+    try:
+        check_source_names(spec)
+        context, crop = load_context(spec, grid)
+        evaluate_masks(context)
+    except (KeyError, ValueError) as error:  # a rule names a label / map / mask that does not work
+        message = error.args[0] if error.args else str(error)
+        raise ConfigError(f"{yaml_path}: {message}") from None
     block, leaf_values = _assign_leaves(spec, context)
     full = np.zeros(grid.shape[:3], dtype=np.int16)
     full[crop] = block
@@ -207,6 +226,7 @@ def _write_atomic(path: Path, payload: bytes) -> None:
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -73,7 +73,10 @@ def resample_onto(data: np.ndarray, affine: np.ndarray, grid_affine: np.ndarray,
 
 def _resample_axis(data: np.ndarray, axis: int, positions: np.ndarray, order: int) -> np.ndarray:
     size = data.shape[axis]
-    inside = (positions > -0.5) & (positions < size - 0.5) if order == 0 else (positions >= -1e-6) & (positions <= size - 1 + 1e-6)
+    if order == 0:
+        inside = (positions > -0.5) & (positions < size - 0.5)
+    else:
+        inside = (positions >= -1e-6) & (positions <= size - 1 + 1e-6)
     shape = [1, 1, 1]
     shape[axis] = positions.size
     keep = inside.reshape(shape)
@@ -167,13 +170,13 @@ def load_context(spec: BrainAtlasSpec, grid: nib.Nifti1Image, margin: int = 6) -
         Where the block sits in the full grid.
     """
     grid_shape = tuple(grid.shape[:3])
-    tissue_sum = np.zeros(grid_shape, dtype=np.float32)
+    tissue_maps = {}
     for name in (spec.tissue.gm, spec.tissue.wm):
         source = spec.sources[name]
         image = nib.load(package_file(source.package, source.image))
-        tissue_sum += resample_onto(np.asarray(image.dataobj, dtype=np.float32) / source.scale,
-                                    image.affine, grid.affine, grid_shape, 1)
-    corners = np.argwhere(tissue_sum > 0.05)
+        tissue_maps[name] = resample_onto(np.asarray(image.dataobj, dtype=np.float32) / source.scale,
+                                          image.affine, grid.affine, grid_shape, 1)
+    corners = np.argwhere(sum(tissue_maps.values()) > 0.05)
     low = np.maximum(corners.min(0) - margin, 0)
     high = np.minimum(corners.max(0) + margin + 1, grid_shape)
     crop = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
@@ -185,6 +188,9 @@ def load_context(spec: BrainAtlasSpec, grid: nib.Nifti1Image, margin: int = 6) -
     probabilities: dict[str, np.ndarray] = {}
     tables: dict[str, dict[str, int]] = {}
     for name, source in spec.sources.items():
+        if name in tissue_maps:
+            probabilities[name] = np.ascontiguousarray(tissue_maps[name][crop])
+            continue
         image = nib.load(package_file(source.package, source.image))
         if source.kind == "labels":
             data = np.asarray(image.dataobj).astype(np.int32)
@@ -207,6 +213,32 @@ def load_context(spec: BrainAtlasSpec, grid: nib.Nifti1Image, margin: int = 6) -
     context = RuleContext(spec=spec, coords=coords, label_images=labels,
                           probability_images=probabilities, label_tables=tables)
     return context, crop
+
+
+def check_source_names(spec: BrainAtlasSpec) -> None:
+    """Check every label name / probability volume a rule uses against the source tables.
+
+    Cheap (reads the CSV tables only), so a typo fails before any image is loaded.
+
+    Raises
+    ------
+    KeyError
+        ``masks.<name>: ...`` naming the mask and the unmatched names.
+    """
+    tables = {name: _label_table(source) for name, source in spec.sources.items() if source.labels}
+    for mask_name, mask in spec.masks.items():
+        for term in mask.terms():
+            value = term.value
+            if term.kind == "labels":
+                missing = [p for p in value.names if not fnmatch.filter(list(tables.get(value.source, {})), p)]
+                if missing:
+                    raise KeyError(f"masks.{mask_name}: labels {missing} match no label of source {value.source!r}")
+            elif term.kind == "probability":
+                source = spec.sources[value.source]
+                if source.kind == "probabilistic" and value.name not in source.volumes:
+                    raise KeyError(f"masks.{mask_name}: {value.name!r} is not in sources.{value.source}.volumes")
+                if source.kind == "probability" and value.name is not None:
+                    raise KeyError(f"masks.{mask_name}: source {value.source!r} has no named volumes")
 
 
 def side_masks(context: RuleContext) -> dict[str, np.ndarray]:
@@ -301,8 +333,10 @@ def _between(context: RuleContext, value) -> np.ndarray:
         return result
     window = bounding_window(mask_a | mask_b, int(np.ceil(value.max_gap_mm)) + 1)
     mask_a, mask_b = mask_a[window], mask_b[window]
-    distance_a, nearest_a = ndi.distance_transform_edt(~mask_a, return_indices=True)
-    distance_b, nearest_b = ndi.distance_transform_edt(~mask_b, return_indices=True)
+    # axial: a huge z spacing keeps every nearest voxel in the voxel's own slice
+    sampling = (1.0, 1.0, 1e4) if value.plane == "axial" else None
+    distance_a, nearest_a = ndi.distance_transform_edt(~mask_a, sampling=sampling, return_indices=True)
+    distance_b, nearest_b = ndi.distance_transform_edt(~mask_b, sampling=sampling, return_indices=True)
     candidates = (distance_a > 0) & (distance_b > 0) & (distance_a + distance_b <= value.max_gap_mm)
     points = np.argwhere(candidates)
     to_a = (nearest_a[:, candidates].T - points).astype(np.float64)

@@ -103,13 +103,16 @@ class BetweenTerm(_Model):
 
     The nearest voxel of ``a`` and the nearest voxel of ``b`` must together be
     at most ``max_gap_mm`` away and lie on opposite sides: the cosine of the
-    angle between the two directions is at most ``max_cos``.
+    angle between the two directions is at most ``max_cos``.  With ``plane:
+    axial`` both are looked for in the voxel's own axial slice, as on axial images.
     """
 
     a: str
     b: str
     max_gap_mm: float = Field(gt=0)
     max_cos: float = Field(ge=-1, le=1)
+    #: ``axial``: nearest voxels searched within the same axial slice (in-plane geometry).
+    plane: Literal["3d", "axial"] = "3d"
 
 
 class SegmentTerm(_Model):

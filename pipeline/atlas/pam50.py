@@ -8,13 +8,14 @@ derives SCT's combined labels (dorsal columns 0-3, lateral funiculi 4-13,
 ventral funiculi 14-29, grey matter 30-35), and resamples tract
 probabilities onto the normalised cord cross-section grid ``(u, v)`` per level,
 which is used both to calibrate our parametric atlas (``pam50_calibrate.py``)
-and to use PAM50 as the cord atlas (``load_cord_atlas(path)``).
+and to use PAM50 as the cord atlas (``load_cord_atlas(path)``, ``pam50_atlas.py``).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,9 +143,14 @@ def _read_pam50_cached(folder: Path, _stamp: tuple) -> Pam50:
     crop_affine[:3, 3] = affine[:3, :3] @ np.array(lo, dtype=float) + affine[:3, 3]
     levels_data, _ = _canonical_data(folder / "template" / "PAM50_levels.nii.gz")
     tracts = np.zeros((N_TRACTS,) + cord[crop].shape, dtype=np.uint8)
-    for tract in range(N_TRACTS):
+
+    def read_tract(tract: int) -> None:
         data, _ = _canonical_data(folder / "atlas" / f"PAM50_atlas_{tract:02d}.nii.gz")
         tracts[tract] = np.clip(np.rint(np.asarray(data[crop], dtype=np.float32) * 255), 0, 255)
+
+    # gzip decompression releases the GIL: two readers use both cores
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(read_tract, range(N_TRACTS)))
     commit_file = folder / "SOURCE_COMMIT"
     commit = commit_file.read_text().strip() if commit_file.is_file() else ""
     arrays = [cord[crop].copy(), levels_data[crop].astype(np.int16), tracts]
@@ -200,43 +206,38 @@ def pam50_frames(pam: Pam50) -> CordFrames:
     return cord_frames(pam.cord, pam.affine, smooth_mm=1.0)
 
 
-def grid_axis(size: int) -> np.ndarray:
-    """The ``size`` sample positions of the normalised grid over [-1, 1]."""
-    return np.linspace(-1.0, 1.0, size)
+def vote_on_grid(pam: Pam50, frames: CordFrames, labels: np.ndarray, level: int, size: int) -> np.ndarray:
+    """Most frequent label of ``labels`` (integer volume) over the slices of ``level`` on the ``(u, v)`` grid.
 
-
-def resample_to_grid(
-    pam: Pam50, frames: CordFrames, volumes: np.ndarray, level: int, size: int
-) -> np.ndarray:
-    """Mean of ``volumes`` (``(C, X, Y, Z)``) over the slices of ``level`` on the ``(u, v)`` grid.
-
-    Grid points outside the unit disk are sampled at the disk edge (radial clip).
+    Each slice is sampled (nearest voxel) at the world position of every grid point;
+    grid points outside the unit disk are sampled at the disk edge (radial clip).
 
     Returns
     -------
     numpy.ndarray
-        ``(C, size, size)`` indexed ``[c, i_u, j_v]``.
+        ``(size, size)`` labels indexed ``[i_u, j_v]``.
     """
-    axis = grid_axis(size)
+    axis = np.linspace(-1.0, 1.0, size)
     grid_u, grid_v = np.meshgrid(axis, axis, indexing="ij")
     rho = np.hypot(grid_u, grid_v)
-    scale = np.where(rho > 1.0, 1.0 / np.maximum(rho, 1e-12), 1.0)
+    scale = np.where(rho > 1.0, 1.0 / np.maximum(rho, 1e-12), 1.0) * (1.0 - 1e-6)
     grid_u, grid_v = grid_u * scale, grid_v * scale
-    slices = [k for k in pam.level_slices(level) if k in set(frames.slices.tolist())]
+    slices = [int(k) for k in pam.level_slices(level) if k in set(frames.slices.tolist())]
     if not slices:
         raise ValueError(f"PAM50 has no cord slices at level {level}")
-    total = np.zeros((volumes.shape[0], size, size), dtype=np.float64)
-    in_plane = pam.affine[:2, :2]
+    n_labels = int(labels.max()) + 1
+    votes = np.zeros((n_labels, size * size), dtype=np.int32)
+    inverse = np.linalg.inv(pam.affine[:2, :2])
+    points = np.arange(size * size)
     for k in slices:
-        row = frames.row_of(int(k))
-        x_mm, y_mm = frames.to_world(row, grid_u, grid_v)
-        world = np.stack([x_mm, y_mm]) - (pam.affine[:2, 2] * k + pam.affine[:2, 3])[:, None, None]
-        ij = np.linalg.inv(in_plane) @ world.reshape(2, -1)
-        for c in range(volumes.shape[0]):
-            total[c] += ndimage.map_coordinates(
-                volumes[c, :, :, k].astype(np.float32), ij, order=1, mode="nearest"
-            ).reshape(size, size)
-    return total / len(slices)
+        x_mm, y_mm = frames.to_world(frames.row_of(k), grid_u, grid_v)
+        world = np.stack([x_mm.ravel(), y_mm.ravel()]) - (pam.affine[:2, 2] * k + pam.affine[:2, 3])[:, None]
+        ij = np.rint(inverse @ world).astype(int)
+        ii = np.clip(ij[0], 0, labels.shape[0] - 1)
+        jj = np.clip(ij[1], 0, labels.shape[1] - 1)
+        np.add.at(votes, (labels[ii, jj, k], points), 1)
+    votes[0] = 0  # background only wins where nothing else was sampled
+    return np.argmax(votes, axis=0).reshape(size, size)
 
 
 def main(argv: list[str] | None = None) -> int:

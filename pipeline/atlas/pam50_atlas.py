@@ -26,7 +26,7 @@ from pipeline.atlas.cord_geometry import (
     LATERAL,
     VENTRAL_HORN,
 )
-from pipeline.atlas.pam50 import N_TRACTS, pam50_frames, read_pam50, resample_to_grid
+from pipeline.atlas.pam50 import pam50_frames, read_pam50, tract_labels, vote_on_grid
 from pipeline.resources import cache_dir
 
 #: Leaf kind of each PAM50 tract id (-1: intermediate zone, decided by position).
@@ -45,15 +45,15 @@ def _cache_key(folder: Path, spec: CordAtlasSpec) -> str:
     digest.update(f"{spec.grid_size}:{spec.levels}:{spec.fixed}".encode())
     for name, params in sorted(geometry_by_level(spec).items()):
         digest.update(f"{name}:{params['body_v']:.6f}:{params['horn_split_v']:.6f}".encode())
-    digest.update(b"pam50-atlas-v1")
+    digest.update(b"pam50-atlas-v2")
     return digest.hexdigest()[:16]
 
 
 def tract_kinds_on_grid(
-    tract_probabilities: np.ndarray, grid_u: np.ndarray, grid_v: np.ndarray, geometry: dict[str, float]
+    tract_ids: np.ndarray, grid_u: np.ndarray, grid_v: np.ndarray, geometry: dict[str, float]
 ) -> np.ndarray:
-    """Leaf kind per grid point from resampled tract probabilities ``(36, n, n)`` (argmax)."""
-    kinds = TRACT_KIND[np.argmax(tract_probabilities, axis=0)].astype(np.int8)
+    """Leaf kind per grid point from PAM50 tract ids (0-35) on the grid."""
+    kinds = TRACT_KIND[tract_ids].astype(np.int8)
     intermediate = kinds == -1
     canal = np.hypot(grid_u, grid_v - geometry["body_v"]) < geometry["canal_r"]
     dorsal = grid_v < geometry["horn_split_v"]
@@ -66,11 +66,13 @@ def tract_kinds_on_grid(
 def build_pam50_labels(folder: str | Path, spec: CordAtlasSpec) -> np.ndarray:
     """Label volume ``(grid, grid, n_levels)`` from a PAM50 folder (no cache).
 
-    Levels of the spec that PAM50 lacks take the nearest level PAM50 has.
+    Per level and grid point: the most frequent PAM50 tract (argmax of the tract
+    probabilities per voxel) over the level's slices.  Levels of the spec that
+    PAM50 lacks take the nearest level PAM50 has.
     """
     pam = read_pam50(folder)
     frames = pam50_frames(pam)
-    tracts = pam.tracts[:N_TRACTS]
+    voxel_tracts = tract_labels(pam)  # tract id + 1, 0 outside the cord
     present = np.array(pam.present_levels())
     grid_u, grid_v, inside = disk_grid(spec.grid_size)
     geometry = geometry_by_level(spec)
@@ -79,8 +81,9 @@ def build_pam50_labels(folder: str | Path, spec: CordAtlasSpec) -> np.ndarray:
     for k, name in enumerate(spec.levels):
         source = int(present[np.argmin(np.abs(present - level_number(name)))])
         if source not in done:
-            done[source] = resample_to_grid(pam, frames, tracts, source, spec.grid_size)
-        kinds = tract_kinds_on_grid(done[source], grid_u, grid_v, geometry[name])
+            done[source] = vote_on_grid(pam, frames, voxel_tracts, source, spec.grid_size)
+        tract_ids = np.maximum(done[source] - 1, 0)
+        kinds = tract_kinds_on_grid(tract_ids, grid_u, grid_v, geometry[name])
         volume[:, :, k] = np.where(inside, kinds_to_labels(kinds, grid_u, spec), 0)
     return volume
 

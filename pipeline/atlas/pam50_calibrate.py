@@ -7,7 +7,8 @@ lateral funiculi, ventral funiculi, grey matter: argmax of summed tract
 probabilities).  The geometry is fitted in three steps:
 
 1. the four-class outline parameters maximise the mean soft Dice (Powell,
-   sigmoid edges sharpened from 20 to 60 per unit);
+   sigmoid edges sharpened from 20 to 60 per unit) minus a small quadratic pull
+   toward the starting geometry;
 2. the gracilis/cuneatus line maximises the Dice of PAM50 tracts 0-1 vs 2-3
    inside the dorsal columns;
 3. ``horn_split_v`` maximises the Dice of PAM50's dorsal horn (34-35) inside
@@ -43,6 +44,8 @@ START_GEOMETRY = {
 }  # fmt: skip
 _OUTLINE = [name for name in GEOMETRY_BOUNDS if not name.startswith("gc_") and name != "horn_split_v"]
 CLASS_NAMES = list(COMBINED_CLASSES)
+#: Weight of the pull toward the starting geometry (see ``fit_level``).
+PENALTY = 0.05
 
 
 @dataclass
@@ -101,21 +104,35 @@ def hard_dice(geometry: dict[str, float], samples: LevelSamples) -> dict[str, fl
     return out
 
 
-def fit_level(samples: LevelSamples, start: dict[str, float], fixed: dict[str, float]) -> dict[str, float]:
-    """Fit the geometry of one level (three steps, see the module docstring)."""
+def fit_level(
+    samples: LevelSamples,
+    start: dict[str, float],
+    fixed: dict[str, float],
+    penalty: float = PENALTY,
+    max_evaluations: int = 6000,
+) -> dict[str, float]:
+    """Fit the geometry of one level (three steps, see the module docstring).
+
+    ``penalty`` weighs a quadratic pull of the outline parameters (relative to their
+    bound ranges) toward ``start``: it settles parameters the Dice does not determine
+    (overlapping shapes) and keeps neighbouring levels alike.
+    """
     geometry = {**start, **fixed}
     onehot = np.stack([samples.combined == c for c in range(1, 5)]).astype(float)
 
-    def outline_loss(x: np.ndarray, sharpness: float) -> float:
-        trial = {**geometry, **dict(zip(_OUTLINE, x))}
-        return 1.0 - float(_soft_dice(soft_combined(samples.u, samples.v, trial, sharpness), onehot).mean())
-
     x = np.array([geometry[name] for name in _OUTLINE])
     bounds = [GEOMETRY_BOUNDS[name] for name in _OUTLINE]
+    start_x, spans = x.copy(), np.array([high - low for low, high in bounds])
+
+    def outline_loss(x: np.ndarray, sharpness: float) -> float:
+        trial = {**geometry, **dict(zip(_OUTLINE, x))}
+        dice = _soft_dice(soft_combined(samples.u, samples.v, trial, sharpness), onehot).mean()
+        return 1.0 - float(dice) + penalty * float(np.sum(((x - start_x) / spans) ** 2))
+
     for sharpness in (20.0, 60.0):
         result = optimize.minimize(
             outline_loss, x, args=(sharpness,), method="Powell", bounds=bounds,
-            options={"maxfev": 6000, "xtol": 1e-3, "ftol": 1e-5},
+            options={"maxfev": max_evaluations, "xtol": 1e-3, "ftol": 1e-5},
         )  # fmt: skip
         x = result.x
     geometry.update(dict(zip(_OUTLINE, map(float, x))))

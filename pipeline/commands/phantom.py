@@ -55,7 +55,12 @@ def _write_cord(args: argparse.Namespace, seed: int, session_id: str) -> Path:
         options["voxel_size"] = (0.8, 0.8, args.slice_thickness)
     options = {name: value for name, value in options.items() if name in accepted and value is not None}
     phantom = make_cord_phantom(lesion_type, seed, **options)
-    return write_cord_phantom(phantom, args.output_dir, session_id)
+    written = write_cord_phantom(phantom, args.output_dir, session_id)
+    from pipeline.phantoms.suite import update_truth_json
+
+    truth = Path(args.output_dir) / "truth" / session_id / "truth.json"
+    update_truth_json(truth, {"pattern": args.pattern, "seed": seed})
+    return written
 
 
 def _write_brain(args: argparse.Namespace, seed: int, session_id: str) -> None:

@@ -123,7 +123,13 @@ class CordFrames:
 
 
 def _load(img: str | Path | nib.Nifti1Image) -> nib.Nifti1Image:
-    return nib.load(str(img)) if isinstance(img, (str, Path)) else img
+    """A 3-D image from a path or an image (trailing singleton dimensions dropped)."""
+    img = nib.load(str(img)) if isinstance(img, (str, Path)) else img
+    if len(img.shape) > 3:
+        img = nib.funcs.squeeze_image(img)
+    if len(img.shape) != 3:
+        raise ValueError(f"cord mask must be a 3-D image, got shape {img.shape}")
+    return img
 
 
 def _centres_from_centerline(centerline: pd.DataFrame, slices: np.ndarray) -> np.ndarray | None:

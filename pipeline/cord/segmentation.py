@@ -52,9 +52,28 @@ def _cast_rays(volume, centres, angles, radii_mm, zooms):
     return ndimage.map_coordinates(volume, [x, y, z], order=1, mode="nearest")
 
 
-def _boundary_radii(profiles, radii_mm, inner_mm: float = 2.5):
-    """Boundary radius per slice and ray (NaN where no CSF is seen), plus contrast per slice."""
-    n_slices, n_rays, _ = profiles.shape
+def _crossing(profiles, radii_mm, last_below, threshold, valid):
+    """Sub-sample radius where the profile rises through ``threshold`` after index ``last_below``."""
+    radius = np.full(valid.shape, np.nan)
+    s, r = np.nonzero(valid)
+    i0 = last_below[s, r]
+    p0, p1 = profiles[s, r, i0], profiles[s, r, i0 + 1]
+    t = np.clip((threshold[s, 0, 0] - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
+    radius[s, r] = radii_mm[i0] + t * (radii_mm[i0 + 1] - radii_mm[i0])
+    return radius
+
+
+def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2.5):
+    """Boundary radius per slice and ray (NaN where undetermined), plus contrast per slice.
+
+    Two candidates per ray: the crossing of the cord/CSF midpoint found walking
+    inward from the first clearly-CSF sample (ignores hyperintense lesions inside
+    the cord), and the first outward crossing (thin, partial-volumed CSF).  The
+    first is used unless it lies beyond the largest plausible cord outline
+    (``max_axes_mm``, an ellipse), where bright tissue outside a thin CSF layer
+    (epidural fat) was taken for CSF.
+    """
+    n_slices, n_rays, n_samples = profiles.shape
     inner = profiles[:, :, radii_mm <= inner_mm].reshape(n_slices, -1)
     cord_level = np.percentile(inner, 30, axis=1)
     reference = ndimage.median_filter(cord_level, size=min(15, n_slices), mode="nearest")
@@ -66,20 +85,25 @@ def _boundary_radii(profiles, radii_mm, inner_mm: float = 2.5):
     threshold = (cord_level + 0.5 * span)[:, None, None]
     clear_csf = (cord_level + 0.75 * span)[:, None, None]
     smooth = ndimage.uniform_filter1d(profiles, 3, axis=2, mode="nearest")
+    index = np.arange(n_samples)[None, None, :]
+    # candidate 1: inward from the first clearly-CSF sample
     is_csf = (smooth >= clear_csf) & outer[None, None, :]
     has_csf = is_csf.any(axis=2)
-    first_csf = np.where(has_csf, np.argmax(is_csf, axis=2), profiles.shape[2] - 1)
-    index = np.arange(profiles.shape[2])[None, None, :]
+    first_csf = np.where(has_csf, np.argmax(is_csf, axis=2), n_samples - 1)
     below = (profiles < threshold) & (index < first_csf[:, :, None])
-    # last sample below threshold before the first clear CSF sample
-    last_below = np.where(below.any(axis=2), profiles.shape[2] - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
-    radius = np.full((n_slices, n_rays), np.nan)
-    valid = has_csf & (last_below >= 0) & (last_below + 1 < profiles.shape[2])
-    s, r = np.nonzero(valid)
-    i0 = last_below[s, r]
-    p0, p1 = profiles[s, r, i0], profiles[s, r, i0 + 1]
-    t = np.clip((threshold[s, 0, 0] - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
-    radius[s, r] = radii_mm[i0] + t * (radii_mm[i0 + 1] - radii_mm[i0])
+    last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
+    valid = has_csf & (last_below >= 0) & (last_below + 1 < n_samples)
+    from_csf = _crossing(profiles, radii_mm, last_below, threshold, valid)
+    # candidate 2: first outward crossing of the midpoint
+    above = (smooth >= threshold) & outer[None, None, :]
+    has_above = above.any(axis=2)
+    first_above = np.argmax(above, axis=2) - 1
+    valid = has_above & (first_above >= 0)
+    outward = _crossing(profiles, radii_mm, np.maximum(first_above, 0), threshold, valid)
+    limit = 1.0 / np.sqrt((np.cos(angles) / max_axes_mm[0]) ** 2 + (np.sin(angles) / max_axes_mm[1]) ** 2)
+    too_far = ~(from_csf <= limit[None, :])
+    radius = np.where(too_far, outward, from_csf)
+    radius[radius > limit[None, :]] = np.nan
     contrast = span / np.maximum(csf_level, 1e-6)
     return radius, contrast
 
@@ -186,9 +210,12 @@ def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConf
     angles = np.arange(cord.n_rays) * 2 * np.pi / cord.n_rays
     radii_mm = np.arange(0.0, cord.max_radius_mm + 1e-6, 0.25)
     centres = track.centres
+    # largest plausible outline: an ellipse (left-right 1.5 x anterior-posterior) of 1.1 x max area
+    semi_lr = np.sqrt(1.1 * cord.max_csa_mm2 * 1.5 / np.pi)
+    max_axes = (semi_lr, semi_lr / 1.5)
     for iteration in range(3):
         profiles = _cast_rays(volume, centres, angles, radii_mm, zooms)
-        radius, contrast = _boundary_radii(profiles, radii_mm)
+        radius, contrast = _boundary_radii(profiles, radii_mm, angles, max_axes)
         radius, slice_ok = _regularise(radius, zooms, cord.n_rays)
         if iteration == 2:
             break

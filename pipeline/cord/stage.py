@@ -14,7 +14,7 @@ from scipy import ndimage
 from pipeline import outputs
 from pipeline.atlas.tree import Atlas
 from pipeline.config import Config
-from pipeline.cord.coordinates import cord_labels_in_subject
+from pipeline.cord.coordinates import cord_coordinates, cord_labels_in_subject
 from pipeline.cord.hyperintensity import cord_zmap, detect_cord_lesions
 from pipeline.cord.levels import (
     csa_ratio,
@@ -195,10 +195,12 @@ def process_cord(
         warnings.append(f"cord not found in the {sequence} scan (no CSF column with a dark cord inside)")
     timings["labels"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    grey_leaves = _leaves_named(atlas, ("Spinal grey matter",))
-    grey = np.isin(labels, grey_leaves) if grey_leaves.size else None
-    zmap, _ = cord_zmap(volume, mask, grey, zooms, config.cord)
-    lesions = detect_cord_lesions(zmap, mask, zooms, config.cord) if cord_found else np.zeros(mask.shape, bool)
+    if cord_found:
+        coordinates = cord_coordinates(mask_img)
+        zmap, domain = cord_zmap(volume, mask, coordinates["u"], coordinates["v"], zooms, config.cord)
+        lesions = detect_cord_lesions(zmap, domain, zooms, config.cord, cord_mask=mask)
+    else:
+        zmap, lesions = np.zeros(mask.shape, np.float32), np.zeros(mask.shape, bool)
     timings["detection"] = time.perf_counter() - clock
     clock = time.perf_counter()
     to_input = lambda array: to_input_space(new_image_like(array, canonical), source, order=0)

@@ -56,7 +56,9 @@ class RegionObservation:
     path, name : str
         Region path and display name (the table's ``name`` column).
     involved : bool or None
-        The ``both`` row's flag; None when the table does not say.
+        The ``both`` row's flag, or True when a side row is involved (a one-sided lesion
+        can be over threshold on its side and under it for the whole region); None when
+        the table does not say.
     left, right : bool or None
         Side flags of paired regions (None for unpaired regions).
     laterality_index : float or None
@@ -195,6 +197,9 @@ def observe(region_table: pd.DataFrame, findings: dict[str, Any] | None) -> Obse
         else:
             involved = as_flag(both.get("involved"))
             reference = both
+            side_flags = [as_flag(r.get("involved")) for r in (left, right) if r is not None]
+            if any(side_flags):
+                involved = True  # one side over threshold is involvement of the region
         name = str(reference.get("name", "") or "").strip() if reference is not None else ""
         laterality = as_number(both.get("laterality_index")) if both is not None else None
         if laterality is None and left is not None and right is not None:

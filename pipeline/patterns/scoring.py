@@ -5,7 +5,8 @@ disease), each observation ``x`` contributes ``log10 P(x | D) / P(x | B)``:
 
 * each region the pattern lists: involved -> ``p / q``, not involved -> ``(1-p) / (1-q)``
   with ``p = p_involved`` and ``q = p_background`` (pattern file, else the config's base
-  rate for that region);
+  rate for that region).  A listed region whose listed sub-region is involved is implied
+  by it (parents aggregate children), so it adds nothing: the lesion is counted once;
 * for an involved paired region with an expected laterality: both sides involved or one;
 * symmetry: median |laterality index| of the pattern's involved paired regions;
 * extent descriptors and features from ``findings.json`` (``null`` = not assessable, 0).
@@ -23,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.atlas.tree import PATH_SEPARATOR
 from pipeline.config import ScoringConfig
 from pipeline.outputs import SCORE_COLUMNS
 from pipeline.patterns.observations import Observations, observe
@@ -123,10 +125,19 @@ def _region_terms(pattern: Pattern, observations: Observations, config: ScoringC
         "bilateral": config.p_bilateral_if_bilateral,
         "unilateral": config.p_bilateral_if_unilateral,
     }
+    involved_listed = [
+        item.region for item in pattern.regions
+        if observations.regions.get(item.region) is not None and observations.regions[item.region].involved
+    ]
     for item in pattern.regions:
         observed = observations.regions.get(item.region)
         if observed is None or observed.involved is None:
             result.unassessed.append(item.region)
+            continue
+        if any(path.startswith(item.region + PATH_SEPARATOR) for path in involved_listed):
+            # implied by an involved sub-region the pattern also lists: LR 1 (counted once, below)
+            if item.role == "core":
+                result.matched_core.append(item.region)
             continue
         q = region_background(item, config)
         log_lr = _log_lr(observed.involved, item.p_involved, q)

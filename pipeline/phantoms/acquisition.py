@@ -169,8 +169,8 @@ class SmoothDeformation:
 
 
 def subvoxel_offsets(voxel_size: tuple[float, float, float], step_mm: float) -> np.ndarray:
-    """Offsets (voxel units, 3 x n) of a regular sub-grid with spacing <= ``step_mm`` inside one voxel."""
-    counts = [max(1, int(np.ceil(size / step_mm - 1e-6))) for size in voxel_size]
+    """Offsets (voxel units, 3 x n) of a regular sub-grid with spacing about ``step_mm`` inside one voxel."""
+    counts = [max(1, int(np.round(size / step_mm + 1e-6))) for size in voxel_size]
     axes = [(np.arange(n) + 0.5) / n - 0.5 for n in counts]
     return np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")])
 
@@ -182,7 +182,7 @@ def sample_volumes(
     pose: Pose,
     deformation: SmoothDeformation,
     orders: list[int],
-    step_mm: float = 1.0,
+    step_mm: float = 1.5,
     max_points: int = 2_000_000,
 ) -> list[np.ndarray]:
     """Sample anatomy-grid volumes onto an acquisition grid.
@@ -202,7 +202,9 @@ def sample_volumes(
         Per volume: 1 = partial-volume average of trilinear samples over the voxel
         (float32 result); 0 = nearest neighbour at the voxel centre (labels).
     step_mm : float
-        Sub-grid spacing for the partial-volume average.
+        Sub-grid spacing of the partial-volume average (1.5 mm: 2 samples across a 3 mm slice,
+        3 across 5 mm, one in-plane up to 2.2 mm; each trilinear sample itself spans +-1 mm of
+        the 1 mm anatomy).
     max_points : int
         Points per chunk (bounds memory).
 

@@ -161,9 +161,8 @@ def _brain_distance_mm() -> np.ndarray:
 
 
 def _texture(shape: tuple[int, ...], rng: np.random.Generator, amplitude: float = 0.04) -> np.ndarray:
-    coarse = smooth_noise(tuple(int(np.ceil(s / 2)) for s in shape), 1.0, rng)
-    fine = ndimage.zoom(coarse, 2, order=1)[tuple(slice(0, s) for s in shape)]
-    return np.exp(amplitude * fine).astype(np.float32)
+    """Smooth multiplicative tissue texture ``exp(amplitude * noise)`` (noise smoothed over 1.5 mm)."""
+    return np.exp(amplitude * smooth_noise(shape, 1.5, rng)).astype(np.float32)
 
 
 def _sequence_voxel_size(sequence: str, reference_voxel: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -301,11 +300,14 @@ def make_brain_phantom(
         sequence_pose = pose
         if sequence != reference:
             sequence_pose = acquisition.random_pose(rng, 2.0, 2.0).compose(pose)
-        outline_scanner = sequence_pose.rotation @ outline_mm + sequence_pose.shift.reshape(3, 1)
-        grid = acquisition.acquisition_grid(
-            outline_scanner, _sequence_voxel_size(sequence, voxel_size), plane, storage, grid_rng,
-            margin_mm=10.0 + 3 * deformation_mm,
-        )
+        sequence_voxel = _sequence_voxel_size(sequence, voxel_size)
+        if sequence != reference and sequence_voxel == grids[reference]["grid"].voxel_size:
+            grid = grids[reference]["grid"]  # same slice positioning as the reference (copied geometry)
+        else:
+            outline_scanner = sequence_pose.rotation @ outline_mm + sequence_pose.shift.reshape(3, 1)
+            grid = acquisition.acquisition_grid(
+                outline_scanner, sequence_voxel, plane, storage, grid_rng, margin_mm=10.0 + 3 * deformation_mm
+            )
         signal = contrast.sequence_signal(sequence, tissue, lesion_grade, head, texture, restricted_diffusion)
         if sequence == reference:
             sampled_signal, sampled_lesion, sampled_labels = acquisition.sample_volumes(
@@ -325,12 +327,14 @@ def make_brain_phantom(
         noisy = contrast.rician_noise(sampled_signal, sigma, rng)
         images[sequence] = _image(np.clip(np.rint(noisy), 0, 32767), grid.affine, np.int16)
         grids[sequence] = {
-            "shape": list(grid.shape), "voxel_size_mm": list(grid.voxel_size), "plane": grid.plane,
+            "grid": grid, "shape": list(grid.shape), "voxel_size_mm": list(grid.voxel_size), "plane": grid.plane,
             "storage": grid.storage, "affine": np.round(grid.affine, 4).tolist(), "noise_sigma": sigma,
             "rotation_deg": sequence_pose.rotation_deg, "euler_deg": sequence_pose.euler_deg,
             "shift_mm": [float(v) for v in sequence_pose.shift],
         }
 
+    for details in grids.values():
+        details.pop("grid")
     truth_regions = truth_region_table(truth_lesions, truth_labels, anatomy, targets)
     lesion_data = np.asarray(truth_lesions.dataobj) > 0
     n_lesions = int(ndimage.label(lesion_data, structure=np.ones((3, 3, 3)))[1])

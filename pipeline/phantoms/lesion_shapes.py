@@ -83,7 +83,7 @@ def irregular_blob(
     Returns
     -------
     numpy.ndarray
-        Boolean mask, same shape as ``candidates``.
+        Boolean mask (one 26-connected component), same shape as ``candidates``.
     """
     radius = (3 * n_voxels / (4 * np.pi)) ** (1 / 3)
     half = int(np.ceil(2.5 * radius)) + 3
@@ -100,6 +100,9 @@ def irregular_blob(
     order = np.argsort(score, axis=None)[: min(n_voxels, int(local.sum()))]
     blob_local = np.zeros(local.shape, dtype=bool)
     blob_local.flat[order] = True
+    components, count = ndimage.label(blob_local, structure=np.ones((3, 3, 3), dtype=bool))
+    if count > 1:  # one lesion = one connected component: keep the largest piece
+        blob_local = components == np.argmax(np.bincount(components.ravel())[1:]) + 1
     blob = np.zeros(candidates.shape, dtype=bool)
     blob[box] = blob_local
     return blob

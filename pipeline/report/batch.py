@@ -74,13 +74,16 @@ def _batch_table(output_dir: Path, name: str, columns: list[str], sessions: list
     table = read_table(output_dir / name, None)
     if not table.empty:
         return table
-    parts = [read_table(output_dir / session / name, columns) for session in sessions
-             if (output_dir / session / name).exists()]
+    parts = [
+        read_table(output_dir / session / name, columns)
+        for session in sessions
+        if (output_dir / session / name).exists()
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def _style(axes, title: str) -> None:
-    axes.set_title(title, loc="left", fontsize=10, color=INK, fontweight="bold")
+    axes.figure.text(0.02, 0.975, title, ha="left", va="top", fontsize=10, color=INK, fontweight="bold")
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     for side in ("left", "bottom"):
@@ -114,8 +117,8 @@ def volume_figure(sessions: pd.DataFrame) -> str:
         axes.set_xlabel("lesion volume (ml)", fontsize=8, color=MUTED)
         axes.set_ylabel("sessions", fontsize=8, color=MUTED)
         axes.yaxis.get_major_locator().set_params(integer=True)
-    figure.tight_layout()
-    return figure_to_data_uri(figure, dpi=100)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.32 / figure.get_figheight()))
+    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
 
 
 def region_frequency(regions: pd.DataFrame) -> pd.Series:
@@ -146,13 +149,19 @@ def region_figure(regions: pd.DataFrame) -> str:
         positions = np.arange(len(shares))[::-1]
         axes.barh(positions, shares.to_numpy() * 100, color=ACCENT, height=0.7)
         for position, share in zip(positions, shares.to_numpy()):
-            axes.text(min(share * 100 + 1.5, 88), position, f"{share:.0%}", va="center", fontsize=7,
-                      color="white" if share > 0.9 else INK)
+            axes.text(
+                min(share * 100 + 1.5, 88),
+                position,
+                f"{share:.0%}",
+                va="center",
+                fontsize=7,
+                color="white" if share > 0.9 else INK,
+            )
         axes.set_yticks(positions, labels, fontsize=7.5)
         axes.set_xlim(0, 100)
         axes.set_xlabel("% of sessions with this atlas", fontsize=8, color=MUTED)
-    figure.tight_layout()
-    return figure_to_data_uri(figure, dpi=100)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.32 / figure.get_figheight()))
+    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
 
 
 def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
@@ -163,8 +172,10 @@ def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
     if not scores.empty and "match" in scores.columns:
         matched = scores[scores["match"].map(lambda value: bool(as_bool(value)))]
         match_counts = matched.groupby("pattern")["session"].nunique()
-    patterns = sorted(set(top_counts.index) | set(match_counts.index),
-                      key=lambda name: (-top_counts.get(name, 0), -match_counts.get(name, 0), name))
+    patterns = sorted(
+        set(top_counts.index) | set(match_counts.index),
+        key=lambda name: (-top_counts.get(name, 0), -match_counts.get(name, 0), name),
+    )
     figure = Figure(figsize=(5.6, max(2.4, 0.34 * len(patterns) + 1.0)), facecolor="white")
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "Pattern counts")
@@ -172,18 +183,23 @@ def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
         _empty(axes, "no scored session")
     else:
         positions = np.arange(len(patterns))[::-1]
-        axes.barh(positions + 0.18, [top_counts.get(p, 0) for p in patterns], height=0.36, color="#6b46c1",
-                  label="ranked first")
-        axes.barh(positions - 0.18, [match_counts.get(p, 0) for p in patterns], height=0.36, color="#b794f4",
-                  label="match")
+        axes.barh(
+            positions + 0.18,
+            [top_counts.get(p, 0) for p in patterns],
+            height=0.36,
+            color="#6b46c1",
+            label="ranked first",
+        )
+        axes.barh(
+            positions - 0.18, [match_counts.get(p, 0) for p in patterns], height=0.36, color="#b794f4", label="match"
+        )
         axes.set_yticks(positions, [p if len(p) <= 42 else p[:40] + "..." for p in patterns], fontsize=7.5)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.set_xlabel("sessions", fontsize=8, color=MUTED)
-        axes.set_xlim(0, max(max(top_counts.max() if len(top_counts) else 0,
-                                 match_counts.max() if len(match_counts) else 0) * 1.3, 1))
-        axes.legend(fontsize=7.5, frameon=True, framealpha=0.9, edgecolor="none", loc="lower right")
-    figure.tight_layout()
-    return figure_to_data_uri(figure, dpi=100)
+        figure.legend(loc="lower center", ncol=2, frameon=False, fontsize=7.5)
+    bottom = 0.3 / figure.get_figheight() if patterns else 0.0
+    figure.tight_layout(rect=(0, bottom, 1, 1 - 0.32 / figure.get_figheight()))
+    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
 
 
 def _session_link(output_dir: Path, session: str) -> str:
@@ -202,17 +218,25 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame) -> str:
         error = row["error"] if isinstance(row["error"], str) else ""
         rows.append(
             f'<tr class="{h.esc(status)}">'
-            f'<td>{h.qc_widget(session)}</td>'
+            f"<td>{h.qc_widget(session)}</td>"
             f'<td class="nowrap" data-sort="{h.esc(session)}">{_session_link(output_dir, session)}</td>'
             f'<td data-sort="{h.esc(status)}">{h.badge(status)}</td>'
-            f'<td>{h.esc(str(row["body_parts"]).replace(";", ", ") if isinstance(row["body_parts"], str) else "")}</td>'
+            f"<td>{h.esc(str(row['body_parts']).replace(';', ', ') if isinstance(row['body_parts'], str) else '')}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["lesion_volume_ml"])}">{h.number(row["lesion_volume_ml"], 2)}</td>'
-            f'<td>{h.esc(row["top_pattern"])}</td>'
+            f"<td>{h.esc(row['top_pattern'])}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["seconds"])}">{h.number(row["seconds"], 0)}</td>'
             f'<td style="max-width:360px;word-break:break-word">{h.esc(error)}</td></tr>'
         )
-    headers = [("QC", ""), ("session", ""), ("status", ""), ("body parts", ""), ("lesion ml", "num"),
-               ("top pattern", ""), ("seconds", "num"), ("reason", "")]
+    headers = [
+        ("QC", ""),
+        ("session", ""),
+        ("status", ""),
+        ("body parts", ""),
+        ("lesion ml", "num"),
+        ("top pattern", ""),
+        ("seconds", "num"),
+        ("reason", ""),
+    ]
     return h.table(headers, rows, table_id="sessions")
 
 
@@ -225,30 +249,49 @@ def render_batch_report(output_dir: Path) -> str:
     counts = sessions["status"].fillna("incomplete").value_counts()
     volumes = pd.to_numeric(sessions["lesion_volume_ml"], errors="coerce").dropna()
     stats = [(str(len(sessions)), "sessions")] + [
-        (str(int(counts.get(status, 0))), status) for status in ("ok", "warning", "failed", "incomplete")
+        (str(int(counts.get(status, 0))), status)
+        for status in ("ok", "warning", "failed", "incomplete")
         if counts.get(status, 0) or status != "incomplete"
     ]
     if len(volumes):
         stats.append((f"{volumes.median():.2f} ml", "median lesion volume"))
-    cards = "".join(f'<div class="stat"><b>{h.esc(value)}</b><span>{h.esc(label)}</span></div>' for value, label in stats)
+    cards = "".join(
+        f'<div class="stat"><b>{h.esc(value)}</b><span>{h.esc(label)}</span></div>' for value, label in stats
+    )
     failed = sessions[sessions["status"].astype(str) == "failed"]
     failed_list = "".join(
         f"<li><b>{h.esc(row['session'])}</b>: {h.esc(row['error'] if isinstance(row['error'], str) else 'no reason recorded')}</li>"
         for _, row in failed.iterrows()
     )
     summary = f'<div class="stats">{cards}</div>' + (
-        f'<h3>Failed sessions</h3><ul class="warnings">{failed_list}</ul>' if failed_list else "")
+        f'<h3>Failed sessions</h3><ul class="warnings">{failed_list}</ul>' if failed_list else ""
+    )
     plots = (
         '<div class="grid2">'
-        + h.figure(volume_figure(sessions), "Total lesion volume per finished session.", "lesion volume distribution", "chart")
-        + h.figure(pattern_figure(sessions, scores), "Sessions where each pattern ranks first, and where it "
-                   "scores as a match.", "pattern counts", "chart")
+        + h.figure(
+            volume_figure(sessions), "Total lesion volume per finished session.", "lesion volume distribution", "chart"
+        )
+        + h.figure(
+            pattern_figure(sessions, scores),
+            "Sessions where each pattern ranks first, and where it scores as a match.",
+            "pattern counts",
+            "chart",
+        )
         + "</div>"
-        + h.figure(region_figure(regions), f"Regions involved in the most sessions (top {MAX_REGIONS_PLOTTED}).",
-                   "region involvement frequency", "chart")
+        + h.figure(
+            region_figure(regions),
+            f"Regions involved in the most sessions (top {MAX_REGIONS_PLOTTED}).",
+            "region involvement frequency",
+            "chart",
+        )
     )
-    table_help = ('<p class="help">Click a column header to sort. Rate each session pass/fail with a note; ratings '
-                  "stay in this browser and export as CSV.</p>")
+    table_help = (
+        '<p class="help">Click a column header to sort. Rate each session pass/fail with a note; ratings '
+        "stay in this browser and export as CSV.</p>"
+        '<div class="toolbar"><input class="filter" type="search" data-filter="sessions" '
+        'placeholder="filter: session, status, pattern..." aria-label="filter sessions">'
+        f'<span class="help" id="sessions-count">{len(sessions)} sessions</span></div>'
+    )
     body = (
         f'<section class="card" id="overview"><h2>Overview</h2>{summary}</section>'
         f'<section class="card" id="sessions-section"><h2>Sessions</h2>{table_help}{h.qc_toolbar()}'

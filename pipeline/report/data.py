@@ -117,11 +117,15 @@ def resolve_input_path(path: str | Path | None, session_dir: Path) -> Path | Non
     if not path:
         return None
     candidate = Path(path).expanduser()
-    tried = [candidate] if candidate.is_absolute() else [
-        candidate,
-        session_dir / candidate,
-        session_dir.parent / candidate,
-    ]
+    tried = (
+        [candidate]
+        if candidate.is_absolute()
+        else [
+            candidate,
+            session_dir / candidate,
+            session_dir.parent / candidate,
+        ]
+    )
     for option in tried:
         if option.is_file():
             return option
@@ -212,8 +216,10 @@ def load_session(session_dir: str | Path) -> SessionData:
     data.log_tail = _tail(session_dir / outputs.LOG_FILE)
     batch_row = _batch_row(session_dir, session_dir.name)
     status = provenance.get("status") or batch_row.get("status")
-    data.status = str(status) if isinstance(status, str) and status else (
-        "failed" if data.log_tail and not provenance else "incomplete"
+    data.status = (
+        str(status)
+        if isinstance(status, str) and status
+        else ("failed" if data.log_tail and not provenance else "incomplete")
     )
     error = batch_row.get("error")
     data.error = str(error) if isinstance(error, str) else ""
@@ -234,9 +240,7 @@ def load_image(path: Path) -> nib.Nifti1Image | None:
 
 def same_grid(first: nib.Nifti1Image, second: nib.Nifti1Image, tolerance_mm: float = 1e-3) -> bool:
     """True when two images share shape and affine (within ``tolerance_mm``)."""
-    return first.shape[:3] == second.shape[:3] and bool(
-        np.allclose(first.affine, second.affine, atol=tolerance_mm)
-    )
+    return first.shape[:3] == second.shape[:3] and bool(np.allclose(first.affine, second.affine, atol=tolerance_mm))
 
 
 def read_label_names(session_dir: Path, label_image_name: str) -> dict[int, str]:

@@ -78,8 +78,14 @@ def _to_display(plane_yz: np.ndarray) -> np.ndarray:
     return np.rot90(plane_yz[::-1, :])
 
 
-def cord_sagittal_figure(background: np.ndarray, cord_mask: np.ndarray, lesion: np.ndarray | None,
-                         zooms: tuple[float, ...], extent_label: str = "", dpi: int = 90) -> str:
+def cord_sagittal_figure(
+    background: np.ndarray,
+    cord_mask: np.ndarray,
+    lesion: np.ndarray | None,
+    zooms: tuple[float, ...],
+    extent_label: str = "",
+    dpi: int = 90,
+) -> str:
     """Sagittal view along the cord: anatomy, lesion projection with extent bracket, cord area profile.
 
     Parameters
@@ -123,14 +129,28 @@ def cord_sagittal_figure(background: np.ndarray, cord_mask: np.ndarray, lesion: 
     window = display_window(anatomy, None)
     panel_inches = 4.9 * 0.83 * width_mm / max(height_mm, 1.0)
     figure = Figure(figsize=(max(3.6 * panel_inches / 0.95, 3.0), 4.9), facecolor=BACKGROUND)
-    grid = figure.add_gridspec(1, 3, width_ratios=[width_mm, width_mm, width_mm * 1.3],
-                               left=0.02, right=0.97, top=0.93, bottom=0.1, wspace=0.12)
+    grid = figure.add_gridspec(
+        1,
+        3,
+        width_ratios=[width_mm, width_mm, width_mm * 1.3],
+        left=0.02,
+        right=0.97,
+        top=0.93,
+        bottom=0.1,
+        wspace=0.12,
+    )
     titles = ("sagittal (along the cord)", "lesion extent (projection)")
     for panel in range(2):
         axes = figure.add_subplot(grid[0, panel])
         axes.imshow(anatomy, cmap="gray", vmin=window[0], vmax=window[1], extent=extent, interpolation="bilinear")
-        axes.contour(np.flipud(cord_outline.astype(float)), levels=[0.5], colors=[MASK_COLOR],
-                     linewidths=0.7, extent=extent, alpha=0.8 if panel == 0 else 0.4)
+        axes.contour(
+            np.flipud(cord_outline.astype(float)),
+            levels=[0.5],
+            colors=[MASK_COLOR],
+            linewidths=0.7,
+            extent=extent,
+            alpha=0.8 if panel == 0 else 0.4,
+        )
         if panel == 1 and lesion_projection is not None and lesion_projection.any():
             rgba = np.zeros(lesion_projection.shape + (4,))
             rgba[lesion_projection] = (*LESION_COLOR, 0.55)
@@ -142,14 +162,30 @@ def cord_sagittal_figure(background: np.ndarray, cord_mask: np.ndarray, lesion: 
             for y_mm in (bottom_mm, top_mm):
                 axes.plot([x_mm - 2.5, x_mm], [y_mm, y_mm], color="#ffffff", linewidth=1.4)
             label = extent_label or f"{top_mm - bottom_mm:.0f} mm"
-            axes.text(x_mm - 3.5, (top_mm + bottom_mm) / 2, label, color="#ffffff", fontsize=7,
-                      ha="right", va="center", rotation=90,
-                      bbox=dict(facecolor="#000000", alpha=0.55, edgecolor="none", pad=1.5))
+            axes.text(
+                x_mm - 3.5,
+                (top_mm + bottom_mm) / 2,
+                label,
+                color="#ffffff",
+                fontsize=7,
+                ha="right",
+                va="center",
+                rotation=90,
+                bbox=dict(facecolor="#000000", alpha=0.55, edgecolor="none", pad=1.5),
+            )
         axes.set_title(titles[panel], color="#d8dee9", fontsize=8, pad=3)
-        axes.text(0.03, 0.99, "A", color="#e5e9f0", fontsize=7, fontweight="bold", va="top",
-                  transform=axes.transAxes)
-        axes.text(0.97, 0.99, "P", color="#e5e9f0", fontsize=7, fontweight="bold", va="top", ha="right",
-                  transform=axes.transAxes)
+        axes.text(0.03, 0.99, "A", color="#e5e9f0", fontsize=7, fontweight="bold", va="top", transform=axes.transAxes)
+        axes.text(
+            0.97,
+            0.99,
+            "P",
+            color="#e5e9f0",
+            fontsize=7,
+            fontweight="bold",
+            va="top",
+            ha="right",
+            transform=axes.transAxes,
+        )
         axes.set_axis_off()
     profile_axes = figure.add_subplot(grid[0, 2])
     area_mm2 = cord.sum(axis=(0, 1))[::-1] * float(zooms[0]) * float(zooms[1])
@@ -159,8 +195,13 @@ def cord_sagittal_figure(background: np.ndarray, cord_mask: np.ndarray, lesion: 
     profile_axes.plot(area_mm2[present], height_mm - depth_mm[present], color=MASK_COLOR, linewidth=1.1)
     if lesion is not None and np.any(lesion > 0):
         lesion_rows = np.flatnonzero((lesion > 0).any(axis=(0, 1))[::-1])
-        profile_axes.axhspan(height_mm - (lesion_rows[-1] + 1) * row_mm, height_mm - lesion_rows[0] * row_mm,
-                             color=LESION_COLOR, alpha=0.25, linewidth=0)
+        profile_axes.axhspan(
+            height_mm - (lesion_rows[-1] + 1) * row_mm,
+            height_mm - lesion_rows[0] * row_mm,
+            color=LESION_COLOR,
+            alpha=0.25,
+            linewidth=0,
+        )
     profile_axes.set_ylim(0, height_mm)
     profile_axes.set_title("cord area (mm²)", color="#d8dee9", fontsize=8, pad=3)
     profile_axes.tick_params(colors="#aab4c0", labelsize=6, length=2)
@@ -190,9 +231,17 @@ def axial_levels(cord_mask: np.ndarray, lesion: np.ndarray | None, count: int = 
     return sorted({int(mask_slices[int(round(q * (mask_slices.size - 1)))]) for q in np.linspace(0.25, 0.75, count)})
 
 
-def cord_axial_figure(background: np.ndarray, cord_mask: np.ndarray, cord_labels: np.ndarray | None,
-                      lesion: np.ndarray | None, zooms: tuple[float, ...], affine: np.ndarray,
-                      label_names: dict[int, str], levels: list[int], dpi: int = 90) -> str:
+def cord_axial_figure(
+    background: np.ndarray,
+    cord_mask: np.ndarray,
+    cord_labels: np.ndarray | None,
+    lesion: np.ndarray | None,
+    zooms: tuple[float, ...],
+    affine: np.ndarray,
+    label_names: dict[int, str],
+    levels: list[int],
+    dpi: int = 90,
+) -> str:
     """Axial cross-sections of the cord: anatomy (top) and column atlas with lesion outline (bottom).
 
     Returns
@@ -203,7 +252,7 @@ def cord_axial_figure(background: np.ndarray, cord_mask: np.ndarray, cord_labels
     cord = cord_mask > 0
     values = sorted(int(v) for v in np.unique(cord_labels) if v > 0) if cord_labels is not None else []
     colors = cord_label_colors(label_names, values)
-    half_width_mm = 13.0
+    half_width_mm = 10.0
     figure = Figure(figsize=(1.75 * len(levels) + 0.2, 4.3), facecolor=BACKGROUND)
     grid = figure.add_gridspec(2, len(levels), left=0.01, right=0.99, top=0.93, bottom=0.2, wspace=0.05, hspace=0.12)
     for column, level in enumerate(levels):
@@ -235,8 +284,9 @@ def cord_axial_figure(background: np.ndarray, cord_mask: np.ndarray, cord_labels
             if row == 0:
                 cord_plane = np.flipud(np.rot90(plane_mask[box[:2]]).astype(float))
                 if cord_plane.any():
-                    axes.contour(cord_plane, levels=[0.5], colors=[MASK_COLOR], linewidths=0.6, extent=extent,
-                                 alpha=0.7)
+                    axes.contour(
+                        cord_plane, levels=[0.5], colors=[MASK_COLOR], linewidths=0.6, extent=extent, alpha=0.7
+                    )
                 axes.set_title(f"z = {position:.0f} mm", color="#d8dee9", fontsize=7, pad=2)
             if column == 0:
                 style = dict(color="#e5e9f0", fontsize=6, fontweight="bold", va="top", transform=axes.transAxes)
@@ -246,7 +296,15 @@ def cord_axial_figure(background: np.ndarray, cord_mask: np.ndarray, cord_labels
             axes.set_axis_off()
     handles = [Patch(facecolor=colors[v], edgecolor="none", label=label_names.get(v, f"label {v}")) for v in values]
     handles.append(Patch(facecolor="none", edgecolor=LESION_COLOR, linewidth=1.3, label="lesion"))
-    legend = figure.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=6,
-                           frameon=False, labelcolor="#d8dee9", handlelength=1.2, columnspacing=0.8)
+    legend = figure.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(3, len(handles)),
+        fontsize=6,
+        frameon=False,
+        labelcolor="#d8dee9",
+        handlelength=1.2,
+        columnspacing=0.8,
+    )
     legend.set_in_layout(False)
     return figure_to_data_uri(figure, dpi=dpi)

@@ -79,6 +79,7 @@ pre{background:#1a202c;color:#e2e8f0;padding:10px 12px;border-radius:6px;overflo
 details summary{cursor:pointer;color:var(--accent);margin:6px 0}
 .qc{display:inline-flex;gap:6px;align-items:center;white-space:nowrap}
 .qc label{font-size:12px;cursor:pointer}
+input.filter{width:260px;font-size:13px;padding:5px 8px;border:1px solid #cbd5e0;border-radius:5px}
 .qc input.qc-note{width:170px;font-size:12px;padding:2px 5px;border:1px solid #cbd5e0;border-radius:4px}
 button{background:var(--accent);color:#fff;border:0;border-radius:5px;padding:6px 12px;font-size:13px;cursor:pointer}
 button.secondary{background:#e2e8f0;color:var(--ink)}
@@ -115,6 +116,19 @@ JS = r"""
   document.querySelectorAll('table.sortable').forEach(function(table){
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function(header, index){
       header.addEventListener('click', function(){ sortTable(table, index, header); });
+    });
+  });
+  document.querySelectorAll('input[data-filter]').forEach(function(box){
+    var table = document.getElementById(box.getAttribute('data-filter'));
+    box.addEventListener('input', function(){
+      var words = box.value.toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+      Array.prototype.forEach.call(table.tBodies[0].rows, function(row){
+        var text = row.textContent.toLowerCase();
+        var keep = words.every(function(word){ return text.indexOf(word) >= 0; });
+        row.style.display = keep ? '' : 'none'; if(keep) shown++;
+      });
+      var count = document.getElementById(box.getAttribute('data-filter') + '-count');
+      if(count) count.textContent = shown + ' of ' + table.tBodies[0].rows.length + ' shown';
     });
   });
   document.querySelectorAll('input[data-toggle-all]').forEach(function(box){
@@ -155,9 +169,10 @@ JS = r"""
     Object.keys(ratings).forEach(function(k){ if(ratings[k].rating === 'pass') pass++; else if(ratings[k].rating === 'fail') fail++; });
     node.textContent = pass + ' pass, ' + fail + ' fail' + (storageOk ? ' (saved in this browser)' : ' (browser storage unavailable: export before closing)');
   }
+  var initial = load();
   function bind(widget){
     var session = widget.getAttribute('data-session');
-    var ratings = load(), current = ratings[session] || {};
+    var current = initial[session] || {};
     widget.querySelectorAll('input[type=radio]').forEach(function(radio){
       radio.checked = (radio.value === current.rating);
       radio.addEventListener('change', store);
@@ -271,7 +286,7 @@ def page(title: str, header_meta: str, toc: list[tuple[str, str]], body: str, qc
     """The full HTML document (inline CSS/JS, CSP forbidding network access, notice on top)."""
     links = "".join(f'<a href="#{esc(anchor)}">{esc(label)}</a>' for anchor, label in toc)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"

@@ -50,7 +50,7 @@ def _symmetry(left: float, right: float, laterality: Any) -> str:
         f'<span class="sym" title="left {left:.1%} / right {right:.1%}">'
         f'<span class="half l"><span style="width:{left_share * 100:.0f}%"></span></span><span class="mid"></span>'
         f'<span class="half r"><span style="width:{right_share * 100:.0f}%"></span></span></span>'
-        f' <small>{index}</small>'
+        f" <small>{index}</small>"
     )
 
 
@@ -62,8 +62,7 @@ def region_section(regions: pd.DataFrame) -> str:
     for atlas_name, atlas_rows in regions.groupby("atlas", sort=False, dropna=False):
         both = atlas_rows[atlas_rows["side"].astype(str) == "both"]
         sides = {
-            (row["region"], row["side"]): row
-            for _, row in atlas_rows[atlas_rows["side"].isin(PAIRED_SIDES)].iterrows()
+            (row["region"], row["side"]): row for _, row in atlas_rows[atlas_rows["side"].isin(PAIRED_SIDES)].iterrows()
         }
         has_cord = atlas_rows[["lesion_length_mm", "vertebral_levels", "csa_ratio"]].notna().any().any()
         rows = []
@@ -76,8 +75,11 @@ def region_section(regions: pd.DataFrame) -> str:
             fraction = float(row["fraction_involved"]) if pd.notna(row["fraction_involved"]) else 0.0
             left, right = sides.get((row["region"], "left")), sides.get((row["region"], "right"))
             if left is not None and right is not None:
-                symmetry = _symmetry(float(left["fraction_involved"] or 0.0), float(right["fraction_involved"] or 0.0),
-                                     row["laterality_index"])
+                symmetry = _symmetry(
+                    float(left["fraction_involved"] or 0.0),
+                    float(right["fraction_involved"] or 0.0),
+                    row["laterality_index"],
+                )
             else:
                 symmetry = '<small class="help">unpaired</small>'
             cells = [
@@ -94,13 +96,20 @@ def region_section(regions: pd.DataFrame) -> str:
                 extensive = as_bool(row["longitudinally_extensive"])
                 cells += [
                     f'<td class="num">{number(row["lesion_length_mm"], 0)}</td>',
-                    f'<td>{esc(row["vertebral_levels"])}{" (LE)" if extensive else ""}</td>',
+                    f"<td>{esc(row['vertebral_levels'])}{' (LE)' if extensive else ''}</td>",
                     f'<td class="num">{number(row["csa_ratio"], 2)}</td>',
                 ]
             cells.append(f'<td data-sort="{int(involved)}">{badge("involved", "failed") if involved else ""}</td>')
             rows.append(f'<tr class="{"involved" if involved else "uninvolved"}">{"".join(cells)}</tr>')
-        headers = [("region", ""), ("lesion ml", "num"), ("fraction involved", ""), ("clusters", "num"),
-                   ("mean z", "num"), ("max z", "num"), ("left | right (laterality)", "")]
+        headers = [
+            ("region", ""),
+            ("lesion ml", "num"),
+            ("fraction involved", ""),
+            ("clusters", "num"),
+            ("mean z", "num"),
+            ("max z", "num"),
+            ("left | right (laterality)", ""),
+        ]
         if has_cord:
             headers += [("length mm", "num"), ("levels", ""), ("CSA ratio", "num")]
         headers.append(("involved", ""))
@@ -111,7 +120,7 @@ def region_section(regions: pd.DataFrame) -> str:
         )
         summary = f"{n_involved} of {len(both)} regions involved" if n_involved else "no region involved"
         blocks.append(
-            f"<h3>{esc(atlas_name)} atlas <small class=\"help\">({summary})</small></h3>"
+            f'<h3>{esc(atlas_name)} atlas <small class="help">({summary})</small></h3>'
             f'<div class="toolbar">{toggle}</div>{table(headers, rows, table_id=table_id)}'
         )
     return "".join(blocks)
@@ -148,11 +157,17 @@ def scores_section(scores: pd.DataFrame) -> str:
             f'<td data-sort="{esc(row["pattern"])}"><b>{esc(row["pattern"])}</b><br><small class="help">{esc(row["disease"])}</small></td>'
             f'<td class="nowrap" data-sort="{sort_value(score)}">{bar(share, "score")} <small>{number(score, 2)}</small></td>'
             f"<td>{status}</td>"
-            f'<td><div>matched: {core}</div><div>missing: {missing_core}</div><div>atypical: {atypical}</div></td>'
+            f"<td><div>matched: {core}</div><div>missing: {missing_core}</div><div>atypical: {atypical}</div></td>"
             f'<td style="max-width:380px">{esc(row["explanation"])}</td></tr>'
         )
-    headers = [("rank", "num"), ("pattern", ""), ("score", ""), ("verdict", ""), ("core regions", ""),
-               ("explanation", "")]
+    headers = [
+        ("rank", "num"),
+        ("pattern", ""),
+        ("score", ""),
+        ("verdict", ""),
+        ("core regions", ""),
+        ("explanation", ""),
+    ]
     return table(headers, rows, table_id="scores")
 
 
@@ -178,8 +193,15 @@ def provenance_section(provenance: dict[str, Any]) -> str:
     """Versions, inputs with checksums, atlases, timings, QC numbers, warnings and parameters."""
     if not provenance:
         return missing("provenance.json not available: the session did not complete.")
-    parts = [_kv([("regiontag", provenance.get("regiontag_version")), ("session", provenance.get("session")),
-                  ("status", provenance.get("status"))])]
+    parts = [
+        _kv(
+            [
+                ("regiontag", provenance.get("regiontag_version")),
+                ("session", provenance.get("session")),
+                ("status", provenance.get("status")),
+            ]
+        )
+    ]
     warnings = provenance.get("warnings") or []
     if warnings:
         items = "".join(f"<li>{esc(warning)}</li>" for warning in warnings)
@@ -192,30 +214,47 @@ def provenance_section(provenance: dict[str, Any]) -> str:
             if not isinstance(scan, dict):
                 continue
             path = str(scan.get("path", ""))
-            extras = ", ".join(f"{k}: {v}" for k, v in scan.items() if k not in ("path", "sequence", "body_part", "sha256"))
+            extras = ", ".join(
+                f"{k}: {v}" for k, v in scan.items() if k not in ("path", "sequence", "body_part", "sha256")
+            )
             rows.append(
                 f'<tr><td style="word-break:break-all">{esc(path)}{" <b>(reference)</b>" if path in references else ""}</td>'
-                f'<td>{esc(scan.get("sequence"))}</td><td>{esc(scan.get("body_part"))}</td>'
+                f"<td>{esc(scan.get('sequence'))}</td><td>{esc(scan.get('body_part'))}</td>"
                 f'<td><code title="{esc(scan.get("sha256"))}">{esc(str(scan.get("sha256") or "")[:12])}</code></td>'
-                f'<td><small>{esc(extras)}</small></td></tr>'
+                f"<td><small>{esc(extras)}</small></td></tr>"
             )
-        parts.append("<h3>Inputs</h3>" + table([("file", ""), ("sequence", ""), ("body part", ""), ("sha256", ""),
-                                                ("details", "")], rows, sortable=False))
+        parts.append(
+            "<h3>Inputs</h3>"
+            + table(
+                [("file", ""), ("sequence", ""), ("body part", ""), ("sha256", ""), ("details", "")],
+                rows,
+                sortable=False,
+            )
+        )
     columns = []
     software = provenance.get("software") or {}
     columns.append("<div><h3>Software</h3>" + _kv(sorted(software.items())) + "</div>")
     atlases = provenance.get("atlases") or {}
-    atlas_pairs = [(name, f"{(info or {}).get('space', '')}  sha256 {str((info or {}).get('sha256', ''))[:12]}")
-                   for name, info in atlases.items()]
+    atlas_pairs = [
+        (name, f"{(info or {}).get('space', '')}  sha256 {str((info or {}).get('sha256', ''))[:12]}")
+        for name, info in atlases.items()
+    ]
     columns.append("<div><h3>Atlases</h3>" + _kv(atlas_pairs) + "</div>")
-    timings = {key: value for key, value in (provenance.get("timings") or {}).items() if isinstance(value, (int, float))}
+    timings = {
+        key: value for key, value in (provenance.get("timings") or {}).items() if isinstance(value, (int, float))
+    }
     if timings:
         total = sum(timings.values()) or 1.0
-        rows = [f"<tr><td>{esc(stage)}</td><td class=\"num\">{number(seconds, 1)}</td><td>{bar(seconds / total, 'time')}</td></tr>"
-                for stage, seconds in timings.items()]
-        rows.append(f"<tr><td><b>total</b></td><td class=\"num\"><b>{number(total, 1)}</b></td><td></td></tr>")
-        columns.append("<div><h3>Timings (s)</h3>" + table([("stage", ""), ("seconds", "num"), ("share", "")], rows,
-                                                           sortable=False) + "</div>")
+        rows = [
+            f'<tr><td>{esc(stage)}</td><td class="num">{number(seconds, 1)}</td><td>{bar(seconds / total, "time")}</td></tr>'
+            for stage, seconds in timings.items()
+        ]
+        rows.append(f'<tr><td><b>total</b></td><td class="num"><b>{number(total, 1)}</b></td><td></td></tr>')
+        columns.append(
+            "<div><h3>Timings (s)</h3>"
+            + table([("stage", ""), ("seconds", "num"), ("share", "")], rows, sortable=False)
+            + "</div>"
+        )
     qc_pairs: list[tuple[str, Any]] = []
     _flatten("", provenance.get("qc") or {}, qc_pairs)
     columns.append("<div><h3>QC numbers</h3>" + _kv(qc_pairs) + "</div>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,8 @@ BODY_PART_FILES = {
     "cord": (outputs.CORD_MASK_NII, outputs.CORD_LABELS_NII),
 }
 CUTS_PER_VIEW = 5
+#: Lesion cuts of one view are at least this far apart when the lesions allow it.
+MIN_CUT_GAP_MM = 4.0
 
 
 @dataclass
@@ -40,8 +43,8 @@ class BodyPartImages:
     """Canonical arrays of one body part on its reference scan's grid.
 
     ``background`` is the reference scan, or the hyperintensity map when the
-    input cannot be found; ``sequences`` maps sequence name -> (input path,
-    image resampled to the grid or None when the file is missing).
+    input cannot be found; ``sequences`` maps sequence name -> (input path as
+    recorded, canonical image or None when the file is missing).
     """
 
     body_part: str
@@ -51,7 +54,7 @@ class BodyPartImages:
     mask: np.ndarray | None
     labels: np.ndarray | None
     lesion: np.ndarray | None
-    sequences: dict[str, tuple[str, np.ndarray | None]]
+    sequences: dict[str, tuple[str, nib.Nifti1Image | None]]
 
     @property
     def zooms(self) -> tuple[float, ...]:
@@ -62,16 +65,31 @@ def _on_grid(image: nib.Nifti1Image | None, grid: nib.Nifti1Image) -> np.ndarray
     return np.asarray(image.dataobj) if image is not None and same_grid(image, grid) else None
 
 
-def resample_to_grid(image: nib.Nifti1Image, grid: nib.Nifti1Image, order: int = 1) -> np.ndarray:
-    """Resample a canonical image onto ``grid`` (world coordinates, linear by default)."""
-    if same_grid(image, grid):
-        return np.asarray(image.dataobj, dtype=np.float32)
-    matrix = np.linalg.inv(image.affine) @ grid.affine
+def sample_planes(image: nib.Nifti1Image, grid: nib.Nifti1Image, cuts: dict[int, list[int]]) -> np.ndarray:
+    """Resample a canonical image onto ``grid``, only on the planes a montage shows (NaN elsewhere).
+
+    Resampling whole clinical volumes costs seconds; the montage needs a few
+    planes, so only those are interpolated (linear, world coordinates).
+    """
     data = np.asarray(image.dataobj, dtype=np.float32)
     if data.ndim > 3:
         data = data[..., 0]
-    return ndimage.affine_transform(data, matrix[:3, :3], offset=matrix[:3, 3], output_shape=grid.shape[:3],
-                                    order=order, mode="constant", cval=0.0)
+    if same_grid(image, grid):
+        return data
+    shape = grid.shape[:3]
+    sampled = np.full(shape, np.nan, dtype=np.float32)
+    matrix = np.linalg.inv(image.affine) @ grid.affine
+    for axis, indices in cuts.items():
+        for index in indices:
+            ranges = [np.arange(size, dtype=np.float32) for size in shape]
+            ranges[axis] = np.array([index], dtype=np.float32)
+            voxels = np.stack(np.meshgrid(*ranges, indexing="ij")).reshape(3, -1)
+            source = matrix[:3, :3] @ voxels + matrix[:3, 3:4]
+            values = ndimage.map_coordinates(data, source, order=1, mode="constant", cval=0.0)
+            plane = [slice(None)] * 3
+            plane[axis] = slice(index, index + 1)
+            sampled[tuple(plane)] = values.reshape([len(r) for r in ranges])
+    return sampled
 
 
 def load_body_part(data: SessionData, body_part: str) -> BodyPartImages | None:
@@ -97,17 +115,22 @@ def load_body_part(data: SessionData, body_part: str) -> BodyPartImages | None:
     if background is None:
         background = np.asarray(grid.dataobj, dtype=np.float32)
         background_name = "mask (input scan not found)"
-    sequences: dict[str, tuple[str, np.ndarray | None]] = {}
+    sequences: dict[str, tuple[str, nib.Nifti1Image | None]] = {}
     for scan in data.inputs_of(body_part):
         sequence = str(scan.get("sequence") or Path(str(scan.get("path"))).name)
         path = resolve_input_path(scan.get("path"), data.session_dir)
         image = load_image(path) if path else None
-        if path is not None and reference_path is not None and path == reference_path and background_name == "reference scan":
-            sequences[sequence] = (str(scan.get("path")), np.asarray(background, dtype=np.float32))
-        else:
-            sequences[sequence] = (str(scan.get("path")), None if image is None else resample_to_grid(image, grid))
-    return BodyPartImages(body_part, grid, np.asarray(background, dtype=np.float32), background_name,
-                          _on_grid(mask_img, grid), _on_grid(labels_img, grid), lesion, sequences)
+        sequences[sequence] = (str(scan.get("path")), image)
+    return BodyPartImages(
+        body_part,
+        grid,
+        np.asarray(background, dtype=np.float32),
+        background_name,
+        _on_grid(mask_img, grid),
+        _on_grid(labels_img, grid),
+        lesion,
+        sequences,
+    )
 
 
 def _guarded(what: str, make: Callable[[], str]) -> str:
@@ -122,9 +145,14 @@ def _guarded(what: str, make: Callable[[], str]) -> str:
 def _crop_mask(images: BodyPartImages) -> np.ndarray:
     if images.mask is not None and np.any(images.mask):
         if images.body_part == "cord":  # show the canal and CSF around the cord
-            return ndimage.binary_dilation(images.mask > 0, iterations=int(round(12 / min(images.zooms))))
+            return ndimage.binary_dilation(images.mask > 0, iterations=int(round(7 / min(images.zooms))))
         return images.mask
     return images.background > np.percentile(images.background, 20)
+
+
+def _window_mask(images: BodyPartImages) -> np.ndarray | None:
+    """Voxels that set the grey window: the brain, or the canal around the cord (cord mid-grey, CSF bright)."""
+    return _crop_mask(images) if images.body_part == "cord" else images.mask
 
 
 def registration_figure(images: BodyPartImages, label_names: dict[int, str]) -> str:
@@ -136,33 +164,58 @@ def registration_figure(images: BodyPartImages, label_names: dict[int, str]) -> 
         overlays.append(Overlay(images.labels, kind="label-outline", alpha=0.95))
     if images.mask is not None:
         overlays.append(Overlay(images.mask, kind="outline", color=MASK_COLOR, alpha=0.9))
-    uri = montage(images.background, images.zooms, images.grid.affine, overlays, cuts, crop=_crop_mask(images),
-                  window_mask=images.mask)
+    uri = montage(
+        images.background,
+        images.zooms,
+        images.grid.affine,
+        overlays,
+        cuts,
+        crop=_crop_mask(images),
+        window_mask=_window_mask(images),
+    )
     what = "atlas label boundaries (colours) and mask outline (yellow)" if images.labels is not None else "mask outline"
-    return h.figure(uri, f"{h.esc(what)} over the {h.esc(images.background_name)}. Outlines should follow the "
-                    "anatomy; misplaced outlines mean registration failed.", f"{images.body_part} registration check")
+    return h.figure(
+        uri,
+        f"{h.esc(what)} over the {h.esc(images.background_name)}. Outlines should follow the "
+        "anatomy; misplaced outlines mean registration failed.",
+        f"{images.body_part} registration check",
+    )
 
 
 def lesion_figures(images: BodyPartImages) -> str:
     """One montage per sequence with the lesion outline, cuts where the lesions are."""
     focus = images.lesion
     extent = images.mask if images.mask is not None else _crop_mask(images)
-    cuts = {axis: choose_cuts(focus, extent, axis, CUTS_PER_VIEW) for axis in (2, 1, 0)}
+    gaps = {axis: int(np.ceil(MIN_CUT_GAP_MM / images.zooms[axis])) for axis in (2, 1, 0)}
+    cuts = {axis: choose_cuts(focus, extent, axis, CUTS_PER_VIEW, gaps[axis]) for axis in (2, 1, 0)}
     overlays = [Overlay(focus, kind="outline")] if focus is not None else []
     parts = []
     if focus is None:
         parts.append(h.missing("lesions.nii.gz not available on this grid: showing the sequences without lesions."))
     elif not np.any(focus):
         parts.append('<p class="help">No lesion detected: cuts are spread over the volume.</p>')
-    sequences = images.sequences or {"reference": ("", images.background)}
-    for sequence, (path, data) in sequences.items():
-        if data is None:
+    sequences = images.sequences or {"reference": ("", None)}
+    for sequence, (path, image) in sequences.items():
+        if image is None and images.sequences:
             parts.append(h.missing(f"{sequence}: input scan not found ({path})."))
             continue
-        uri = montage(data, images.zooms, images.grid.affine, overlays, cuts, crop=_crop_mask(images),
-                      window_mask=images.mask)
-        parts.append(h.figure(uri, f"<b>{h.esc(sequence)}</b> {h.esc(path)} - lesion outline in red",
-                              f"{images.body_part} {sequence} lesion overlay"))
+        data = images.background if image is None else sample_planes(image, images.grid, cuts)
+        uri = montage(
+            data,
+            images.zooms,
+            images.grid.affine,
+            overlays,
+            cuts,
+            crop=_crop_mask(images),
+            window_mask=_window_mask(images),
+        )
+        parts.append(
+            h.figure(
+                uri,
+                f"<b>{h.esc(sequence)}</b> {h.esc(path)} - lesion outline in red",
+                f"{images.body_part} {sequence} lesion overlay",
+            )
+        )
     return "".join(parts)
 
 
@@ -170,8 +223,11 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
     """Sagittal view with lesion extent and axial cross-sections with the column atlas."""
     if images.mask is None or not np.any(images.mask):
         return h.missing("cord_mask.nii.gz not available: no cord views.")
-    cord_rows = data.regions[(data.regions["side"].astype(str) == "both")
-                             & data.regions["lesion_length_mm"].notna()] if not data.regions.empty else data.regions
+    cord_rows = (
+        data.regions[(data.regions["side"].astype(str) == "both") & data.regions["lesion_length_mm"].notna()]
+        if not data.regions.empty
+        else data.regions
+    )
     extent_label = ""
     if len(cord_rows):
         longest = cord_rows.loc[cord_rows["lesion_length_mm"].astype(float).idxmax()]
@@ -182,15 +238,24 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
     sagittal = cord_sagittal_figure(images.background, images.mask, images.lesion, images.zooms, extent_label)
     names = read_label_names(data.session_dir, outputs.CORD_LABELS_NII)
     levels = axial_levels(images.mask, images.lesion)
-    axial = cord_axial_figure(images.background, images.mask, images.labels, images.lesion, images.zooms,
-                              images.grid.affine, names, levels)
+    axial = cord_axial_figure(
+        images.background, images.mask, images.labels, images.lesion, images.zooms, images.grid.affine, names, levels
+    )
     return (
         '<div class="grid2">'
-        + h.figure(sagittal, "Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
-                   "projected across the cord (red) with their extent, and the cord cross-sectional area "
-                   "per axial slice (red band: lesion extent; a bulge there suggests swelling).", "cord sagittal")
-        + h.figure(axial, "Axial cross-sections at the lesion levels: anatomy with cord outline (top), cord column "
-                   "atlas with lesion outline (bottom).", "cord axial column atlas")
+        + h.figure(
+            sagittal,
+            "Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
+            "projected across the cord (red) with their extent, and the cord cross-sectional area "
+            "per axial slice (red band: lesion extent; a bulge there suggests swelling).",
+            "cord sagittal",
+        )
+        + h.figure(
+            axial,
+            "Axial cross-sections at the lesion levels: anatomy with cord outline (top), cord column "
+            "atlas with lesion outline (bottom).",
+            "cord axial column atlas",
+        )
         + "</div>"
     )
 
@@ -203,8 +268,13 @@ def _summary(data: SessionData) -> str:
     if isinstance(volumes, dict):
         for part, volume in volumes.items():
             count = counts.get(part) if isinstance(counts, dict) else None
-            stats.append((f"{part} lesion volume", f"{h.number(volume, 2)} ml" + (f" <small>({count} lesions)</small>"
-                                                                                   if count is not None else "")))
+            stats.append(
+                (
+                    f"{part} lesion volume",
+                    f"{h.number(volume, 2)} ml"
+                    + (f" <small>({count} lesion{'' if count == 1 else 's'})</small>" if count is not None else ""),
+                )
+            )
     if not data.scores.empty:
         top = data.scores.sort_values("rank").iloc[0]
         matched = as_bool(top["match"])
@@ -215,7 +285,7 @@ def _summary(data: SessionData) -> str:
     if isinstance(features, dict) and features:
         chips = "".join(
             f'<span class="chip{" miss" if value else ""}">{h.esc(name)}: '
-            f'{"yes" if value else ("no" if value is False else "not assessable")}</span>'
+            f"{'yes' if value else ('no' if value is False else 'not assessable')}</span>"
             for name, value in features.items()
         )
         parts.append(f"<div>Findings: {chips}</div>")
@@ -224,7 +294,7 @@ def _summary(data: SessionData) -> str:
         items = "".join(f"<li>{h.esc(warning)}</li>" for warning in warnings)
         parts.append(f'<div class="alert"><b>Warnings</b><ul>{items}</ul></div>')
     if data.error:
-        parts.append(f'<p><b>Error:</b> {h.esc(data.error)}</p>')
+        parts.append(f"<p><b>Error:</b> {h.esc(data.error)}</p>")
     for problem in data.problems:
         parts.append(h.missing(problem))
     if data.log_tail and data.status in ("failed", "incomplete"):
@@ -250,11 +320,13 @@ def render_session_report(data: SessionData) -> str:
             registration.append(f"<h3>{body_part}</h3>" + h.missing(f"no {body_part} images in the output folder."))
             continue
         names = read_label_names(data.session_dir, BODY_PART_FILES[body_part][1])
-        registration.append(f"<h3>{body_part}</h3>" + _guarded(f"{body_part} registration check",
-                                                               lambda: registration_figure(images, names)))
-        lesions.append(f"<h3>{body_part}</h3>" + _guarded(f"{body_part} lesion overlays", lambda: lesion_figures(images)))
+        heading = f"<h3>{body_part}</h3>"
+        registration.append(
+            heading + _guarded(f"{body_part} registration check", partial(registration_figure, images, names))
+        )
+        lesions.append(heading + _guarded(f"{body_part} lesion overlays", partial(lesion_figures, images)))
         if body_part == "cord":
-            cord = _guarded("cord views", lambda: cord_figures(data, images))
+            cord = _guarded("cord views", partial(cord_figures, data, images))
     no_images = h.missing("no images: the session produced no image outputs.")
     sections.append(("registration", "Registration check", "".join(registration) or no_images))
     sections.append(("lesions", "Lesions", "".join(lesions) or no_images))
@@ -267,17 +339,21 @@ def render_session_report(data: SessionData) -> str:
         "registration": "Atlas in the subject's space, drawn over the reference scan.",
         "lesions": "Detected hyperintensities outlined on every sequence; cuts are placed where the lesions are.",
         "regions": "Share of each atlas region covered by lesion; bars left|right compare the two sides "
-                   "(laterality index: -1 left only, +1 right only, 0 symmetric).",
+        "(laterality index: -1 left only, +1 right only, 0 symmetric).",
         "patterns": "Each known lesion pattern scored against this session, best first, with the regions and "
-                    "features that raised or lowered the score.",
+        "features that raised or lowered the score.",
     }
     body = "".join(
         f'<section class="card" id="{anchor}"><h2>{h.esc(title)}</h2>'
         + (f'<p class="help">{h.esc(help_text[anchor])}</p>' if anchor in help_text else "")
-        + content + "</section>"
+        + content
+        + "</section>"
         for anchor, title, content in sections
     )
     meta = f"{h.badge(data.status)} &nbsp; {h.esc(', '.join(data.body_parts()))}"
+    batch_dir = data.session_dir.parent
+    if (batch_dir / outputs.INDEX_HTML).exists() or (batch_dir / outputs.SESSIONS_CSV).exists():
+        meta += f' &nbsp; <a style="color:#cbd5e0" href="../{outputs.INDEX_HTML}">&larr; batch report</a>'
     scope = str(data.session_dir.resolve().parent)
     document = h.page(f"regiontag - {data.session}", meta, [(a, t) for a, t, _ in sections], body, scope)
     LOGGER.debug("report for %s rendered in %.2f s", data.session, time.perf_counter() - started)

@@ -1,0 +1,207 @@
+"""The standard validation suite: seeded phantoms covering every pattern and acquisition condition.
+
+A suite is a list of sessions, each a (body part, pattern, seed, condition)
+with the phantom settings of that condition.  The baseline is SNR 20,
+0.9 x 0.9 x 3 mm axial, rotation up to 15 degrees, FLAIR + T2w, the
+pattern's own lesion size.  Each condition changes one factor (one-factor-
+at-a-time), so accuracy can be plotted against SNR, slice thickness,
+rotation, lesion size, bias field, motion, atrophy, skull and acquisition.
+
+Profiles: ``quick`` (CI: every pattern at baseline, healthy controls and a few
+hard conditions, about 20 sessions) and ``full`` (every pattern at every
+condition level plus repeats, a few hundred sessions).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.outputs import write_csv
+
+SUITE_CSV = "suite.csv"
+SUITE_COLUMNS = ["session", "body_part", "pattern", "seed", "condition", "factor", "level", "settings"]
+
+#: Settings of the baseline brain condition (keywords of ``make_brain_phantom``).
+BRAIN_BASELINE: dict[str, Any] = {
+    "sequences": ("FLAIR", "T2w"), "voxel_size": (0.9, 0.9, 3.0), "plane": "axial", "snr": 20.0,
+    "max_rotation_deg": 15.0, "bias_strength": 0.2, "atrophy": 0.0, "motion": 0.0, "skull": False,
+}
+#: factor -> {level name: settings changed from the baseline}.
+BRAIN_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
+    "snr": {str(v): {"snr": float(v)} for v in (5, 10, 40)},
+    "slice_thickness_mm": {
+        "1": {"voxel_size": (1.0, 1.0, 1.0), "plane": "sagittal"},
+        "5": {"voxel_size": (1.0, 1.0, 5.0)},
+        "7": {"voxel_size": (1.0, 1.0, 7.0)},
+    },
+    "rotation_deg": {"0": {"max_rotation_deg": 0.0}, "25": {"max_rotation_deg": 25.0}},
+    "lesion_size": {v: {"lesion_size": v} for v in ("small", "medium", "confluent")},
+    "bias_strength": {"0.5": {"bias_strength": 0.5}},
+    "motion": {"0.5": {"motion": 0.5}},
+    "atrophy": {"0.5": {"atrophy": 0.5}, "1": {"atrophy": 1.0}},
+    "skull": {"yes": {"skull": True}},
+    "acquisition": {"oblique": {"plane": "oblique"}, "coronal": {"plane": "coronal"},
+                    "dwi": {"sequences": ("FLAIR", "T2w", "DWI")}},
+}
+#: Hard conditions the quick profile adds (factor, level) for one lesion pattern and one healthy control.
+QUICK_CONDITIONS = (("snr", "10"), ("slice_thickness_mm", "5"), ("lesion_size", "small"))
+#: Cord factors (keywords of ``make_cord_phantom``).
+CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {"snr": {str(v): {"snr": float(v)} for v in (6, 20)}}
+
+
+@dataclass(frozen=True)
+class SuiteSession:
+    """One planned phantom of a suite."""
+
+    session: str
+    body_part: str
+    pattern: str
+    seed: int
+    condition: str
+    factor: str
+    level: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _library_patterns() -> list[tuple[str, str]]:
+    from pipeline.patterns.library import load_library
+
+    return [(pattern.id, pattern.body_part) for pattern in load_library().patterns]
+
+
+def _cord_available() -> bool:
+    try:
+        import pipeline.phantoms.cord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def suite_plan(profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None) -> list[SuiteSession]:
+    """The sessions of a suite profile (nothing is generated).
+
+    Parameters
+    ----------
+    profile : {"quick", "full"}
+    seed : int
+        Base seed; session ``i`` gets ``seed + i``.
+    patterns : list of (pattern id, body part), optional
+        Default: every pattern of the library (cord ones only when the cord phantom exists).
+    """
+    if profile not in ("quick", "full"):
+        raise ValueError(f"profile must be 'quick' or 'full', got {profile!r}")
+    patterns = list(patterns) if patterns is not None else _library_patterns()
+    if not _cord_available():
+        patterns = [(pid, part) for pid, part in patterns if part != "cord"]
+    brain = [pid for pid, part in patterns if part == "brain"] + ["healthy"]
+    cord = [pid for pid, part in patterns if part == "cord"]
+    cord = cord + ["healthy"] if cord else []
+    planned: list[tuple[str, str, str, str, dict[str, Any]]] = []  # body part, pattern, factor, level, settings
+    repeats = 1 if profile == "quick" else 3
+    healthy_repeats = 2 if profile == "quick" else 10
+    for pattern in brain:
+        for _ in range(healthy_repeats if pattern == "healthy" else repeats):
+            planned.append(("brain", pattern, "baseline", "", {}))
+        for factor, levels in BRAIN_FACTORS.items():
+            for level, change in levels.items():
+                if profile == "quick" and not (
+                    (factor, level) in QUICK_CONDITIONS and pattern in (brain[0], "healthy")
+                ):
+                    continue
+                if pattern == "healthy" and factor == "lesion_size":
+                    continue
+                planned.append(("brain", pattern, factor, level, change))
+    for pattern in cord:
+        for _ in range(repeats):
+            planned.append(("cord", pattern, "baseline", "", {}))
+        if profile == "full":
+            for factor, levels in CORD_FACTORS.items():
+                planned += [("cord", pattern, factor, level, change) for level, change in levels.items()]
+    sessions = []
+    for index, (body_part, pattern, factor, level, change) in enumerate(planned):
+        condition = "baseline" if factor == "baseline" else f"{factor}={level}"
+        session_seed = seed + index
+        name = f"{body_part}-{pattern}-{condition.replace('=', '-')}-s{session_seed:04d}"
+        sessions.append(SuiteSession(name, body_part, pattern, session_seed, condition, factor, level, change))
+    return sessions
+
+
+def make_session(session: SuiteSession, out_dir: str | Path) -> str:
+    """Generate and write one suite phantom (skipped when its truth.json exists); returns the session id."""
+    out_dir = Path(out_dir)
+    if (out_dir / "truth" / session.session / "truth.json").is_file():
+        return session.session
+    extra = {"condition": session.condition, "factor": session.factor, "level": session.level}
+    if session.body_part == "brain":
+        from pipeline.phantoms.brain import make_brain_phantom, write_phantom
+
+        settings = {**BRAIN_BASELINE, **session.settings}
+        phantom = make_brain_phantom(session.pattern, session.seed, **settings)
+        write_phantom(phantom, out_dir, session.session, extra=extra)
+    else:
+        from pipeline.commands.phantom import CORD_LESION_TYPES
+        from pipeline.phantoms.cord import make_cord_phantom, write_cord_phantom
+
+        lesion_type = CORD_LESION_TYPES.get(session.pattern, session.pattern)
+        phantom = make_cord_phantom(lesion_type, session.seed, **session.settings)
+        write_cord_phantom(phantom, out_dir, session.session)
+        update_truth_json(out_dir / "truth" / session.session / "truth.json", {"pattern": session.pattern, **extra})
+    return session.session
+
+
+def update_truth_json(path: Path, content: dict[str, Any]) -> None:
+    """Add keys to a session's ``truth.json`` (e.g. the pattern id and condition of a cord phantom)."""
+    from pipeline.outputs import write_json
+
+    if path.is_file():
+        truth = json.loads(path.read_text())
+        truth.update(content)
+        write_json(truth, path)
+
+
+def make_suite(
+    out_dir: str | Path, profile: str = "quick", seed: int = 0, *, workers: int = 1,
+    patterns: list[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Generate a validation suite: ``out_dir/inputs``, ``out_dir/truth`` and ``out_dir/suite.csv``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    profile : {"quick", "full"}
+    seed : int
+        Base seed (the same seed and profile give the same suite).
+    workers : int
+        Processes generating phantoms in parallel.
+    patterns : list of (pattern id, body part), optional
+        Restrict the patterns (default: the whole library).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``SUITE_COLUMNS``, one row per session (also written to ``suite.csv``).
+    """
+    out_dir = Path(out_dir)
+    sessions = suite_plan(profile, seed, patterns)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(make_session, sessions, [out_dir] * len(sessions)))
+    else:
+        for session in sessions:
+            make_session(session, out_dir)
+    table = pd.DataFrame(
+        [
+            {**{k: getattr(s, k) for k in SUITE_COLUMNS if k != "settings"},
+             "settings": json.dumps(s.settings, sort_keys=True)}
+            for s in sessions
+        ],
+        columns=SUITE_COLUMNS,
+    )
+    write_csv(table, out_dir / SUITE_CSV, SUITE_COLUMNS)
+    return table
