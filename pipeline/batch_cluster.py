@@ -67,8 +67,8 @@ def parse_memory_limit(memory_limit: str | int | None) -> int | None:
 
 
 def thread_environment(threads: int) -> dict[str, str]:
-    """The thread-pool variables, all set to ``threads``."""
-    return {name: str(max(1, int(threads))) for name in THREAD_VARIABLES}
+    """The thread-pool variables set to ``threads``; values already in the environment win (user's choice)."""
+    return {name: os.environ.get(name) or str(max(1, int(threads))) for name in THREAD_VARIABLES}
 
 
 class ThreadLimitPlugin(WorkerPlugin):
@@ -120,6 +120,18 @@ def _smallest_worker_memory(client: Client) -> int | None:
     ]
     limits = [limit for limit in limits if limit > 0]
     return min(limits) if limits else None
+
+
+@contextmanager
+def _restored_environment(saved: dict[str, str | None]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
@@ -191,7 +203,9 @@ def open_client(
             **{name: value for name, value in environment.items() if name != "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"},
         },
     }
-    with dask.config.set(settings):
+    # the nanny copies pre-spawn variables into this process' environment: undo that afterwards
+    saved_environment = {name: os.environ.get(name) for name in (*THREAD_VARIABLES, "MALLOC_TRIM_THRESHOLD_")}
+    with dask.config.set(settings), _restored_environment(saved_environment):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

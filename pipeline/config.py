@@ -182,7 +182,7 @@ class CordConfig(_Section):
     #: Hysteresis: lesion voxels grow into neighbours with z above this fraction of the threshold.
     lesion_hysteresis: float = Field(0.75, gt=0, le=1)
     #: In-plane erosion (mm) of the cord mask for lesion detection (CSF partial volume at the edge).
-    detection_erosion_mm: float = Field(1.0, ge=0, le=3)
+    detection_erosion_mm: float = Field(1.5, ge=0, le=3)
     #: A lesion is "dorsal" / "central" when this share of its cross-section lies there.
     axial_share_threshold: float = Field(0.4, gt=0, le=1)
     #: Cord rows above and below the lesion (mm) used as the reference for the CSA ratio.

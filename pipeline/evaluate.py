@@ -317,7 +317,8 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
     summary["pattern_top3_accuracy"] = _rate(done["top3"])
     summary["healthy_false_match_rate"] = _rate(healthy["false_match"])
     summary["healthy_false_positive_ml"] = _mean(healthy["false_positive_ml"])
-    if done["condition"].astype(str).str.len().gt(0).any():
+    labelled = done[done["condition"].fillna("").astype(str) != ""]
+    if len(labelled):
         summary["by_condition"] = {
             str(name): {
                 "n": int(len(group)),
@@ -326,7 +327,7 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
                 "region_accuracy": _mean(group["region_accuracy"]),
                 "top1": _rate(group["top1"]),
             }
-            for name, group in done.groupby(done["condition"].astype(str))
+            for name, group in labelled.groupby(labelled["condition"].astype(str))
         }
     return summary
 

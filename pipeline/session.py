@@ -228,8 +228,13 @@ def _skipped_result(session: Session, session_dir: Path) -> SessionResult:
 
 def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_dir, report) -> SessionResult:
     from pipeline.validation import load_scan
+    from pipeline.validation_io import input_error
 
     started = utc_now()
+    for scan in session.scans:
+        if scan.sequence == "unknown":
+            raise input_error(scan.path, "cannot tell the sequence from the file name (name it e.g. *_FLAIR.nii.gz, "
+                                         "*_T2w.nii.gz, or map it in discovery.sequence_overrides)")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     images, inputs = {}, []

@@ -354,3 +354,10 @@ def test_shipped_yaml_records_the_pam50_calibration(shared_dir):
     assert set(spec.geometry) == set(spec.levels)
     for name in ("C2", "C4", "C6"):
         assert min(spec.calibration.dice[name].values()) >= 0.7
+
+
+def test_bad_pam50_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="info_label.txt"):
+        load_cord_atlas(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_cord_atlas(tmp_path / "missing")

@@ -217,3 +217,21 @@ def test_empty_mask():
     assert not np.asarray(cord_labels_in_subject(empty).dataobj).any()
     with pytest.raises(ValueError, match="empty"):
         cord_coordinates(empty)
+
+
+def test_frames_can_be_reused_and_levels_reported(synthetic, atlas):
+    img, _ = synthetic
+    mask = np.asarray(img.dataobj) > 0
+    n_slices = nib.as_closest_canonical(img).shape[2]
+    levels = np.full(n_slices, "", dtype=object)
+    levels[: n_slices // 2] = "C6"
+    coords = cord_coordinates(img, levels=levels)
+    reported = coords["level"][mask]
+    assert set(np.unique(reported[np.isfinite(reported)])) == {6.0} and np.isnan(reported).any()
+    assert np.isnan(coords["level"][~mask]).all()
+    direct = np.asarray(cord_labels_in_subject(img, atlas, levels=levels).dataobj)
+    reused = np.asarray(cord_labels_in_subject(img, atlas, levels=levels, frames=coords["frames"]).dataobj)
+    assert np.array_equal(direct, reused)
+    other = cord_frames(np.ones((4, 4, 3), dtype=bool), np.eye(4))
+    with pytest.raises(ValueError, match="different cord mask"):
+        cord_labels_in_subject(img, atlas, frames=other)

@@ -180,7 +180,7 @@ def test_evaluate_end_to_end(tmp_path):
     assert rows.loc["half", "region_accuracy"] == 0.75 and rows.loc["half", "pattern_rank"] == 3
     assert rows.loc["half", "registration_dice"] == pytest.approx(0.5)
     assert rows.loc["half", "snr"] == 20.0 and rows.loc["half", "condition"] == "snr=5"
-    assert rows.loc["control", "false_match"] and rows.loc["control", "false_positive_ml"] == pytest.approx(0.008)
+    assert rows.loc["control", "false_match"] and rows.loc["control", "false_positive_ml"] == pytest.approx(0.004)
     assert np.isnan(rows.loc["control", "dice"])
     assert rows.loc["crashed", "status"] == "missing"
     assert summary["n_sessions"] == 4 and summary["n_evaluated"] == 3 and summary["n_missing"] == 1
@@ -188,7 +188,7 @@ def test_evaluate_end_to_end(tmp_path):
     assert summary["pattern_top1_accuracy"] == 0.5 and summary["pattern_top3_accuracy"] == 1.0
     assert summary["healthy_false_match_rate"] == 1.0
     assert summary["region_flag_accuracy"] == pytest.approx((4 + 3 + 4) / 12)
-    assert set(summary["by_condition"]) == {"baseline", "snr=5", ""}
+    assert set(summary["by_condition"]) == {"baseline", "snr=5"}
     written = pd.read_csv(results / "evaluation.csv")
     assert list(written.columns) == EVALUATION_COLUMNS and len(written) == 4
     assert json.loads((results / "evaluation_summary.json").read_text())["n_missing"] == 1

@@ -208,6 +208,8 @@ def test_region_list_parsing_and_errors():
     assert parse_region_list("Putamen:left, Caudate nucleus") == [("Putamen", "left"), ("Caudate nucleus", "bilateral")]
     with pytest.raises(ValueError, match="side"):
         parse_region_list("Putamen:up")
+    with pytest.raises(ValueError, match="Putamen"):
+        make_brain_phantom(None, 1, regions="Putamn:left", **FAST)
     with pytest.raises(ValueError, match="sequences"):
         make_brain_phantom("healthy", 1, sequences=("PD",))
 

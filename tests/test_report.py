@@ -489,6 +489,7 @@ def test_session_report_cord(batch_dir):
     assert "C3-C5 (LE)" in document  # levels column of the cord region table
     assert "cord: lesion touches the field-of-view edge" in document
     assert 'id="regions-cord"' in document
+    assert "median cord area" in document  # centerline.csv summary
 
 
 def test_session_report_brain_and_cord(tmp_path):
@@ -572,7 +573,7 @@ def test_report_command_regenerates_all(batch_dir, capsys):
     assert main(["report", str(batch_dir), "--sessions", "sub-03_ses-1"]) == 0
     assert (batch_dir / "sub-03_ses-1" / outputs.REPORT_HTML).exists()
     assert not (batch_dir / "sub-01_ses-1" / outputs.REPORT_HTML).exists()
-    assert main(["report", str(batch_dir)]) == 0
+    assert main(["report", str(batch_dir), "--jobs", "2"]) == 0
     for session in ("sub-01_ses-1", "sub-02_ses-1", "sub-03_ses-1"):
         assert (batch_dir / session / outputs.REPORT_HTML).exists()
     assert "index.html" in capsys.readouterr().out

@@ -14,6 +14,7 @@ and to use PAM50 as the cord atlas (``load_cord_atlas(path)``, ``pam50_atlas.py`
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.cord.coordinates import CordFrames, cord_frames
+from pipeline.resources import cache_dir
 
 #: SCT combined labels used for calibration and evaluation: class name -> tract ids.
 COMBINED_CLASSES: dict[str, tuple[int, ...]] = {
@@ -105,9 +107,11 @@ def _canonical_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_pam50(folder: str | Path) -> Pam50:
-    """Read a PAM50 folder (template/ and atlas/) cropped around the cord (cached per process).
+    """Read a PAM50 folder (template/ and atlas/) cropped around the cord.
 
-    The last folder read is kept in memory (about 25 MB); its arrays are read-only.
+    The cropped arrays (about 25 MB) are cached in the regiontag cache (keyed by the
+    files' names, sizes and times) and the last folder read is kept in memory; the
+    arrays are read-only.
 
     Parameters
     ----------
@@ -121,23 +125,43 @@ def read_pam50(folder: str | Path) -> Pam50:
     """
     folder = Path(folder).resolve()
     stamp = tuple(
-        (file.name, file.stat().st_mtime_ns) for file in sorted(folder.glob("*/PAM50_*.nii*")) if file.is_file()
+        (file.name, file.stat().st_size, file.stat().st_mtime_ns)
+        for file in sorted(folder.glob("*/PAM50_*.nii*"))
+        if file.is_file()
     )
     return _read_pam50_cached(folder, stamp)
 
 
 @functools.lru_cache(maxsize=1)
-def _read_pam50_cached(folder: Path, _stamp: tuple) -> Pam50:
+def _read_pam50_cached(folder: Path, stamp: tuple) -> Pam50:
+    """Read (or load from the regiontag disk cache) the cropped arrays; texts are always re-read."""
     tract_names = read_tract_names(folder)
+    commit_file = folder / "SOURCE_COMMIT"
+    commit = commit_file.read_text().strip() if commit_file.is_file() else ""
+    key = hashlib.sha256(f"{folder}|{stamp}|{_MARGIN}|v1".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"pam50_cropped_{key}.npz"
+    if cached.is_file():
+        with np.load(cached) as stored:
+            affine, cord, levels, tracts = (stored[name] for name in ("affine", "cord", "levels", "tracts"))
+    else:
+        affine, cord, levels, tracts = _read_cropped(folder)
+        temporary = cached.with_name(cached.stem + ".tmp.npz")
+        np.savez(temporary, affine=affine, cord=cord, levels=levels, tracts=tracts)
+        temporary.replace(cached)
+    for array in (cord, levels, tracts):
+        array.flags.writeable = False
+    return Pam50(folder, affine, cord, levels, tracts, tract_names, commit)
+
+
+def _read_cropped(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Affine, cord mask, levels and uint8 tract maps, canonical and cropped around the cord."""
     cord_data, affine = _canonical_data(folder / "template" / "PAM50_cord.nii.gz")
     cord = cord_data > 0
     if not cord.any():
         raise ValueError(f"{folder}/template/PAM50_cord.nii.gz is empty")
-    lo = [max(int(np.flatnonzero(cord.any(axis=tuple(a for a in range(3) if a != ax))).min()) - _MARGIN, 0) for ax in range(3)]
-    hi = [
-        min(int(np.flatnonzero(cord.any(axis=tuple(a for a in range(3) if a != ax))).max()) + _MARGIN + 1, cord.shape[ax])
-        for ax in range(3)
-    ]
+    extent = [np.flatnonzero(cord.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    lo = [max(int(indices.min()) - _MARGIN, 0) for indices in extent]
+    hi = [min(int(indices.max()) + _MARGIN + 1, size) for indices, size in zip(extent, cord.shape)]
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
     crop_affine = affine.copy()
     crop_affine[:3, 3] = affine[:3, :3] @ np.array(lo, dtype=float) + affine[:3, 3]
@@ -151,12 +175,7 @@ def _read_pam50_cached(folder: Path, _stamp: tuple) -> Pam50:
     # gzip decompression releases the GIL: two readers use both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(read_tract, range(N_TRACTS)))
-    commit_file = folder / "SOURCE_COMMIT"
-    commit = commit_file.read_text().strip() if commit_file.is_file() else ""
-    arrays = [cord[crop].copy(), levels_data[crop].astype(np.int16), tracts]
-    for array in arrays:
-        array.flags.writeable = False
-    return Pam50(folder, crop_affine, arrays[0], arrays[1], arrays[2], tract_names, commit)
+    return crop_affine, cord[crop].copy(), levels_data[crop].astype(np.int16), tracts
 
 
 def class_probabilities(pam: Pam50) -> np.ndarray:

@@ -139,6 +139,28 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_warnings() -> list[str]:
+    """Scoring-config background rates that name unknown regions or features."""
+    from pipeline.config import load_config
+    from pipeline.patterns.regions import closest_region, known_region_paths
+    from pipeline.patterns.schema import KNOWN_FEATURES
+
+    try:
+        config = load_config().scoring
+    except ConfigError as error:
+        return [str(error)]
+    known = known_region_paths()
+    messages = [
+        f"scoring.region_background: unknown region {path!r}; closest: {closest_region(path, known)!r}"
+        for path in config.region_background if path not in known
+    ]
+    messages += [
+        f"scoring.feature_background: unknown feature {name!r}"
+        for name in config.feature_background if name not in KNOWN_FEATURES
+    ]
+    return messages
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """Validate a file, a folder, or the library; exit 1 on any error."""
     from pipeline.patterns.library import build_library, load_disease_file, load_library
@@ -154,7 +176,7 @@ def run_validate(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return 1
-    for warning in library.warnings() if path.is_dir() else []:
+    for warning in (library.warnings() if path.is_dir() else []) + _config_warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(library.diseases)} disease(s), {len(library.patterns)} lesion pattern(s))")
     if args.simulate > 0:

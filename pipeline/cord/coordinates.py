@@ -280,10 +280,21 @@ def _per_voxel(mask: np.ndarray, frames: CordFrames) -> dict[str, np.ndarray]:
     return {"u": u, "v": v, "s": s}
 
 
+def _slice_levels(levels, n_slices: int) -> np.ndarray:
+    """Level numbers per canonical slice from numbers or names (NaN unknown), length-checked."""
+    from pipeline.atlas.cord import level_numbers
+
+    numbers = level_numbers(levels)
+    if numbers.shape[0] != n_slices:
+        raise ValueError(f"levels has {numbers.shape[0]} entries; the canonical mask has {n_slices} slices")
+    return numbers
+
+
 def cord_coordinates(
     cord_mask_img: str | Path | nib.Nifti1Image,
     centerline: pd.DataFrame | None = None,
     smooth_mm: float = 1.0,
+    levels: np.ndarray | None = None,
 ) -> dict[str, object]:
     """Normalised cord coordinates of every voxel of a cord mask.
 
@@ -296,20 +307,28 @@ def cord_coordinates(
         default the per-slice centroid of the mask.
     smooth_mm : float
         Gaussian smoothing (mm) of the centroids along z.
+    levels : array-like, optional
+        Vertebral level per canonical z slice (numbers or names, see
+        :func:`cord_labels_in_subject`); adds a per-voxel ``level`` array.
 
     Returns
     -------
     dict
         ``u``, ``v``, ``s``: float32 arrays in the input's voxel grid (NaN outside the
         cord); ``u`` in [-1, 1] (+1 = subject right), ``v`` in [-1, 1] (+1 = anterior),
-        ``s`` mm along the cord from its most superior slice.  ``frames``: the
-        :class:`CordFrames` (canonical space); ``table``: ``frames.table()``.
+        ``s`` mm along the cord from its most superior slice; ``level`` (only with
+        ``levels``): level number per voxel (1 = C1, 8 = T1; NaN unknown).  ``frames``:
+        the :class:`CordFrames` (canonical space, reusable by
+        :func:`cord_labels_in_subject`); ``table``: ``frames.table()``.
     """
     img = _load(cord_mask_img)
     canonical, back = _canonical(img)
     mask = np.asarray(canonical.dataobj) > 0
     frames = cord_frames(mask, canonical.affine, centerline=centerline, smooth_mm=smooth_mm)
     values = _per_voxel(mask, frames)
+    if levels is not None:
+        slice_levels = _slice_levels(levels, mask.shape[2])
+        values["level"] = np.where(mask, slice_levels[None, None, :], np.nan).astype(np.float32)
     result: dict[str, object] = {name: _to_input_space(array, back) for name, array in values.items()}
     result["frames"] = frames
     result["table"] = frames.table()
@@ -322,6 +341,7 @@ def cord_labels_in_subject(
     levels: np.ndarray | None = None,
     centerline: pd.DataFrame | None = None,
     smooth_mm: float = 1.0,
+    frames: CordFrames | None = None,
 ) -> nib.Nifti1Image:
     """Cord atlas leaf labels for every voxel of a cord mask, in the mask's own space.
 
@@ -339,13 +359,16 @@ def cord_labels_in_subject(
         Cord centre per canonical slice, see :func:`cord_coordinates`.
     smooth_mm : float
         Gaussian smoothing (mm) of the centroids along z.
+    frames : CordFrames, optional
+        Frames already computed for this mask (``cord_coordinates(mask)["frames"]``);
+        ``centerline`` and ``smooth_mm`` are then ignored.
 
     Returns
     -------
     nibabel.Nifti1Image
         int16 label image on the input grid and affine; 0 outside the cord.
     """
-    from pipeline.atlas.cord import cord_labels_at, level_numbers, load_cord_atlas
+    from pipeline.atlas.cord import cord_labels_at, load_cord_atlas
 
     img = _load(cord_mask_img)
     atlas = load_cord_atlas() if atlas is None else atlas
@@ -353,19 +376,15 @@ def cord_labels_in_subject(
     mask = np.asarray(canonical.dataobj) > 0
     labels = np.zeros(mask.shape, dtype=np.int16)
     if mask.any():
-        frames = cord_frames(mask, canonical.affine, centerline=centerline, smooth_mm=smooth_mm)
+        if frames is None:
+            frames = cord_frames(mask, canonical.affine, centerline=centerline, smooth_mm=smooth_mm)
+        elif not np.array_equal(frames.slices, np.flatnonzero(mask.any(axis=(0, 1)))):
+            raise ValueError("frames were computed for a different cord mask")
         coords = _per_voxel(mask, frames)
-        slice_levels = None
-        if levels is not None:
-            slice_levels = level_numbers(levels)
-            if slice_levels.shape[0] != mask.shape[2]:
-                raise ValueError(
-                    f"levels has {slice_levels.shape[0]} entries; the canonical mask has {mask.shape[2]} slices"
-                )
         ii, jj, kk = np.nonzero(mask)
-        voxel_levels = (
-            np.full(kk.shape, np.nan) if slice_levels is None else slice_levels[kk].astype(float)
-        )
+        voxel_levels = np.full(kk.shape, np.nan)
+        if levels is not None:
+            voxel_levels = _slice_levels(levels, mask.shape[2])[kk]
         labels[ii, jj, kk] = cord_labels_at(atlas, coords["u"][ii, jj, kk], coords["v"][ii, jj, kk], voxel_levels)
     out = _to_input_space(labels, back)
     result = nib.Nifti1Image(out, img.affine)

@@ -173,7 +173,8 @@ def detect_cord_lesions(
         rim = cord_mask & ~domain
         in_plane = np.zeros((3, 3, 3), dtype=bool)
         in_plane[:, :, 1] = True
-        lesions |= rim & ndimage.binary_dilation(lesions, structure=in_plane)
+        steps = int(np.ceil(config.detection_erosion_mm / min(zooms[0], zooms[1]))) + 1
+        lesions |= ndimage.binary_dilation(lesions, structure=in_plane, iterations=steps, mask=rim | lesions)
     clusters, n_clusters = ndimage.label(lesions, structure=structure)
     if n_clusters == 0:
         return lesions

@@ -238,6 +238,7 @@ def rank_results(results: list[PatternResult], mimics: dict[str, set[str]],
                 if is_mimic:
                     result.tied_with.append(earlier.pattern.id)
                     earlier.tied_with.append(result.pattern.id)
+    assessable.sort(key=lambda r: (r.rank, -r.score, r.pattern.id))  # a tied mimic joins its rank
     rest = sorted((r for r in results if not r.assessable), key=lambda r: r.pattern.id)
     return assessable + rest
 

@@ -34,6 +34,7 @@ from pipeline.outputs import write_csv, write_json, write_nifti
 from pipeline.phantoms import acquisition, contrast
 from pipeline.phantoms.anatomy import Anatomy, apply_atrophy, load_anatomy
 from pipeline.phantoms.lesion_shapes import LESION_SIZES, LesionTarget, place_lesions, smooth_noise
+from pipeline.phantoms.targets import expand_sides, parse_region_list, pattern_requests, probable
 
 HEALTHY = "healthy"
 #: Reference sequence preference (the truth lives in its acquisition space).
@@ -80,77 +81,6 @@ class BrainPhantom:
     reference: str
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_region_list(text: str | Iterable[str]) -> list[tuple[str, str]]:
-    """``"Putamen:left, Caudate nucleus"`` -> ``[("Putamen", "left"), ("Caudate nucleus", "bilateral")]``.
-
-    Sides: ``left``, ``right``, ``both`` (whole region as one target) or
-    ``bilateral`` (left and right separately; the default).
-    """
-    items = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
-    parsed = []
-    for item in items:
-        if not item:
-            continue
-        path, _, side = item.rpartition(":") if ":" in item else (item, "", "bilateral")
-        side = side.strip().lower() or "bilateral"
-        if side not in ("left", "right", "both", "bilateral"):
-            raise ValueError(f"region {item!r}: side must be left, right, both or bilateral, not {side!r}")
-        parsed.append((path.strip(), side))
-    return parsed
-
-
-def _expand_sides(anatomy: Anatomy, requests: list[tuple[str, str]], rng: np.random.Generator) -> tuple[list[LesionTarget], list[str]]:
-    """Lesion targets from (region, side) requests; regions missing from the atlas are returned apart."""
-    targets, skipped = [], []
-    for path, side in requests:
-        try:
-            region = anatomy.atlas.region(path)
-        except KeyError:
-            skipped.append(path)
-            continue
-        if not region.paired:
-            targets.append(LesionTarget(path, "both"))
-        elif side == "bilateral":
-            targets += [LesionTarget(path, "left"), LesionTarget(path, "right")]
-        elif side == "unilateral":
-            targets.append(LesionTarget(path, str(rng.choice(["left", "right"]))))
-        else:
-            targets.append(LesionTarget(path, side))
-    return targets, skipped
-
-
-def pattern_requests(pattern_id: str, library: Any = None) -> tuple[Any, list[tuple[str, str]]]:
-    """The pattern object and its core regions as (region, side) requests.
-
-    ``bilateral`` and ``any`` laterality give lesions on both sides, ``unilateral`` on one random
-    side.  A core region with a core sub-region is left to the sub-region (e.g. periventricular
-    and juxtacortical lesions, not lesions anywhere in the cerebral white matter).
-    """
-    if library is None:
-        from pipeline.patterns.library import load_library
-
-        library = load_library()
-    pattern = library.get(pattern_id)
-    if pattern.body_part != "brain":
-        raise ValueError(
-            f"pattern {pattern_id!r} is a {pattern.body_part} pattern; use the cord phantom (--body-part cord)"
-        )
-    core = [item for item in pattern.regions if item.role == "core"]
-    paths = [item.region for item in core]
-    requests = []
-    for item in core:
-        # a core region whose sub-region is also core gets its lesions through that sub-region
-        if any(other.startswith(item.region + " > ") for other in paths):
-            continue
-        requests.append((item.region, "unilateral" if item.laterality == "unilateral" else "bilateral"))
-    return pattern, requests
-
-
-def _probable(evidence: dict[str, Any], name: str) -> bool:
-    item = evidence.get(name)
-    return bool(item is not None and getattr(item, "p_present", 0.0) >= 0.5)
 
 
 @lru_cache(maxsize=1)
@@ -262,13 +192,13 @@ def make_brain_phantom(
         requests = parse_region_list(regions)
     if pattern is None and regions is None:
         raise ValueError("give a pattern id, 'healthy', or explicit regions")
-    targets, skipped = _expand_sides(anatomy, requests, streams[_STREAM_SIDES])
+    targets, skipped = expand_sides(anatomy, requests, streams[_STREAM_SIDES], strict=regions is not None)
     features = getattr(pattern_object, "features", {}) or {}
     extent = getattr(pattern_object, "extent", {}) or {}
     if restricted_diffusion is None:
-        restricted_diffusion = _probable(features, "restricted_diffusion")
+        restricted_diffusion = probable(features, "restricted_diffusion")
     if lesion_size is None:
-        lesion_size = "confluent" if _probable(extent, "confluent") else "medium"
+        lesion_size = "confluent" if probable(extent, "confluent") else "medium"
     if lesion_size not in LESION_SIZES:
         raise ValueError(f"lesion_size must be one of {sorted(LESION_SIZES)}, got {lesion_size!r}")
 

@@ -15,6 +15,7 @@ condition level plus repeats, a few hundred sessions).
 from __future__ import annotations
 
 import json
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,7 @@ def suite_plan(profile: str = "quick", seed: int = 0, patterns: list[tuple[str, 
     ----------
     profile : {"quick", "full"}
     seed : int
-        Base seed; session ``i`` gets ``seed + i``.
+        Base seed; each session's seed follows from it and the session name.
     patterns : list of (pattern id, body part), optional
         Default: every pattern of the library (cord ones only when the cord phantom exists).
     """
@@ -124,10 +125,14 @@ def suite_plan(profile: str = "quick", seed: int = 0, patterns: list[tuple[str, 
             for factor, levels in CORD_FACTORS.items():
                 planned += [("cord", pattern, factor, level, change) for level, change in levels.items()]
     sessions = []
-    for index, (body_part, pattern, factor, level, change) in enumerate(planned):
+    repeat_of: dict[str, int] = {}
+    for body_part, pattern, factor, level, change in planned:
         condition = "baseline" if factor == "baseline" else f"{factor}={level}"
-        session_seed = seed + index
-        name = f"{body_part}-{pattern}-{condition.replace('=', '-')}-s{session_seed:04d}"
+        stem = f"{body_part}-{pattern}-{condition.replace('=', '-')}"
+        repeat_of[stem] = repeat_of.get(stem, -1) + 1
+        name = f"{stem}-r{repeat_of[stem]}"
+        # the seed depends on the session's name, not its position: adding a pattern moves nothing
+        session_seed = (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
         sessions.append(SuiteSession(name, body_part, pattern, session_seed, condition, factor, level, change))
     return sessions
 

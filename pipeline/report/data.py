@@ -216,11 +216,8 @@ def load_session(session_dir: str | Path) -> SessionData:
     data.log_tail = _tail(session_dir / outputs.LOG_FILE)
     batch_row = _batch_row(session_dir, session_dir.name)
     status = provenance.get("status") or batch_row.get("status")
-    data.status = (
-        str(status)
-        if isinstance(status, str) and status
-        else ("failed" if data.log_tail and not provenance else "incomplete")
-    )
+    crashed = not provenance and ("Traceback" in data.log_tail or "Error" in data.log_tail)
+    data.status = str(status) if isinstance(status, str) and status else ("failed" if crashed else "incomplete")
     error = batch_row.get("error")
     data.error = str(error) if isinstance(error, str) else ""
     return data

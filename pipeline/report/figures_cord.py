@@ -127,16 +127,21 @@ def cord_sagittal_figure(
     height_mm, width_mm = anatomy.shape[0] * row_mm, anatomy.shape[1] * col_mm
     extent = (0.0, width_mm, 0.0, height_mm)
     window = display_window(anatomy, None)
-    panel_inches = 4.9 * 0.83 * width_mm / max(height_mm, 1.0)
-    figure = Figure(figsize=(max(3.6 * panel_inches / 0.95, 3.0), 4.9), facecolor=BACKGROUND)
+    # panels at true aspect: 4 in tall for a long cord, narrower than 2 in each for a short field of view
+    axes_height = 4.0
+    panel_width = axes_height * width_mm / max(height_mm, 1.0)
+    if panel_width > 2.0:
+        panel_width, axes_height = 2.0, 2.0 * height_mm / max(width_mm, 1.0)
+    figure_height, figure_width = axes_height + 0.75, max(3.6 * panel_width / 0.95, 3.0)
+    figure = Figure(figsize=(figure_width, figure_height), facecolor=BACKGROUND)
     grid = figure.add_gridspec(
         1,
         3,
         width_ratios=[width_mm, width_mm, width_mm * 1.3],
         left=0.02,
         right=0.97,
-        top=0.93,
-        bottom=0.1,
+        top=1 - 0.3 / figure_height,
+        bottom=0.45 / figure_height,
         wspace=0.12,
     )
     titles = ("sagittal (along the cord)", "lesion extent (projection)")

@@ -17,6 +17,7 @@ from typing import Callable
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from pipeline import outputs
@@ -219,6 +220,21 @@ def lesion_figures(images: BodyPartImages) -> str:
     return "".join(parts)
 
 
+def centerline_summary(centerline: pd.DataFrame) -> str:
+    """Cord cross-sectional area statistics from ``centerline.csv`` (its first ``csa``/``area`` column)."""
+    columns = [c for c in centerline.columns if "csa" in str(c).lower() or "area" in str(c).lower()]
+    if centerline.empty or not columns:
+        return ""
+    area = pd.to_numeric(centerline[columns[0]], errors="coerce").dropna()
+    area = area[area > 0]
+    if area.empty:
+        return ""
+    stats = [(f"{len(area)}", "slices on the centreline"), (f"{area.median():.0f} mm²", "median cord area"),
+             (f"{area.min():.0f}-{area.max():.0f} mm²", "cord area range")]
+    cards = "".join(f'<div class="stat"><b>{h.esc(v)}</b><span>{h.esc(k)}</span></div>' for v, k in stats)
+    return f'<div class="stats">{cards}</div>'
+
+
 def cord_figures(data: SessionData, images: BodyPartImages) -> str:
     """Sagittal view with lesion extent and axial cross-sections with the column atlas."""
     if images.mask is None or not np.any(images.mask):
@@ -242,7 +258,8 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
         images.background, images.mask, images.labels, images.lesion, images.zooms, images.grid.affine, names, levels
     )
     return (
-        '<div class="grid2">'
+        centerline_summary(data.centerline)
+        + '<div class="grid2">'
         + h.figure(
             sagittal,
             "Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "

@@ -1,0 +1,165 @@
+"""Benchmark the batch machinery: 8 phantom sessions with 1 and with 2 Dask workers, same run.
+
+Prints, for each worker count, the wall time, the sessions' own time (from
+``sessions.csv``), the throughput ratio (wall time with 1 worker / with 2) and
+the per-session overhead of the batch machinery relative to session time:
+
+* ``cluster`` -- starting and stopping the local Dask cluster (measured apart);
+* ``per-session overhead`` -- worker time not spent inside ``run_session``
+  (task transfer, imports on each worker, result collection, status files,
+  CSV rebuilds, progress), per session:
+  ``(wall - cluster) * workers / n_sessions - mean session seconds``.
+
+Modes: ``real`` (default when the brain stage is importable) runs
+``pipeline.session.run_session`` on copies of one brain phantom (FLAIR), so
+every session does the same work; ``synthetic`` runs a CPU-bound stand-in of
+fixed work (``--work`` matrix products) to measure the machinery alone.
+
+The throughput ratio needs as many idle cores as workers: on a machine whose
+cores are shared with other jobs it measures the contention, not regiontag.
+
+Usage::
+
+    python benchmarks/bench_batch.py [--mode real|synthetic] [--sessions 8] [--work 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import outputs
+from pipeline.types import Session, SessionResult
+
+
+def synthetic_session(session, output_dir, config, *, force=False, cord_atlas_path=None, patterns_dir=None):
+    """Fixed CPU work (single-threaded matrix products), then the status/result files a session writes."""
+    started = time.perf_counter()
+    work = int(os.environ.get("REGIONTAG_BENCH_WORK", "400"))
+    rng = np.random.default_rng(0)
+    matrix = rng.random((300, 300))
+    for _ in range(work):
+        matrix = np.tanh(matrix @ matrix / 300.0)
+    session_dir = Path(output_dir) / session.session_id
+    session_dir.mkdir(parents=True, exist_ok=True)
+    row = {"session": session.session_id, "atlas": "synthetic", "region": "Synthetic", "name": "Synthetic",
+           "side": "both", "mean_z": float(matrix.mean())}
+    outputs.write_csv(pd.DataFrame([row]), session_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
+    outputs.write_json({"status": "ok"}, session_dir / outputs.PROVENANCE_JSON)
+    seconds = time.perf_counter() - started
+    outputs.write_json({"status": "ok", "error": "", "seconds": seconds, "body_parts": ["brain"]},
+                       session_dir / outputs.STATUS_JSON)
+    return SessionResult(session.session_id, "ok", "", seconds, ("brain",))
+
+
+def make_inputs(root: Path, n_sessions: int, mode: str) -> list[Session]:
+    """``n_sessions`` session folders holding copies of one brain phantom FLAIR (or tiny volumes)."""
+    from pipeline.discovery import discover_sessions
+
+    inputs = root / "inputs"
+    if mode == "real":
+        from pipeline.phantoms.brain import make_brain_phantom, write_phantom
+
+        phantom = make_brain_phantom("healthy", 0, sequences=("FLAIR",))
+        write_phantom(phantom, root / "phantom", "phantom")
+        source = root / "phantom" / "inputs" / "phantom" / "phantom_FLAIR.nii.gz"
+    else:
+        import nibabel as nib
+
+        source = root / "tiny_FLAIR.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), str(source))
+    for index in range(1, n_sessions + 1):
+        folder = inputs / f"bench-{index:02d}"
+        folder.mkdir(parents=True)
+        shutil.copy(source, folder / f"bench-{index:02d}_FLAIR.nii.gz")
+    return discover_sessions(inputs)
+
+
+def cluster_seconds(workers: int, n_sessions: int) -> float:
+    """Time to start and stop the local Dask cluster with ``workers`` workers."""
+    from pipeline.batch_cluster import open_client
+
+    start = time.perf_counter()
+    with open_client(workers=workers, n_sessions=n_sessions) as (client, _):
+        client.submit(sum, [1, 2], pure=False).result()
+    return time.perf_counter() - start
+
+
+def run_once(root: Path, sessions: list[Session], workers: int, mode: str) -> dict[str, float]:
+    """One batch with ``workers`` workers; wall time and the sessions' own times."""
+    from pipeline.batch import run_batch
+    from pipeline.config import Config
+
+    output_dir = root / f"out-{workers}"
+    runner = synthetic_session if mode == "synthetic" else None
+    start = time.perf_counter()
+    summary = run_batch(root / "inputs", output_dir, Config(), workers=workers, quiet=True, report=False,
+                        sessions=sessions, session_runner=runner, force=True)
+    wall = time.perf_counter() - start
+    table = pd.read_csv(output_dir / outputs.SESSIONS_CSV)
+    if summary.counts["failed"]:
+        print(table[table.status == "failed"][["session", "error"]].to_string(index=False), file=sys.stderr)
+    return {"wall": wall, "session_total": float(table["seconds"].sum()),
+            "session_mean": float(table["seconds"].mean()), "ok": summary.counts["ok"] + summary.counts["warning"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["real", "synthetic"], default=None)
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--work", type=int, default=400, help="synthetic mode: matrix products per session")
+    parser.add_argument("--keep", type=Path, help="keep inputs and outputs in this folder")
+    args = parser.parse_args(argv)
+    mode = args.mode
+    if mode is None:
+        try:
+            import pipeline.brain  # noqa: F401
+            import pipeline.session  # noqa: F401
+
+            mode = "real"
+        except ImportError:
+            mode = "synthetic"
+    os.environ["REGIONTAG_BENCH_WORK"] = str(args.work)
+    # One thread per session in both runs, so the ratio measures the batch's scaling (by default
+    # a single worker would give each session all the cores' ITK/BLAS threads).
+    from pipeline.batch_cluster import THREAD_VARIABLES
+
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_batch_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        sessions = make_inputs(root, args.sessions, mode)
+        print(f"mode {mode}, {len(sessions)} sessions, {os.cpu_count()} cores visible, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        rows = {}
+        for workers in (1, 2):
+            cluster = cluster_seconds(workers, len(sessions))
+            result = run_once(root, sessions, workers, mode)
+            busy = max(0.0, result["wall"] - cluster) * workers / len(sessions)
+            overhead = busy - result["session_mean"]
+            rows[workers] = {**result, "cluster": cluster, "overhead": overhead}
+            print(f"{workers} worker(s): wall {result['wall']:.1f}s (cluster start/stop {cluster:.1f}s), "
+                  f"{result['ok']}/{len(sessions)} finished, mean session {result['session_mean']:.2f}s, "
+                  f"per-session overhead {overhead:.2f}s = {100 * overhead / result['session_mean']:.1f}% "
+                  "of session time")
+        ratio = rows[1]["wall"] / rows[2]["wall"]
+        print(f"throughput ratio 2 workers / 1 worker: {ratio:.2f}x (target >= 1.7x with 2 idle cores)")
+        worst = max(row["overhead"] / row["session_mean"] for row in rows.values())
+        print(f"worst per-session overhead: {100 * worst:.1f}% of session time (target < 5%)")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The validation suite plan: coverage of patterns and conditions, stable seeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.phantoms.suite import BRAIN_FACTORS, suite_plan
+
+PATTERNS = [("ms-brain", "brain"), ("b12-leukoencephalopathy", "brain"), ("b12-subacute-combined-degeneration", "cord")]
+
+
+def test_quick_plan_covers_every_pattern_and_healthy_controls():
+    plan = suite_plan("quick", seed=0, patterns=PATTERNS)
+    brain = [s for s in plan if s.body_part == "brain"]
+    assert {s.pattern for s in brain} == {"ms-brain", "b12-leukoencephalopathy", "healthy"}
+    assert sum(s.pattern == "healthy" and s.condition == "baseline" for s in brain) == 2
+    assert {s.condition for s in brain} >= {"baseline", "snr=10", "slice_thickness_mm=5", "lesion_size=small"}
+    assert len({s.session for s in plan}) == len(plan) and len({s.seed for s in plan}) == len(plan)
+    assert len(plan) < 25
+
+
+def test_full_plan_has_every_factor_level_and_stable_seeds():
+    full = suite_plan("full", seed=0, patterns=PATTERNS)
+    conditions = {s.condition for s in full if s.pattern == "ms-brain"}
+    for factor, levels in BRAIN_FACTORS.items():
+        assert {f"{factor}={level}" for level in levels} <= conditions
+    assert not any(s.pattern == "healthy" and s.factor == "lesion_size" for s in full)
+    fewer = {s.session: s.seed for s in suite_plan("full", seed=0, patterns=PATTERNS[:1])}
+    assert all(fewer[s.session] == s.seed for s in full if s.session in fewer)
+    assert {s.seed for s in suite_plan("full", seed=1, patterns=PATTERNS)}.isdisjoint({s.seed for s in full})
+    with pytest.raises(ValueError, match="profile"):
+        suite_plan("medium")
