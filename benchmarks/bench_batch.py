@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -108,6 +109,7 @@ def run_once(root: Path, sessions: list[Session], workers: int, mode: str) -> di
     if summary.counts["failed"]:
         print(table[table.status == "failed"][["session", "error"]].to_string(index=False), file=sys.stderr)
     return {"wall": wall, "session_total": float(table["seconds"].sum()),
+            "peak_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "session_mean": float(table["seconds"].mean()), "ok": summary.counts["ok"] + summary.counts["warning"]}
 
 
@@ -153,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                   "of session time")
         ratio = rows[1]["wall"] / rows[2]["wall"]
         print(f"throughput ratio 2 workers / 1 worker: {ratio:.2f}x (target >= 1.7x with 2 idle cores)")
+        from pipeline.batch_task import estimate_session_memory
+
+        estimate, _ = estimate_session_memory(sessions[0])
+        peak = max(row["peak_worker_mb"] for row in rows.values())
+        print(f"peak worker memory {peak:.0f} MB; pre-flight estimate per session {estimate / 2**20:.0f} MB")
         worst = max(row["overhead"] / row["session_mean"] for row in rows.values())
         print(f"worst per-session overhead: {100 * worst:.1f}% of session time (target < 5%)")
     finally:

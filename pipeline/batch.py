@@ -34,9 +34,9 @@ from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
 from pipeline.batch_cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
-from pipeline.batch_tables import BatchTables
+from pipeline.batch_tables import FINISHED_STATUSES, BatchTables
 from pipeline.batch_task import append_to_log, execute_session, one_line_error
-from pipeline.bids import is_bids_dataset, write_derivatives_description
+from pipeline.bids import is_bids_dataset, write_bids_derivatives, write_derivatives_description
 from pipeline.config import Config
 from pipeline.progress import BatchProgress
 from pipeline.types import Session, SessionResult
@@ -174,6 +174,14 @@ def _result_of(future, session: Session, client: Client, cluster: ClusterInfo, o
         return SessionResult(session.session_id, "failed", reason)
 
 
+def _bids_view(output_dir: Path, session: Session, config: Config) -> None:
+    """BIDS-derivatives names for a finished BIDS session; a problem there is logged, never fatal."""
+    try:
+        write_bids_derivatives(output_dir, session, config.registration.template)
+    except OSError as error:
+        append_to_log(output_dir / session.session_id, f"WARNING BIDS-derivatives view not written: {error}")
+
+
 def _write_batch_report(output_dir: Path) -> str:
     """Call ``pipeline.report.batch.write_batch_report`` when that module exists; returns an error or ""."""
     try:
@@ -307,6 +315,8 @@ def run_batch(
                             session.session_id, record["status"], record.get("error", ""),
                             float(record.get("seconds") or 0.0), resumed,
                         )
+                        if session.bids and record["status"] in FINISHED_STATUSES:
+                            _bids_view(output_dir, session, config)
                         tables.write_sessions_csv()
                         tables.maybe_write_result_tables()
         tables.write_all()

@@ -287,7 +287,9 @@ def test_pam50_folder_atlas_loads_and_matches_ours(pam50_dir, pam50, atlas, tmp_
     u_axis = np.linspace(-1, 1, spec.grid_size)
     left_columns = np.nonzero(np.isin(data[:, :, k], gracilis.label_values("left")).any(axis=1))[0]
     assert left_columns.size and u_axis[left_columns].max() < 0.05
-    leaf_class = {value: LEAF_TO_CLASS[name.split(" [")[0].split(" > ")[-1]] for value, name in atlas.leaf_names.items()}
+    leaf_class = {
+        value: LEAF_TO_CLASS[name.split(" [")[0].split(" > ")[-1]] for value, name in atlas.leaf_names.items()
+    }
     to_class = np.vectorize(lambda value: leaf_class.get(int(value), 0))
     ours_class, pam_class = to_class(ours[:, :, k]), to_class(data[:, :, k])
     for c in range(1, 5):
@@ -317,7 +319,8 @@ def test_fit_level_recovers_a_known_cross_section():
     before = hard_dice({**start, **spec.fixed}, samples)
     fitted = fit_level(samples, start, spec.fixed, max_evaluations=1500)
     after = hard_dice(fitted, samples)
-    print("\nDice before", {k: round(x, 3) for k, x in before.items()}, "after", {k: round(x, 3) for k, x in after.items()})
+    rounded = lambda table: {k: round(x, 3) for k, x in table.items()}  # noqa: E731
+    print("\nDice before", rounded(before), "after", rounded(after))
     assert min(after.values()) >= 0.9
     assert np.mean(list(after.values())) > np.mean(list(before.values()))
 

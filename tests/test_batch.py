@@ -25,6 +25,7 @@ from distributed import LocalCluster
 
 from pipeline import outputs
 from pipeline.batch import BatchError, output_lock, run_batch
+from pipeline.batch_cluster import available_cores
 from pipeline.batch_tables import BatchTables
 from pipeline.config import Config
 from pipeline.types import SessionResult
@@ -80,7 +81,9 @@ def fake_run_session(session, output_dir, config, *, force=False, cord_atlas_pat
     outputs.write_csv(pd.DataFrame(rows), session_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
     outputs.write_csv(pd.DataFrame(scores), session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
     lesion_ml = float(sum(row["lesion_volume_ml"] for row in rows))
-    outputs.write_json({"status": "ok", "finished": time.time()}, session_dir / outputs.PROVENANCE_JSON)
+    provenance = {"status": "ok", "finished": time.time(),
+                  "itk_threads": os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")}
+    outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
     seconds = time.perf_counter() - started
     outputs.write_json({"status": "ok", "error": "", "seconds": seconds, "body_parts": ["brain"],
                         "lesion_volume_ml": lesion_ml, "top_pattern": "pattern-FLAIR"},
@@ -188,8 +191,15 @@ def test_scheduler_run_matches_local_run_and_isolates_failures(tmp_path, loopbac
     assert sorted(set(regions["session"])) == expected_ids[:4]
     assert len(regions) == 8  # FLAIR + T2w of each finished session, failed sessions excluded
     assert list(tables["local"]["scores"].columns) == outputs.SCORE_COLUMNS
+    threads = str(max(1, available_cores() // 2))  # 2 single-threaded workers share the cores
     for name in ("local", "remote"):  # native output lands in the session's log, not the console
-        assert "native library message on fd 2" in (tmp_path / name / "sub-01_ses-01" / outputs.LOG_FILE).read_text()
+        session_dir = tmp_path / name / "sub-01_ses-01"
+        assert "native library message on fd 2" in (session_dir / outputs.LOG_FILE).read_text()
+        assert json.loads((session_dir / outputs.PROVENANCE_JSON).read_text())["itk_threads"] == threads
+    derivative = tmp_path / "local" / "sub-01" / "ses-02" / "anat" / "sub-01_ses-02_regions.csv"
+    assert derivative.read_text() == (tmp_path / "local" / "sub-01_ses-02" / outputs.REGIONS_CSV).read_text()
+    assert derivative.stat().st_ino == (tmp_path / "local" / "sub-01_ses-02" / outputs.REGIONS_CSV).stat().st_ino
+    assert not (tmp_path / "local" / "sub-fail" / "anat").exists()  # failed sessions get no derivatives
     description = json.loads((tmp_path / "local" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "regiontag"
 

@@ -16,6 +16,7 @@ from pipeline.bids import (
     discover_bids_sessions,
     filename_entities,
     session_label,
+    write_bids_derivatives,
     write_derivatives_description,
 )
 from pipeline.config import Config, DiscoveryConfig
@@ -126,3 +127,23 @@ def test_lead_discovery_dispatches_to_bids(bids_dataset: Path):
     from pipeline.discovery import discover_sessions
 
     assert [s.session_id for s in discover_sessions(bids_dataset, Config(), ["02"])] == ["sub-02"]
+
+
+def test_bids_derivatives_view_links_session_outputs(tmp_path: Path):
+    from pipeline.types import Session
+
+    session_dir = tmp_path / "sub-01_ses-02"
+    session_dir.mkdir()
+    for name in ("lesions.nii.gz", "lesions_space-MNI152.nii.gz", "regions.csv", "log.txt"):
+        (session_dir / name).write_text(name)
+    written = write_bids_derivatives(tmp_path, Session("sub-01_ses-02", (), {"subject": "01", "session": "02"}))
+    anat = tmp_path / "sub-01" / "ses-02" / "anat"
+    assert sorted(path.name for path in written) == [
+        "sub-01_ses-02_desc-lesions_mask.nii.gz",
+        "sub-01_ses-02_regions.csv",
+        "sub-01_ses-02_space-MNI152NLin2009aSym_desc-lesions_mask.nii.gz",
+    ]
+    assert (anat / "sub-01_ses-02_regions.csv").read_text() == "regions.csv"
+    assert write_bids_derivatives(tmp_path, Session("plain", ())) == []
+    again = write_bids_derivatives(tmp_path, Session("sub-01_ses-02", (), {"subject": "01", "session": "02"}))
+    assert sorted(again) == sorted(written) and not list(anat.glob(".*"))  # idempotent, no temporaries

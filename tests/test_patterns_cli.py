@@ -266,3 +266,45 @@ def test_tag_mni_mask_on_other_grid(library_dir, tmp_path):
     score_table = pd.read_csv(tmp_path / "tagged" / outputs.SCORES_CSV)
     assert score_table.iloc[0]["pattern"] == "osmotic-demyelination"
     assert not score_table.loc[score_table["pattern"] == "ms-cord", "assessable"].iloc[0]
+
+
+def test_library_option_after_the_action(library_dir, capsys):
+    assert main(["patterns", "list", "--library", str(library_dir)]) == 0
+    assert str(library_dir) in capsys.readouterr().out
+    assert main(["patterns", "remove", "ms-cord", "--yes", "--library", str(library_dir)]) == 0
+    assert "ms-cord" not in {p.id for p in load_library(library_dir).patterns}
+    assert (patterns_dir() / "multiple-sclerosis.yaml").read_text().count("id: ms-cord") == 1  # shipped one untouched
+
+
+def test_tag_subject_space_mask_uses_image_labels(library_dir, tmp_path):
+    """Subject-space path with the registration replaced by labels already on IMAGE's grid."""
+    from pipeline.commands.tag import tag_mask
+    from pipeline.config import load_config
+
+    atlas = small_atlas()
+    image_affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    image_affine[:3, 3] = -12
+    image_path = tmp_path / "flair.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((24, 24, 24), np.float32), image_affine), image_path)
+    calls = []
+
+    def fake_labeller(image, config, workdir, sequence="FLAIR"):
+        calls.append((image.shape, sequence))
+        return atlas.labels_img, {"registration_quality": 1.0}
+
+    # mask drawn on a 2 mm grid covering both periventricular regions (x -8..-2 and 2..8 mm)
+    mask_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    mask_affine[:3, 3] = -12
+    mask = np.zeros((12, 12, 12), np.uint8)
+    mask[2:5, 3:9, 4:7] = 1
+    mask[7:10, 3:9, 4:7] = 1
+    mask_path = tmp_path / "lst_ai_mask.nii.gz"
+    nib.save(nib.Nifti1Image(mask, mask_affine), mask_path)
+    _, scores = tag_mask(mask_path, tmp_path / "subject", load_config(), image=image_path, sequence="T2w",
+                         patterns_dir=library_dir, atlas=atlas, labeller=fake_labeller)
+    assert calls == [((24, 24, 24), "T2w")]
+    regions = pd.read_csv(tmp_path / "subject" / outputs.REGIONS_CSV)
+    pv = regions[regions["region"] == "Cerebrum > Cerebral white matter > Periventricular white matter"]
+    assert pv.set_index("side")["involved"].to_dict() == {"left": True, "right": True, "both": True}
+    assert abs(pv.set_index("side").at["both", "laterality_index"]) < 0.2
+    assert "ms-brain" in set(scores["pattern"])

@@ -293,3 +293,23 @@ def test_mimic_within_margin_shares_rank_even_with_pattern_between():
                           {p.id: library.mimics_of(p.id) for p in library.patterns},
                           ScoringConfig(mimic_tie_margin=0.1))
     assert [(r.pattern.id, r.rank) for r in narrow] == [("a", 1), ("b", 2), ("c", 3)]
+
+
+def test_explanation_names_a_region_even_when_features_dominate():
+    from pipeline.patterns.library import build_library, parse_disease
+
+    features = ["cord_swelling", "cord_central", "cord_dorsal", "enhancement"]
+    content = {
+        "id": "toy", "disease": "Toy", "references": ["x"],
+        "patterns": [{
+            "id": "toy-cord", "name": "Toy", "body_part": "cord", "sequences": ["T2w"],
+            "regions": [{"region": POSTERIOR, "role": "core", "p_involved": 0.09, "p_background": 0.08}],
+            "features": {name: {"p_present": 0.9, "p_background": 0.1} for name in features},
+            "extent": {"longitudinally_extensive": {"p_present": 0.9, "p_background": 0.1}},
+        }],
+    }
+    library = build_library({"toy.yaml": parse_disease(content, "toy.yaml")})
+    findings = {"body_parts_imaged": ["cord"], "features": {name: True for name in features + ["longitudinally_extensive"]}}
+    explanation = score_session(synthetic_region_table({}, ("cord",)), findings, library)["explanation"].iloc[0]
+    assert "and 1 more" in explanation
+    assert "regions: Posterior column not involved (LR x0.99)" in explanation

@@ -311,6 +311,7 @@ def atlas_from_labels(spec: CordAtlasSpec, labels: np.ndarray, description: str 
     img.set_data_dtype(np.int16)
     if description:
         img.header["descrip"] = description[:79].encode()
+    img.header["aux_file"] = f"default_level={spec.default_level}".encode()
     return Atlas(name=spec.name, space=spec.space, labels_img=img, regions=regions, leaf_names=leaf_names)
 
 
@@ -339,10 +340,21 @@ def load_cord_atlas(path: str | Path | None = None, spec_path: str | Path | None
         return atlas_from_labels(spec, generate_labels(spec), "regiontag cord atlas (parametric, PAM50-calibrated)")
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"cord atlas {folder}: not a folder (expected a PAM50 folder with template/ and atlas/)")
+        raise FileNotFoundError(
+            f"cord atlas {folder}: not a folder (expected a PAM50 folder with template/ and atlas/)"
+        )
     from pipeline.atlas.pam50_atlas import pam50_atlas_labels
 
     return atlas_from_labels(spec, pam50_atlas_labels(folder, spec), f"PAM50 atlas from {folder}")
+
+
+def _default_level(atlas: Atlas) -> int:
+    """Default level number recorded in the atlas header (``aux_file``), else the shipped YAML's."""
+    aux = atlas.labels_img.header["aux_file"].item()
+    aux = aux.decode(errors="ignore") if isinstance(aux, bytes) else str(aux)
+    if aux.startswith("default_level="):
+        return level_number(aux.split("=", 1)[1].strip())
+    return level_number(load_cord_spec().default_level)
 
 
 def cord_labels_at(
@@ -357,7 +369,8 @@ def cord_labels_at(
     u, v : numpy.ndarray
         Cord coordinates; points outside the unit disk are pulled onto its edge.
     level : array-like or float, optional
-        Level numbers (1 = C1 ...); NaN or None = the YAML's default (cervical) level.
+        Level numbers (1 = C1 ...); NaN or None = the atlas's default (cervical) level
+        (``default_level`` of its YAML, recorded in the label image header).
         Levels beyond the atlas range use the nearest level slab.
 
     Returns
@@ -372,7 +385,7 @@ def cord_labels_at(
     u, v = np.nan_to_num(u * scale), np.nan_to_num(v * scale)
     data = np.asarray(atlas.labels_img.dataobj)
     affine = atlas.labels_img.affine
-    default = level_number(load_cord_spec().default_level)
+    default = _default_level(atlas)
     level = np.full(u.shape, np.nan) if level is None else np.broadcast_to(np.asarray(level, dtype=float), u.shape)
     level = np.where(np.isfinite(level), level, default)
     i = np.clip(np.rint((u - affine[0, 3]) / affine[0, 0]), 0, data.shape[0] - 1).astype(int)

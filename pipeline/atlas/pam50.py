@@ -1,14 +1,16 @@
-"""PAM50 (Spinal Cord Toolbox) template and white/grey-matter atlas: reading, combined labels, cord-coordinate resampling.
+"""PAM50 (Spinal Cord Toolbox) template and atlas: reading, combined labels, sampling in cord coordinates.
 
 PAM50 is a straight-cord template at 0.5 mm with 36 tract probability maps
 (``atlas/PAM50_atlas_NN.nii.gz``, ``info_label.txt``), a cord mask and vertebral
 levels (``template/PAM50_levels.nii.gz``: 1 = C1 ... 7 = C7, 8 = T1 ...).
 This module reads the folder once (cropped to the cord, canonical RAS+),
 derives SCT's combined labels (dorsal columns 0-3, lateral funiculi 4-13,
-ventral funiculi 14-29, grey matter 30-35), and resamples tract
-probabilities onto the normalised cord cross-section grid ``(u, v)`` per level,
-which is used both to calibrate our parametric atlas (``pam50_calibrate.py``)
-and to use PAM50 as the cord atlas (``load_cord_atlas(path)``, ``pam50_atlas.py``).
+ventral funiculi 14-29, grey matter 30-35) and tract labels, and samples
+labels on the normalised cord cross-section grid ``(u, v)`` per level.  It is
+used to calibrate our parametric atlas (``pam50_calibrate.py``, CLI below) and
+to use PAM50 as the cord atlas (``load_cord_atlas(path)``, ``pam50_atlas.py``).
+
+    python -m pipeline.atlas.pam50 calibrate PAM50_DIR [--levels C2 C4] [--write atlases/cord.yaml]
 """
 
 from __future__ import annotations
@@ -270,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     fit = commands.add_parser("calibrate", help="fit the cord atlas geometry to PAM50 and print it")
     fit.add_argument("pam50_dir", type=Path)
     fit.add_argument("--levels", nargs="+", default=None, help="level names to fit (default: all in cord.yaml)")
-    fit.add_argument("--write", type=Path, default=None, help="update this atlas YAML in place")
+    fit.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        help="replace the geometry and calibration sections of this atlas YAML (unfitted levels are interpolated)",
+    )
     args = parser.parse_args(argv)
     result = calibrate(args.pam50_dir, levels=args.levels)
     print(calibration_yaml(result))

@@ -31,7 +31,8 @@ from pipeline.resources import cache_dir
 
 #: Leaf kind of each PAM50 tract id (-1: intermediate zone, decided by position).
 TRACT_KIND = np.array(
-    [GRACILIS] * 2 + [CUNEATUS] * 2 + [LATERAL] * 10 + [ANTERIOR] * 16 + [VENTRAL_HORN] * 2 + [-1] * 2 + [DORSAL_HORN] * 2
+    [GRACILIS] * 2 + [CUNEATUS] * 2 + [LATERAL] * 10 + [ANTERIOR] * 16
+    + [VENTRAL_HORN] * 2 + [-1] * 2 + [DORSAL_HORN] * 2
 )
 
 

@@ -196,7 +196,8 @@ def calibrate(folder: str | Path, levels: list[str] | None = None, verbose: bool
         samples = level_samples(pam, frames, level_number(name))
         geometry = fit_level(samples, start, fixed)
         result.geometry[name] = {key: round(geometry[key], 4) for key in GEOMETRY_BOUNDS}
-        result.dice[name] = {key: round(value, 4) for key, value in hard_dice({**result.geometry[name], **fixed}, samples).items()}
+        dice = hard_dice({**result.geometry[name], **fixed}, samples)
+        result.dice[name] = {key: round(value, 4) for key, value in dice.items()}
         if verbose:
             print(name, len(samples.u), "voxels, Dice", result.dice[name], flush=True)
     result.geometry = {name: result.geometry[name] for name in spec.levels if name in result.geometry}
@@ -219,7 +220,7 @@ def calibration_yaml(result: Calibration) -> str:
         "source": "PAM50 (Spinal Cord Toolbox, github.com/spinalcordtoolbox/PAM50), atlas/PAM50_atlas_00-35",
         "source_commit": result.source_commit,
         "method": "per-level fit of the parametric cross-section to PAM50 combined labels in cord coordinates "
-        "(pipeline/atlas/pam50_calibrate.py); dice = hard-label Dice on PAM50 cord voxels",
+        "(pipeline/atlas/pam50_calibrate.py); dice = hard-label Dice on the same PAM50 cord voxels (in-sample)",
     }
     lines.append(yaml.safe_dump({"calibration": calibration}, sort_keys=False, width=200).rstrip())
     lines.append("  dice:")

@@ -17,18 +17,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Manage the lesion-pattern library (one YAML file per disease; default "
         "configs/patterns, or $REGIONTAG_PATTERNS, or --library DIR).",
     )
-    parser.add_argument("--library", type=Path, metavar="DIR", help="pattern library folder")
+    library_help = "pattern library folder (default: configs/patterns or $REGIONTAG_PATTERNS)"
+    parser.add_argument("--library", type=Path, metavar="DIR", help=library_help)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    # --library is also accepted after the action (``patterns remove X --library DIR``)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--library", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=library_help)
     actions = parser.add_subparsers(dest="patterns_command", metavar="ACTION")
 
-    listing = actions.add_parser("list", help="one line per lesion pattern")
+    listing = actions.add_parser("list", parents=[common], help="one line per lesion pattern")
     listing.set_defaults(func=run_list)
 
-    show = actions.add_parser("show", help="details of a pattern (id or name) or of a disease (id)")
+    show = actions.add_parser("show", parents=[common], help="details of a pattern (id or name) or of a disease (id)")
     show.add_argument("name", metavar="NAME")
     show.set_defaults(func=run_show)
 
-    validate = actions.add_parser("validate", help="check a pattern file or folder (default: the library)")
+    validate = actions.add_parser("validate", parents=[common], help="check a pattern file or folder (default: the library)")
     validate.add_argument("path", nargs="?", type=Path, metavar="PATH")
     validate.add_argument(
         "--simulate", type=int, default=0, metavar="N",
@@ -37,12 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     validate.set_defaults(func=run_validate)
 
-    add = actions.add_parser("add", help="validate a disease YAML file and add it to the library")
+    add = actions.add_parser("add", parents=[common], help="validate a disease YAML file and add it to the library")
     add.add_argument("file", type=Path, metavar="FILE")
     add.add_argument("--replace", action="store_true", help="replace a disease with the same id")
     add.set_defaults(func=run_add)
 
-    remove = actions.add_parser("remove", help="delete a lesion pattern (or a whole disease) from the library")
+    remove = actions.add_parser("remove", parents=[common], help="delete a lesion pattern (or a whole disease) from the library")
     remove.add_argument("name", metavar="NAME", help="pattern id or name, or disease id")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=run_remove)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nibabel as nib
 import numpy as np
@@ -73,13 +73,19 @@ def labels_for_mni_mask(mask: nib.Nifti1Image, atlas) -> nib.Nifti1Image:
 
 
 def labels_for_subject_mask(mask: nib.Nifti1Image, image_path: Path, config: Config, workdir: Path,
-                            sequence: str) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict[str, Any]]:
-    """Register IMAGE to MNI152, bring the labels into its space; the mask moved onto IMAGE's grid if needed."""
-    from pipeline.brain import atlas_labels_for_image
+                            sequence: str, labeller: Callable | None = None,
+                            ) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict[str, Any]]:
+    """Register IMAGE to MNI152, bring the labels into its space; the mask moved onto IMAGE's grid if needed.
+
+    ``labeller(image, config, workdir, sequence=...) -> (labels, qc)`` defaults to
+    :func:`pipeline.brain.atlas_labels_for_image` (ANTs registration).
+    """
     from pipeline.niimg import check_niimg, resample_to
 
+    if labeller is None:
+        from pipeline.brain import atlas_labels_for_image as labeller
     image = check_niimg(image_path)
-    labels, qc = atlas_labels_for_image(image, config, workdir, sequence=sequence)
+    labels, qc = labeller(image, config, workdir, sequence=sequence)
     if mask.shape[:3] != labels.shape[:3] or not np.allclose(mask.affine, labels.affine, atol=1e-3):
         mask = resample_to(mask, labels, order=0)
         mask = nib.Nifti1Image((np.asarray(mask.dataobj) > 0).astype(np.uint8), labels.affine)
@@ -111,7 +117,7 @@ def mask_findings(mask: nib.Nifti1Image, source: str) -> dict[str, Any]:
 def tag_mask(mask_path: Path, output_dir: Path, config: Config, *, space: str | None = None,
              image: Path | None = None, sequence: str = "FLAIR", threshold: float = 0.5,
              session: str | None = None, patterns_dir: Path | None = None,
-             atlas=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+             atlas=None, labeller: Callable | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Region and score tables of an external mask, written into ``output_dir``.
 
     Parameters
@@ -127,7 +133,11 @@ def tag_mask(mask_path: Path, output_dir: Path, config: Config, *, space: str | 
     image : Path, optional
         The scan the mask is aligned with (registered to MNI152).
     atlas : Atlas, optional
-        Brain atlas in template space (default: the built-in composite atlas).
+        Brain atlas in template space (default: the built-in composite atlas); with
+        ``image`` it must be the atlas ``labeller`` warps.
+    labeller : callable, optional
+        Subject-space labels of ``image`` (default: registration with
+        :func:`pipeline.brain.atlas_labels_for_image`).
 
     Returns
     -------
@@ -147,7 +157,7 @@ def tag_mask(mask_path: Path, output_dir: Path, config: Config, *, space: str | 
 
         atlas = brain_atlas()
     if image is not None:
-        labels, mask, _ = labels_for_subject_mask(mask, image, config, output_dir, sequence)
+        labels, mask, _ = labels_for_subject_mask(mask, image, config, output_dir, sequence, labeller)
     else:
         labels = labels_for_mni_mask(mask, atlas)
     regions = region_table(mask, labels, atlas, None, config.involvement)

@@ -243,7 +243,8 @@ def cord_frames(
         )
         boundary[row] = _outline_radii(mask[:, :, k], affine, int(k), centres[row], axes[row])
     # world z of each centre and arc length from the most superior slice
-    ij_centre = (centres - affine[:2, 2][None] * slices[:, None] - affine[:2, 3][None]) @ np.linalg.inv(affine[:2, :2]).T
+    in_plane_offset = affine[:2, 2][None] * slices[:, None] + affine[:2, 3][None]
+    ij_centre = (centres - in_plane_offset) @ np.linalg.inv(affine[:2, :2]).T
     z_mm = affine[2, 0] * ij_centre[:, 0] + affine[2, 1] * ij_centre[:, 1] + affine[2, 2] * slices + affine[2, 3]
     centre_3d = np.column_stack([centres, z_mm])
     step = np.linalg.norm(np.diff(centre_3d, axis=0), axis=1)

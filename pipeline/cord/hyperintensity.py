@@ -6,7 +6,7 @@ CSF partial volume), intensities are divided by a smooth level along the cord
 compared with the same position of the cross-section (normalised cord
 coordinates u, v) in the other slices: this captures the grey/white pattern
 (grey matter is slightly brighter on T2) and edge partial volume; location and
-spread are median and MAD after iterative removal of upward outliers.  Lesions are voxels with ``z >= lesion_z_threshold``, grown by
+spread come from lower quantiles, so long lesions do not lift the reference.  Lesions are voxels with ``z >= lesion_z_threshold``, grown by
 hysteresis into neighbours with ``z >= lesion_hysteresis * threshold``, and
 clusters below ``min_lesion_mm3`` are dropped.
 """
@@ -36,23 +36,16 @@ def eroded_in_plane(mask: np.ndarray, zooms: np.ndarray, erosion_mm: float) -> n
     return out
 
 
-def _robust_location_spread(values: np.ndarray, iterations: int = 4) -> tuple[float, float]:
-    """Median and MAD-based spread with upward outliers (> 2.5 spreads) removed iteratively.
+def _robust_location_spread(values: np.ndarray) -> tuple[float, float]:
+    """Location and spread from the lower quantiles only (robust to up to ~70 % upward outliers).
 
-    Lesions are upward outliers of a cell's intensities; partial volume at the edge
-    widens the spread symmetrically, so it is kept.
+    For a normal distribution P25 - P5 = 0.971 sigma and the mean is P25 + 0.674 sigma.
+    Lesions are upward outliers of a cell's intensities and may cover most slices
+    of a short field of view (longitudinally extensive lesions).
     """
-    keep = np.ones(values.size, dtype=bool)
-    location, spread = float(np.median(values)), 0.0
-    for _ in range(iterations):
-        kept = values[keep]
-        location = float(np.median(kept))
-        spread = float(1.4826 * np.median(np.abs(kept - location))) + 1e-9
-        new_keep = values <= location + 2.5 * spread
-        if new_keep.sum() < 8 or np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    return location, spread
+    p5, p25 = np.percentile(values, [5, 25])
+    spread = (p25 - p5) / 0.971
+    return float(p25 + 0.674 * spread), float(spread)
 
 
 def _slice_trend(volume: np.ndarray, domain: np.ndarray) -> np.ndarray:
@@ -95,9 +88,9 @@ def cord_zmap(
     The normal appearance of the cord is learned from the subject itself: the
     cross-section is divided into ``n_bins`` x ``n_bins`` cells of normalised cord
     coordinates (grey/white matter pattern, partial volume at the edge), and in
-    each cell the bias-corrected intensities of all slices give a location (median)
-    and a spread (MAD) after iterative removal of upward outliers, so lesions
-    covering less than about half of the slices do not lift the reference.
+    each cell the bias-corrected intensities of all slices give a location and a
+    spread from their lower quantiles, so lesions covering up to ~70 % of the
+    slices of a cell do not lift its reference.
 
     Parameters
     ----------
@@ -150,6 +143,23 @@ def cord_zmap(
     return zmap, domain
 
 
+def _radial_rim(lesions: np.ndarray, domain: np.ndarray, cord_mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
+    """Rim voxels (cord outside the detection domain) whose nearest in-plane domain voxel is a lesion.
+
+    Lesions reaching the cord surface (dorsal columns) extend radially through the
+    partial-volume rim, without spreading around it.
+    """
+    added = np.zeros_like(lesions)
+    for index in np.nonzero(lesions.any(axis=(0, 1)))[0]:
+        rim = cord_mask[:, :, index] & ~domain[:, :, index]
+        if not rim.any() or not domain[:, :, index].any():
+            continue
+        _, nearest = ndimage.distance_transform_edt(~domain[:, :, index], sampling=zooms[:2], return_indices=True)
+        from_lesion = lesions[:, :, index][nearest[0], nearest[1]]
+        added[:, :, index] = rim & from_lesion
+    return added
+
+
 def detect_cord_lesions(
     zmap: np.ndarray,
     domain: np.ndarray,
@@ -159,7 +169,7 @@ def detect_cord_lesions(
 ) -> np.ndarray:
     """Lesion mask: z >= threshold, hysteresis growth within the domain, small clusters removed.
 
-    With ``cord_mask``, rim voxels (cord minus domain) touching a lesion in-plane join it.
+    With ``cord_mask``, rim voxels (cord minus domain) radially outside a lesion join it.
     """
     seeds = (zmap >= config.lesion_z_threshold) & domain
     candidates = (zmap >= config.lesion_hysteresis * config.lesion_z_threshold) & domain
@@ -169,12 +179,8 @@ def detect_cord_lesions(
         return np.zeros(zmap.shape, dtype=bool)
     seeded = np.unique(clusters[seeds])
     lesions = np.isin(clusters, seeded[seeded > 0])
-    if cord_mask is not None:  # lesions reach the cord surface: add the adjacent rim (CSF partial volume)
-        rim = cord_mask & ~domain
-        in_plane = np.zeros((3, 3, 3), dtype=bool)
-        in_plane[:, :, 1] = True
-        steps = int(np.ceil(config.detection_erosion_mm / min(zooms[0], zooms[1]))) + 1
-        lesions |= ndimage.binary_dilation(lesions, structure=in_plane, iterations=steps, mask=rim | lesions)
+    if cord_mask is not None:
+        lesions |= _radial_rim(lesions, domain, cord_mask, zooms)
     clusters, n_clusters = ndimage.label(lesions, structure=structure)
     if n_clusters == 0:
         return lesions

@@ -53,6 +53,11 @@ def explain(result: PatternResult, config: ScoringConfig = ScoringConfig()) -> s
             if len(terms) > limit:
                 text += f" and {len(terms) - limit} more"
             parts.append(f"{word}: {text}")
+    shown = raised[:limit] + lowered[:limit]
+    region_terms = [t for t in result.evidence if t.kind == "region"]
+    if region_terms and not any(t.kind == "region" for t in shown):
+        strongest = max(region_terms, key=lambda t: abs(t.log10_lr))
+        parts.append(f"regions: {describe(strongest)}")  # always name a region of the table
     if result.tied_with:
         parts.append(f"indistinguishable from declared mimic(s) {', '.join(sorted(set(result.tied_with)))}")
     if result.unassessed:

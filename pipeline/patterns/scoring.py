@@ -228,17 +228,22 @@ def rank_results(results: list[PatternResult], mimics: dict[str, set[str]],
     Results that are not assessable come last, unranked.
     """
     assessable = sorted((r for r in results if r.assessable), key=lambda r: (-r.score, r.pattern.id))
+    # the score a result is ranked by: its own, or that of a better declared mimic within the margin
+    ranking_score = {}
     for position, result in enumerate(assessable):
-        result.rank = position + 1
+        ranking_score[result.pattern.id] = result.score
         for earlier in assessable[:position]:
-            same_score = math.isclose(earlier.score, result.score, rel_tol=0.0, abs_tol=1e-9)
-            is_mimic = earlier.pattern.id in mimics.get(result.pattern.id, set())
-            if same_score or (is_mimic and earlier.score - result.score <= config.mimic_tie_margin):
-                result.rank = min(result.rank, earlier.rank)
-                if is_mimic:
-                    result.tied_with.append(earlier.pattern.id)
-                    earlier.tied_with.append(result.pattern.id)
-    assessable.sort(key=lambda r: (r.rank, -r.score, r.pattern.id))  # a tied mimic joins its rank
+            if (earlier.pattern.id in mimics.get(result.pattern.id, set())
+                    and earlier.score - result.score <= config.mimic_tie_margin):
+                ranking_score[result.pattern.id] = max(ranking_score[result.pattern.id],
+                                                       ranking_score[earlier.pattern.id])
+                result.tied_with.append(earlier.pattern.id)
+                earlier.tied_with.append(result.pattern.id)
+    values = list(ranking_score.values())
+    for result in assessable:
+        mine = ranking_score[result.pattern.id]
+        result.rank = 1 + sum(1 for value in values if value > mine + 1e-9)
+    assessable.sort(key=lambda r: (r.rank, -r.score, r.pattern.id))
     rest = sorted((r for r in results if not r.assessable), key=lambda r: r.pattern.id)
     return assessable + rest
 

@@ -101,6 +101,19 @@ def _sequence_voxel_size(sequence: str, reference_voxel: tuple[float, float, flo
     return tuple(float(v) for v in reference_voxel)
 
 
+def _degrade(
+    signal: np.ndarray, sequence: str, grid: acquisition.AcquisitionGrid, snr: float, bias_strength: float,
+    motion: float, rng: np.random.Generator,
+) -> tuple[np.ndarray, float]:
+    """Bias field, motion ghosts and Rician noise; returns the int16-ready image and the noise sigma."""
+    signal = signal * contrast.bias_field(grid.affine, grid.shape, bias_strength, rng)
+    signal = contrast.motion_ghosting(signal, motion, rng)
+    sequence_snr = snr * (contrast.DWI_SNR_FACTOR if sequence == "DWI" else 1.0)
+    sigma = contrast.white_matter_signal(sequence) / sequence_snr
+    noisy = contrast.rician_noise(signal, sigma, rng)
+    return np.clip(np.rint(noisy), 0, 32767), sigma
+
+
 def _image(data: np.ndarray, affine: np.ndarray, dtype: type) -> nib.Nifti1Image:
     image = nib.Nifti1Image(np.asarray(data).astype(dtype), affine)
     image.header.set_xyzt_units("mm", "sec")
@@ -225,7 +238,7 @@ def make_brain_phantom(
     images: dict[str, nib.Nifti1Image] = {}
     grids: dict[str, dict[str, Any]] = {}
     truth_lesions = truth_labels = None
-    for order_index, sequence in enumerate([reference] + [s for s in sequences if s != reference]):
+    for sequence in [reference] + [s for s in sequences if s != reference]:
         rng = np.random.default_rng([int(seed), _STREAM_SEQUENCE + REFERENCE_ORDER.index(sequence)])
         sequence_pose = pose
         if sequence != reference:
@@ -250,12 +263,8 @@ def make_brain_phantom(
             (sampled_signal,) = acquisition.sample_volumes(
                 [signal], anatomy.affine, grid, sequence_pose, deformation, orders=[1]
             )
-        sampled_signal *= contrast.bias_field(grid.affine, grid.shape, bias_strength, rng)
-        sampled_signal = contrast.motion_ghosting(sampled_signal, motion, rng)
-        sequence_snr = snr * (contrast.DWI_SNR_FACTOR if sequence == "DWI" else 1.0)
-        sigma = contrast.white_matter_signal(sequence) / sequence_snr
-        noisy = contrast.rician_noise(sampled_signal, sigma, rng)
-        images[sequence] = _image(np.clip(np.rint(noisy), 0, 32767), grid.affine, np.int16)
+        noisy, sigma = _degrade(sampled_signal, sequence, grid, snr, bias_strength, motion, rng)
+        images[sequence] = _image(noisy, grid.affine, np.int16)
         grids[sequence] = {
             "grid": grid, "shape": list(grid.shape), "voxel_size_mm": list(grid.voxel_size), "plane": grid.plane,
             "storage": grid.storage, "affine": np.round(grid.affine, 4).tolist(), "noise_sigma": sigma,

@@ -22,7 +22,7 @@ from pipeline.atlas.tree import Atlas
 LESION_SIZES = {
     "small": "3-8 separate foci of 8-29 mm3 each",
     "medium": "irregular lesions totalling 3-6% of the region (at least 0.3 ml), one per ~4 ml plus 0-2",
-    "confluent": "confluent irregular patches covering 15-35% of the region's white matter",
+    "confluent": "confluent irregular patches covering 10-25% of the region's white matter",
 }
 
 
@@ -108,14 +108,25 @@ def irregular_blob(
     return blob
 
 
-def confluent_patches(candidates: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth noise (sigma 4 mm) thresholded so that ``fraction`` of the candidates is lesion."""
-    box = _bounding_box(candidates, margin=4)
+def confluent_patches(
+    candidates: np.ndarray, fraction: float, rng: np.random.Generator, min_voxels: int = 50
+) -> np.ndarray:
+    """Smooth noise (sigma 6 mm) thresholded so that about ``fraction`` of the candidates is lesion.
+
+    Patches smaller than ``min_voxels`` are dropped, so the result is a few
+    large confluent areas rather than scattered specks.
+    """
+    box = _bounding_box(candidates, margin=6)
     local = candidates[box]
-    noise = smooth_noise(local.shape, 4.0, rng)
+    noise = smooth_noise(local.shape, 6.0, rng)
     threshold = np.quantile(noise[local], 1 - fraction)
+    patches_local = local & (noise >= threshold)
+    components, count = ndimage.label(patches_local, structure=np.ones((3, 3, 3), dtype=bool))
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    keep = sizes >= min_voxels
+    keep[0] = False
     patches = np.zeros(candidates.shape, dtype=bool)
-    patches[box] = local & (noise >= threshold)
+    patches[box] = keep[components]
     return patches
 
 
@@ -175,7 +186,7 @@ def place_lesions(
         region_voxels = int(np.isin(labels, atlas.region(target.region).label_values(target.side)).sum())
         blobs: list[np.ndarray] = []
         if size == "confluent":
-            blobs.append(confluent_patches(candidates, rng.uniform(0.15, 0.35), rng))
+            blobs.append(confluent_patches(candidates, rng.uniform(0.10, 0.25), rng))
         else:
             if size == "small":
                 sizes = rng.integers(8, 30, size=int(rng.integers(3, 9)))
