@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
 
 from pipeline.batch_cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
@@ -84,6 +84,21 @@ class BatchSummary:
     cluster: str = ""
     results: dict[str, SessionResult] = field(default_factory=dict)
     report_error: str = ""
+
+    @property
+    def ok(self) -> int:
+        """Sessions finished without warnings."""
+        return self.counts["ok"]
+
+    @property
+    def warning(self) -> int:
+        """Sessions finished with a sanity-check warning."""
+        return self.counts["warning"]
+
+    @property
+    def failed(self) -> int:
+        """Sessions that failed."""
+        return self.counts["failed"]
 
     @property
     def n_sessions(self) -> int:
@@ -142,6 +157,18 @@ def _discover(
     return discover_sessions(input_dir, config, participant_labels)
 
 
+def _without_outputs(sessions: list[Session], output_dir: Path) -> list[Session]:
+    """Drop "sessions" found inside OUTPUT_DIR (an output folder placed inside the input folder)."""
+    resolved = output_dir.resolve()
+    kept = []
+    for session in sessions:
+        if any(resolved in scan.path.resolve().parents for scan in session.scans):
+            logger.warning("%s: inside the output folder, not an input session", session.session_id)
+            continue
+        kept.append(session)
+    return kept
+
+
 def _check_unique(sessions: list[Session]) -> None:
     seen: set[str] = set()
     for session in sessions:
@@ -150,7 +177,9 @@ def _check_unique(sessions: list[Session]) -> None:
         seen.add(session.session_id)
 
 
-def _result_of(future, session: Session, client: Client, cluster: ClusterInfo, output_dir: Path) -> SessionResult | None:
+def _result_of(
+    future: Future, session: Session, client: Client, cluster: ClusterInfo, output_dir: Path
+) -> SessionResult | None:
     """The SessionResult of a finished future; worker deaths become failed results, None = not run."""
     try:
         return future.result()
@@ -261,7 +290,7 @@ def run_batch(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     limit_bytes = parse_memory_limit(memory_limit)
     if sessions is None:
-        sessions = _discover(input_dir, config, participant_labels)
+        sessions = _without_outputs(_discover(input_dir, config, participant_labels), output_dir)
     sessions = sorted(sessions, key=lambda session: session.session_id)
     _check_unique(sessions)
     if session_runner is None:
@@ -278,7 +307,7 @@ def run_batch(
         if sessions:
             with open_client(
                 workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
-                n_sessions=len(sessions), verbose=verbose,
+                n_sessions=len(sessions), threads=config.registration.threads, verbose=verbose,
             ) as (client, cluster):
                 summary.cluster = cluster.description
                 progress.workers = max(1, cluster.n_workers)

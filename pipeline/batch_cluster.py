@@ -34,6 +34,10 @@ THREAD_VARIABLES = (
 MEMORY_RESTART_TOPIC = "worker-restart-memory"
 
 
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot be reached or started."""
+
+
 def available_cores() -> int:
     """Cores this process may use (CPU affinity aware)."""
     try:
@@ -71,23 +75,35 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {name: os.environ.get(name) or str(max(1, int(threads))) for name in THREAD_VARIABLES}
 
 
+def threads_per_task(cores: int, slots: int, wanted: int | None) -> int:
+    """Native threads for each running session: ``wanted`` (config), at most the host's cores / task slots.
+
+    ``wanted=None`` means all the cores a slot can have.  Results of ANTs are
+    reproducible only at a fixed thread count, so the configured count (1 by
+    default) is used whenever the cores allow it.
+    """
+    fair_share = max(1, cores // max(1, slots))
+    return fair_share if wanted is None else max(1, min(int(wanted), fair_share))
+
+
 class ThreadLimitPlugin(WorkerPlugin):
     """Set the native thread-pool sizes on a worker of an existing cluster.
 
-    The number of threads per task is the worker host's cores divided by the
-    task slots (worker threads) on that host, at least 1.
+    The number of threads per task is the configured count, at most the
+    worker host's cores divided by the task slots (worker threads) on that host.
     """
 
     idempotent = False
     name = "regiontag-thread-limits"
 
-    def __init__(self, slots_per_host: dict[str, int]):
+    def __init__(self, slots_per_host: dict[str, int], wanted_threads: int | None = None):
         self.slots_per_host = dict(slots_per_host)
+        self.wanted_threads = wanted_threads
 
     def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin hook
         slots = self.slots_per_host.get(worker.address.rsplit(":", 1)[0], 0) or worker.state.nthreads
-        threads = max(1, available_cores() // max(1, slots))
-        os.environ.update(thread_environment(threads))
+        threads = threads_per_task(available_cores(), slots, self.wanted_threads)
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
 
 
 @dataclass
@@ -141,6 +157,7 @@ def open_client(
     scheduler: str | Client | None = None,
     memory_limit: str | int | None = None,
     n_sessions: int | None = None,
+    threads: int | None = None,
     verbose: bool = False,
 ) -> Iterator[tuple[Client, ClusterInfo]]:
     """Yield a connected ``distributed.Client`` and a description of its cluster.
@@ -159,18 +176,54 @@ def open_client(
         reported and used for the pre-flight memory check.
     n_sessions : int, optional
         Number of sessions, to avoid starting idle workers.
+    threads : int, optional
+        Native (ITK/ANTs, OpenMP, BLAS) threads per session, capped at the
+        cores per task slot (default: the whole fair share).  Variables already
+        set in the environment win on the local cluster.
     verbose : bool
         Keep Dask's warnings on the console (otherwise silenced).
+
+    Raises
+    ------
+    ClusterError
+        When the scheduler cannot be reached.
     """
-    limit_bytes = parse_memory_limit(memory_limit)
+    dask_logger = logging.getLogger("distributed")
+    previous_level = dask_logger.level
     # Session failures are reported by the batch itself; Dask's own messages only when verbose.
+    dask_logger.setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    try:
+        with _open_client(
+            workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+            n_sessions=n_sessions, threads=threads, verbose=verbose,
+        ) as connected:
+            yield connected
+    finally:
+        dask_logger.setLevel(previous_level)
+
+
+@contextmanager
+def _open_client(
+    *,
+    workers: int | None = None,
+    scheduler: str | Client | None = None,
+    memory_limit: str | int | None = None,
+    n_sessions: int | None = None,
+    threads: int | None = None,
+    verbose: bool = False,
+) -> Iterator[tuple[Client, ClusterInfo]]:
+    """See ``open_client``."""
+    limit_bytes = parse_memory_limit(memory_limit)
     log_level = logging.WARNING if verbose else logging.CRITICAL
-    logging.getLogger("distributed").setLevel(log_level)
     if scheduler is not None:
         own_client = not isinstance(scheduler, Client)
-        client = Client(scheduler, timeout="30s") if own_client else scheduler
         try:
-            client.register_plugin(ThreadLimitPlugin(_slots_per_host(client)))
+            # waits up to ``distributed.comm.timeouts.connect`` (30 s by default)
+            client = Client(scheduler) if own_client else scheduler
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: {error}") from None
+        try:
+            client.register_plugin(ThreadLimitPlugin(_slots_per_host(client), threads))
             worker_memory = _smallest_worker_memory(client)
             limits = [limit for limit in (worker_memory, limit_bytes) if limit]
             info = ClusterInfo(
@@ -190,7 +243,7 @@ def open_client(
     if n_sessions:
         n_workers = min(n_workers, max(1, n_sessions))
     n_workers = max(1, n_workers)
-    environment = thread_environment(max(1, cores // n_workers))
+    environment = thread_environment(threads_per_task(cores, n_workers, threads))
     # Sessions wait in the scheduler, one task per worker thread at a time (saturation 1.0), so
     # a worker killed for exceeding its memory holds only the session that caused it.  A
     # session whose worker died is retried once (allowed-failures 1: an innocent session that

@@ -110,6 +110,15 @@ def _single_task_worker() -> bool:
         return False
 
 
+def collapse_repeated_lines(text: str) -> str:
+    """Each distinct line once, in order of first appearance, with ``(xN)`` when repeated."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.strip():
+            counts[line] = counts.get(line, 0) + 1
+    return "\n".join(f"{line} (x{count})" if count > 1 else line for line, count in counts.items())
+
+
 @contextmanager
 def capture_native_output(session_dir: Path, enabled: bool) -> Iterator[None]:
     """Send stdout/stderr at the file-descriptor level (ITK/ANTs C++ messages) to the session log.
@@ -142,7 +151,7 @@ def capture_native_output(session_dir: Path, enabled: bool) -> Iterator[None]:
             size = captured.seek(0, os.SEEK_END)
             if size:
                 captured.seek(max(0, size - NATIVE_OUTPUT_MAX_BYTES))
-                text = captured.read().decode("utf-8", errors="replace")
+                text = collapse_repeated_lines(captured.read().decode("utf-8", errors="replace"))
                 cut = " (last 64 kB)" if size > NATIVE_OUTPUT_MAX_BYTES else ""
                 append_to_log(session_dir, f"INFO output of native libraries{cut}:\n{text}")
 

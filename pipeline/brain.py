@@ -24,7 +24,9 @@ from pipeline.involvement import region_table
 from pipeline.lesions import HYPERINTENSE_SEQUENCES, detect_lesions, robust_zmap
 from pipeline.niimg import new_image_like, to_canonical, to_input_space, voxel_volume_ml
 from pipeline.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
-from pipeline.registration import Registration, coregister, register_to_template, warp_to_subject, warp_to_template
+from pipeline.registration import (
+    Registration, coregister, register_to_template, set_itk_threads, warp_to_subject, warp_to_template,
+)
 from pipeline.stage import StageOutput
 from pipeline.templates import TEMPLATE_SPACE, load_template, tissue_maps
 
@@ -32,8 +34,6 @@ LOGGER = logging.getLogger("regiontag.brain")
 
 #: Regions where hyperintensities are not searched (cortex and CSF spaces).
 EXCLUDED_FROM_SEARCH = ("Cerebrum > Cerebral cortex", "Cerebellum > Cerebellar cortex", "Ventricles")
-#: Plausible adult brain mask volume (ml); outside it the session is flagged.
-BRAIN_VOLUME_RANGE_ML = (700.0, 2300.0)
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +59,7 @@ def _skull_stripped(image: nib.Nifti1Image, config: Config) -> bool:
 
 def prepare_reference(image: nib.Nifti1Image, config: Config) -> tuple[nib.Nifti1Image, np.ndarray, dict]:
     """Canonical, brain-masked, bias-corrected reference image and its initial mask."""
+    set_itk_threads(config.registration)  # before the first ITK call (N4): results depend on it
     canonical = to_canonical(image)
     canonical = nib.Nifti1Image(np.asarray(canonical.dataobj, dtype=np.float32), canonical.affine)
     stripped = _skull_stripped(canonical, config)
@@ -124,18 +125,11 @@ def _features(zmaps: dict, lesion: np.ndarray, table, largest_cluster_ml: float,
     }
 
 
-def _sanity_warnings(qc: dict, config: Config) -> list[str]:
-    warnings = []
-    if not qc["registration_quality"] >= config.registration.min_quality:
-        warnings.append(f"registration quality {qc['registration_quality']:.2f} below {config.registration.min_quality}")
-    low, high = BRAIN_VOLUME_RANGE_ML
-    if not low <= qc["brain_volume_ml"] <= high:
-        warnings.append(f"brain mask volume {qc['brain_volume_ml']:.0f} ml outside the plausible {low:.0f}-{high:.0f} ml")
-    if qc["lesion_burden_fraction"] > config.detection.max_burden_fraction:
-        warnings.append(
-            f"hyperintensity burden {100 * qc['lesion_burden_fraction']:.0f}% of the brain is implausibly high "
-            "(wrong sequence label?)")
-    return warnings
+def _sanity_warnings(qc: dict, config: Config, flip_evidence: list | None = None) -> list[str]:
+    """One-line warnings of ``pipeline.sanity`` (quality, volume, burden, left/right)."""
+    from pipeline import sanity
+
+    return sanity.brain_warnings(qc, config) + sanity.flip_warnings(flip_evidence or [], config.registration)
 
 
 def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_dir: Path) -> StageOutput:
@@ -171,7 +165,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     timings["registration"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    zmaps, zstats = {}, {}
+    zmaps, zstats, coregistered = {}, {}, {}
     for sequence, image in images.items():
         if sequence == reference_sequence:
             aligned = reference
@@ -180,6 +174,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
             moving = bias_correct(nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine),
                                   None, config.preprocessing)
             aligned = coregister(moving, reference, config.registration)
+            coregistered[sequence] = moving
         if sequence in HYPERINTENSE_SEQUENCES or sequence == "T1w_ce":
             zmaps[sequence], zstats[sequence] = robust_zmap(aligned, tissue, brain)
     search = _search_mask(labels, brain, tissue, config)
@@ -203,6 +198,15 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
         "timings": timings,
         "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
     })
+    flip_evidence = []
+    if config.registration.flip_check:
+        from pipeline.sanity import left_right_evidence
+
+        clock = time.perf_counter()
+        flip_evidence = left_right_evidence(
+            reference, reference_sequence, registration.forward, coregistered, config.registration)
+        qc["left_right"] = [item.to_dict() for item in flip_evidence]
+        timings["left_right_check"] = time.perf_counter() - clock
     lesion_template = warp_to_template(lesion_img, atlas.labels_img, registration, "linear")
     lesion_template = nib.Nifti1Image((np.asarray(lesion_template.dataobj) > 0.5).astype(np.uint8),
                                       atlas.labels_img.affine)
@@ -217,11 +221,12 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
             outputs.LESIONS_MNI_NII: lesion_template,
         },
         files=dict(registration.files),
+        tables={outputs.ATLAS_LABELS_TSV: outputs.label_table(atlas.leaf_names)},
         findings={
             "lesion_volume_ml": float(lesion.sum() * voxel_ml),
             "n_lesions": n_lesions,
             "features": _features(zmaps, lesion, table, largest_ml, config),
         },
-        warnings=_sanity_warnings(qc, config),
+        warnings=_sanity_warnings(qc, config, flip_evidence),
         qc=qc,
     )

@@ -128,8 +128,27 @@ class RegistrationConfig(_Section):
     affine_iterations: tuple[int, ...] = (1000, 500, 250, 0)
     syn_metric: Literal["mattes", "CC", "meansquares"] = "mattes"
     random_seed: int = 42
-    threads: int = Field(1, ge=1)
+    #: ITK threads per registration / N4 call. Results depend on it (multithreaded sums), so it is
+    #: applied as given (not taken from the environment): same value, byte-identical results.
+    threads: int = Field(1, ge=1, le=256)
+    #: Sanity check: correlation of the registered scan with the template below this flags the session.
     min_quality: float = Field(0.6, ge=-1, le=1)
+    #: Sanity check: plausible brain mask volume (ml); outside it the session is flagged.
+    brain_volume_range_ml: tuple[float, float] = (700.0, 2300.0)
+    #: Sanity check: look for left/right flips (mirrored co-registration, asymmetric template).
+    flip_check: bool = True
+    #: Flag two sequences of a session when the mirrored rigid fit is this much better (relative MI gain).
+    flip_margin_sequences: float = Field(0.25, ge=0, le=10)
+    #: Flag a scan when it matches the mirrored asymmetric template this much better (relative MI gain).
+    flip_margin_template: float = Field(0.1, ge=0, le=10)
+
+    @field_validator("brain_volume_range_ml")
+    @classmethod
+    def _volume_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low < high <= 10_000:
+            raise ValueError(f"expected 0 < low < high <= 10000 ml, got {list(value)}")
+        return value
 
 
 class DetectionConfig(_Section):
@@ -162,7 +181,7 @@ class CordConfig(_Section):
     min_csa_mm2: float = Field(20.0, gt=0)
     max_csa_mm2: float = Field(140.0, gt=0)
     swelling_ratio: float = Field(1.15, gt=1)
-    lesion_z_threshold: float = Field(3.0, gt=0)
+    lesion_z_threshold: float = Field(4.5, gt=0)
     min_lesion_mm3: float = Field(8.0, ge=0)
     segment_length_mm: float = Field(18.0, gt=0)
     #: CSF-column search: slice spacing (mm) of the ring detector + dynamic programme.
@@ -180,13 +199,19 @@ class CordConfig(_Section):
     #: Vertebral level at the top of the field of view when known (e.g. "C2"); None = estimate.
     top_vertebral_level: str | None = Field(None, pattern=r"^(C[1-7]|T(1[0-2]|[1-9])|L[1-5])$")
     #: Hysteresis: lesion voxels grow into neighbours with z above this fraction of the threshold.
-    lesion_hysteresis: float = Field(0.75, gt=0, le=1)
+    lesion_hysteresis: float = Field(0.55, gt=0, le=1)
     #: In-plane erosion (mm) of the cord mask for lesion detection (CSF partial volume at the edge).
     detection_erosion_mm: float = Field(1.5, ge=0, le=3)
     #: A lesion is "dorsal" / "central" when this share of its cross-section lies there.
     axial_share_threshold: float = Field(0.4, gt=0, le=1)
     #: Cord rows above and below the lesion (mm) used as the reference for the CSA ratio.
     csa_reference_mm: float = Field(15.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _csa_bounds_ordered(self) -> "CordConfig":
+        if self.min_csa_mm2 >= self.max_csa_mm2:
+            raise ValueError(f"min_csa_mm2 ({self.min_csa_mm2}) must be below max_csa_mm2 ({self.max_csa_mm2})")
+        return self
 
 
 def _default_region_background() -> dict[str, float]:

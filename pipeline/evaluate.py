@@ -40,6 +40,7 @@ EVALUATION_COLUMNS = [
     "truth_lesion_ml", "result_lesion_ml", "n_truth_lesions", "n_result_lesions",
     "dice", "hd95_mm", "avd_percent", "lesion_recall", "lesion_f1", "false_positive_ml",
     "registration_dice", "region_accuracy", "region_sensitivity", "region_specificity", "n_region_rows",
+    "n_region_rows_missing",
     "pattern_rank", "top1", "top3", "pattern_matched", "false_match",
     "snr", "slice_thickness_mm", "rotation_deg", "lesion_size", "plane", "atrophy", "motion", "bias_strength",
     "note",
@@ -154,7 +155,8 @@ def region_flag_agreement(truth_regions: pd.DataFrame, result_regions: pd.DataFr
     A truth row missing from the results counts as "not involved" there; truth rows
     with an empty ``involved`` (not stated) are skipped.
     Returns accuracy, sensitivity (true involved rows flagged), specificity
-    (uninvolved rows not flagged) and the number of rows compared.
+    (uninvolved rows not flagged), the number of rows compared and how many
+    of them the results lack.
     """
     truth_regions = truth_regions[truth_regions["involved"].notna()]  # None: truth does not say
     truth = truth_regions[["region", "side"]].copy()
@@ -162,6 +164,7 @@ def region_flag_agreement(truth_regions: pd.DataFrame, result_regions: pd.DataFr
     result = result_regions[["region", "side"]].copy()
     result["result_involved"] = _as_bool(result_regions["involved"]).to_numpy()
     merged = truth.merge(result.drop_duplicates(["region", "side"]), on=["region", "side"], how="left")
+    missing = int(merged["result_involved"].isna().sum())
     merged["result_involved"] = merged["result_involved"].fillna(False).astype(bool)
     positive = merged["truth_involved"]
     agree = merged["truth_involved"] == merged["result_involved"]
@@ -170,6 +173,7 @@ def region_flag_agreement(truth_regions: pd.DataFrame, result_regions: pd.DataFr
         "region_sensitivity": float(agree[positive].mean()) if positive.any() else float("nan"),
         "region_specificity": float(agree[~positive].mean()) if (~positive).any() else float("nan"),
         "n_region_rows": int(len(merged)),
+        "n_region_rows_missing": missing,
     }
 
 
@@ -233,7 +237,7 @@ def evaluate_session(truth_dir: str | Path, result_dir: str | Path, status: str 
     if not (result_dir / "provenance.json").is_file() or status == "failed":
         row["status"] = "failed" if status == "failed" else "missing"
         return row
-    row["status"] = status or "ok"
+    row["status"] = status if status in ("ok", "warning") else "ok"  # "skipped" = complete from an earlier run
     notes = []
     truth_mask, truth_image = _load_mask(truth_dir / "lesions.nii.gz")
     truth_mask = truth_mask > 0
@@ -263,6 +267,9 @@ def evaluate_session(truth_dir: str | Path, result_dir: str | Path, status: str 
     if (truth_dir / "regions.csv").is_file() and (result_dir / "regions.csv").is_file():
         row.update(region_flag_agreement(pd.read_csv(truth_dir / "regions.csv"),
                                          pd.read_csv(result_dir / "regions.csv")))
+        if row["n_region_rows_missing"]:
+            notes.append(f"{row['n_region_rows_missing']} of {row['n_region_rows']} truth region rows "
+                         "missing from the results (counted as not involved)")
     if (result_dir / "scores.csv").is_file():
         scores = pd.read_csv(result_dir / "scores.csv")
         if len(scores):
@@ -317,19 +324,25 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
     summary["pattern_top3_accuracy"] = _rate(done["top3"])
     summary["healthy_false_match_rate"] = _rate(healthy["false_match"])
     summary["healthy_false_positive_ml"] = _mean(healthy["false_positive_ml"])
-    labelled = done[done["condition"].fillna("").astype(str) != ""]
-    if len(labelled):
-        summary["by_condition"] = {
-            str(name): {
-                "n": int(len(group)),
-                "mean_dice": _mean(group["dice"]),
-                "mean_lesion_f1": _mean(group["lesion_f1"]),
-                "region_accuracy": _mean(group["region_accuracy"]),
-                "top1": _rate(group["top1"]),
+    for key, column in (("by_body_part", "body_part"), ("by_condition", "condition")):
+        labelled = done[done[column].fillna("").astype(str) != ""]
+        if len(labelled):
+            summary[key] = {
+                str(name): _group_summary(group) for name, group in labelled.groupby(labelled[column].astype(str))
             }
-            for name, group in labelled.groupby(labelled["condition"].astype(str))
-        }
     return summary
+
+
+def _group_summary(group: pd.DataFrame) -> dict[str, Any]:
+    healthy = group[group["pattern"] == HEALTHY]
+    return {
+        "n": int(len(group)),
+        "mean_dice": _mean(group["dice"]),
+        "mean_lesion_f1": _mean(group["lesion_f1"]),
+        "region_accuracy": _mean(group["region_accuracy"]),
+        "top1": _rate(group["top1"]),
+        "healthy_false_match_rate": _rate(healthy["false_match"]),
+    }
 
 
 def evaluate(

@@ -28,6 +28,8 @@ LESIONS_NII = "lesions.nii.gz"
 LESIONS_MNI_NII = "lesions_space-MNI152.nii.gz"
 ZMAP_NII = "hyperintensity_z.nii.gz"
 ATLAS_LABELS_NII = "atlas_labels.nii.gz"
+ATLAS_LABELS_TSV = "atlas_labels.tsv"
+CORD_LABELS_TSV = "cord_labels.tsv"
 BRAIN_MASK_NII = "brain_mask.nii.gz"
 CORD_LESIONS_NII = "cord_lesions.nii.gz"
 CORD_ZMAP_NII = "cord_hyperintensity_z.nii.gz"
@@ -43,6 +45,11 @@ STATUS_JSON = "status.json"
 # --- batch files (OUTPUT_DIR/...) --------------------------------------------
 SESSIONS_CSV = "sessions.csv"
 INDEX_HTML = "index.html"
+
+def label_table(leaf_names: dict[int, str]) -> pd.DataFrame:
+    """BIDS-style look-up table (``index``, ``name``) of an atlas' leaf labels."""
+    return pd.DataFrame({"index": list(leaf_names), "name": list(leaf_names.values())})
+
 
 #: Columns of regions.csv, in order. Cord-only columns are empty for brain rows.
 REGION_COLUMNS = [
@@ -125,11 +132,12 @@ def write_nifti(image: nib.Nifti1Image, destination: str | Path) -> Path:
 
 
 def write_csv(table: pd.DataFrame, destination: str | Path, columns: list[str] | None = None) -> Path:
-    """Write a table atomically (columns reordered to ``columns`` when given)."""
+    """Write a table atomically (columns reordered to ``columns`` when given; ``.tsv`` is tab-separated)."""
     if columns is not None:
         table = table.reindex(columns=columns)
+    separator = "\t" if str(destination).endswith(".tsv") else ","
     with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False, float_format="%.6g")
+        table.to_csv(temporary, index=False, float_format="%.6g", sep=separator)
     return Path(destination)
 
 

@@ -157,4 +157,5 @@ class BatchProgress:
         parts = [f"{self.counts['ok']} ok", f"{self.counts['warning']} warning", f"{self.counts['failed']} failed"]
         resumed = f" ({self.resumed} already complete)" if self.resumed else ""
         noun = "session" if self.total == 1 else "sessions"
-        return f"{self.total} {noun}: {', '.join(parts)}{resumed} in {format_duration(elapsed)}; results in {output_dir}"
+        took = format_duration(elapsed)
+        return f"{self.total} {noun}: {', '.join(parts)}{resumed} in {took}; results in {output_dir}"

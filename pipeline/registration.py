@@ -35,10 +35,23 @@ class Registration:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _threads(config: RegistrationConfig) -> None:
-    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(config.threads))
+def set_itk_threads(config: RegistrationConfig) -> None:
+    """Fix the ITK thread count and the ANTs sampling seed for reproducible results.
+
+    N4 and ANTs registration results depend on the number of ITK threads
+    (multithreaded sums), and with more than one thread ANTs registration is
+    not even repeatable.  ITK reads ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``
+    once, at its first multithreaded call in a process, so this must run
+    before any N4 or registration (``brain.prepare_reference`` calls it first);
+    the value is ``config.threads`` whatever the environment says (a Dask
+    worker's environment depends on the number of workers).
+    """
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.threads)
     # Seeds ANTs' random metric sampling (antsRegistration --random-seed).
     ants.config.set_ants_deterministic(on=False, seed_value=config.random_seed)
+
+
+_threads = set_itk_threads
 
 
 def _downsample(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImage":

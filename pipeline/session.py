@@ -113,6 +113,7 @@ def _run_stages(groups: dict, config: Config, session_dir: Path, cord_atlas_path
         start = time.perf_counter()
         atlas = load_cord_atlas(cord_atlas_path or config.cord.atlas_path)
         results["cord"] = process_cord(groups["cord"], config, atlas, session_dir)
+        results["cord"].tables.setdefault(outputs.CORD_LABELS_TSV, outputs.label_table(atlas.leaf_names))
         timings["cord"] = time.perf_counter() - start
     return results
 

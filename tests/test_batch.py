@@ -25,7 +25,6 @@ from distributed import LocalCluster
 
 from pipeline import outputs
 from pipeline.batch import BatchError, output_lock, run_batch
-from pipeline.batch_cluster import available_cores
 from pipeline.batch_tables import BatchTables
 from pipeline.config import Config
 from pipeline.types import SessionResult
@@ -191,7 +190,7 @@ def test_scheduler_run_matches_local_run_and_isolates_failures(tmp_path, loopbac
     assert sorted(set(regions["session"])) == expected_ids[:4]
     assert len(regions) == 8  # FLAIR + T2w of each finished session, failed sessions excluded
     assert list(tables["local"]["scores"].columns) == outputs.SCORE_COLUMNS
-    threads = str(max(1, available_cores() // 2))  # 2 single-threaded workers share the cores
+    threads = str(Config().registration.threads)  # the configured count (fits in cores / 2 workers)
     for name in ("local", "remote"):  # native output lands in the session's log, not the console
         session_dir = tmp_path / name / "sub-01_ses-01"
         assert "native library message on fd 2" in (session_dir / outputs.LOG_FILE).read_text()
@@ -220,6 +219,15 @@ def test_resume_skips_finished_sessions_and_force_redoes_them(tmp_path, loopback
     forced = run_batch(input_dir, out, Config(), force=True, **common)
     assert forced.resumed == 0 and forced.counts["ok"] == 4
     assert len(_csv(out / outputs.SESSIONS_CSV)) == 4
+    # a plain (non-BIDS) input folder holding its own output folder: outputs are not inputs
+    plain = tmp_path / "plain"
+    for index in (1, 2):
+        _save_volume(plain / f"p{index}" / f"p{index}_FLAIR.nii.gz", index)
+    run_batch(plain, plain / "results", Config(), **common)
+    _save_volume(plain / "results" / "p1" / outputs.LESIONS_NII, 7)  # as a real session writes
+    again = run_batch(plain, plain / "results", Config(), **common)
+    assert again.n_sessions == 2 and again.resumed == 2
+    assert list(_csv(plain / "results" / outputs.SESSIONS_CSV)["session"]) == ["p1", "p2"]
 
 
 def test_output_folder_is_locked_against_a_second_run(tmp_path):
@@ -339,4 +347,7 @@ def test_cli_exit_status_and_one_line_errors(tmp_path, loopback_cluster, monkeyp
     assert "invalid memory limit 'lots'" in capsys.readouterr().err
     assert main(["run", str(input_dir), str(tmp_path / "out3"), "--participant-label", "99"]) == 2
     assert "participant label(s) not found: 99" in capsys.readouterr().err
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert main(["run", str(input_dir), str(tmp_path / "out3"), "--scheduler", "tcp://127.0.0.1:9", "-q"]) == 2
+    assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
     assert not (tmp_path / "out3" / outputs.SESSIONS_CSV).exists()

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from pipeline.batch_cluster import parse_memory_limit, thread_environment
+from pipeline.batch_cluster import parse_memory_limit, thread_environment, threads_per_task
 from pipeline.batch_task import (
     MEMORY_BASELINE_BYTES,
+    collapse_repeated_lines,
     MEMORY_BYTES_PER_VOXEL,
     estimate_session_memory,
     execute_session,
@@ -79,6 +80,13 @@ def test_thread_environment_keeps_the_users_choice(monkeypatch):
     assert environment["OMP_NUM_THREADS"] == "2" and environment["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
 
 
+def test_threads_per_task_never_oversubscribes():
+    assert threads_per_task(cores=8, slots=2, wanted=None) == 4
+    assert threads_per_task(cores=8, slots=2, wanted=1) == 1  # reproducible ANTs: the configured count
+    assert threads_per_task(cores=8, slots=8, wanted=4) == 1
+    assert threads_per_task(cores=2, slots=4, wanted=None) == 1
+
+
 def _session(tmp_path: Path, shape=(20, 10, 5)) -> Session:
     path = tmp_path / "in" / "s_FLAIR.nii.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,3 +129,8 @@ def test_runner_resolution(monkeypatch):
         resolve_runner("no_colon")
     long_error = one_line_error(RuntimeError("x" * 400))
     assert len(long_error) == 300 and long_error.startswith("RuntimeError: xxx") and long_error.endswith("...")
+
+
+def test_native_output_is_collapsed():
+    text = "Warning: units unknown\nother\n\nWarning: units unknown\nWarning: units unknown\n"
+    assert collapse_repeated_lines(text) == "Warning: units unknown (x3)\nother"

@@ -109,10 +109,11 @@ def test_label_dice_and_region_flags():
                            "involved": ["True", "True", "True", "False"]})
     flags = region_flag_agreement(truth, result)
     assert flags == {"region_accuracy": 0.75, "region_sensitivity": 1.0, "region_specificity": 0.5,
-                     "n_region_rows": 4}
+                     "n_region_rows": 4, "n_region_rows_missing": 0}
     # rows missing from the results count as not involved: A/both is then wrong
     partial = region_flag_agreement(truth, result.iloc[:1])
-    assert (partial["region_accuracy"], partial["region_sensitivity"]) == (0.75, 0.5)
+    assert (partial["region_accuracy"], partial["region_sensitivity"], partial["n_region_rows_missing"]) == (
+        0.75, 0.5, 3)
 
 
 def test_pattern_outcome():
@@ -189,6 +190,8 @@ def test_evaluate_end_to_end(tmp_path):
     assert summary["healthy_false_match_rate"] == 1.0
     assert summary["region_flag_accuracy"] == pytest.approx((4 + 3 + 4) / 12)
     assert set(summary["by_condition"]) == {"baseline", "snr=5"}
+    assert summary["by_body_part"]["brain"]["n"] == 3
+    assert summary["by_body_part"]["brain"]["healthy_false_match_rate"] == 1.0
     written = pd.read_csv(results / "evaluation.csv")
     assert list(written.columns) == EVALUATION_COLUMNS and len(written) == 4
     assert json.loads((results / "evaluation_summary.json").read_text())["n_missing"] == 1

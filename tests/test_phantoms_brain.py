@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from pipeline.phantoms import acquisition, contrast
-from pipeline.phantoms.anatomy import load_anatomy
+from pipeline.phantoms.anatomy import apply_atrophy, load_anatomy, ventricle_labels
 from pipeline.phantoms.brain import make_brain_phantom, parse_region_list, write_phantom
 from pipeline.phantoms.lesion_shapes import LesionTarget, place_lesions
 
@@ -44,6 +44,16 @@ def test_anatomy_is_not_the_registration_template(anatomy):
     # the 2009c asymmetric image: not left-right symmetric like the 2009a symmetric template
     wm = anatomy.tissue[2]
     assert not np.allclose(wm, wm[::-1], atol=0.05)
+
+
+def test_atrophy_enlarges_ventricles_and_sulci(anatomy):
+    ventricle_values = ventricle_labels(anatomy.atlas)
+    assert not set(ventricle_values) & set(anatomy.atlas.region(PERIVENTRICULAR).label_values("both"))
+    tissue, labels = apply_atrophy(anatomy, 1.0)
+    csf_gain_ml = (tissue[0].sum() - anatomy.tissue[0].sum()) / 1000
+    assert 60 < csf_gain_ml < 250
+    assert np.isin(labels, ventricle_values).sum() > 1.3 * np.isin(anatomy.labels, ventricle_values).sum()
+    assert np.allclose(tissue.sum(axis=0), anatomy.tissue.sum(axis=0), atol=1e-4)  # brain outline unchanged
 
 
 def test_same_seed_same_phantom_other_seed_differs():
@@ -160,8 +170,10 @@ def test_sequence_contrasts(lesion_phantom, anatomy):
     # T2w shares the FLAIR slice geometry (head moved by <= 2 degrees / 2 mm between the scans)
     assert lesion_phantom.images["T2w"].shape == flair.shape
     cores = ndimage.binary_erosion(lesions)
-    assert np.median(flair[lesions]) > 1.5 * np.median(flair[wm])
+    assert np.median(flair[lesions]) > 1.4 * np.median(flair[wm])
     assert np.median(t2[cores]) > 1.4 * np.median(t2[wm])
+    grey = np.isin(labels, anatomy.atlas.region("Cerebrum > Cerebral cortex").label_values("both"))
+    assert 1.05 < np.median(flair[grey]) / np.median(flair[wm]) < 1.3
     if ventricles is not None and ventricles.sum() > 100:
         assert np.median(flair[ventricles]) < 0.6 * np.median(flair[wm])
         assert np.median(t2[ventricles]) > 1.5 * np.median(t2[wm])
@@ -186,10 +198,14 @@ def test_degradations():
     assert offsets.shape == (3, 3) and np.allclose(offsets[2], [-1 / 3, 0, 1 / 3]) and not offsets[:2].any()
 
 
-def test_pattern_from_library_lesions_both_sides(anatomy):
+def _library():
     from pipeline.patterns.library import load_library
 
-    pattern = next(p for p in load_library().patterns if p.body_part == "brain"
+    return load_library()
+
+
+def test_pattern_from_library_lesions_both_sides(anatomy):
+    pattern = next(p for p in _library().patterns if p.body_part == "brain"
                    and any(r.role == "core" and r.laterality == "bilateral" for r in p.regions))
     phantom = make_brain_phantom(pattern.id, 1, **FAST)
     sides = {(t["region"], t["side"]) for t in phantom.params["targets"]}
@@ -200,7 +216,7 @@ def test_pattern_from_library_lesions_both_sides(anatomy):
         assert (region, "left") in sides and (region, "right") in sides
     assert _data(phantom.truth_lesions).any()
     with pytest.raises(ValueError, match="cord"):
-        cord = next(p for p in load_library().patterns if p.body_part == "cord")
+        cord = next(p for p in _library().patterns if p.body_part == "cord")
         make_brain_phantom(cord.id, 1, **FAST)
 
 
@@ -231,3 +247,7 @@ def test_write_layout_and_cli(tmp_path, lesion_phantom):
     assert sorted(p.name for p in (tmp_path / "cli" / "inputs").iterdir()) == [
         "phantom-healthy-s0003", "phantom-healthy-s0004"]
     assert main(["phantom", str(tmp_path / "bad"), "--pattern", "no-such-pattern"]) == 2
+    cord = next(p.id for p in _library().patterns if p.body_part == "cord")
+    assert main(["phantom", str(tmp_path / "cord"), "--pattern", cord, "--seed", "2"]) == 0
+    cord_truth = json.loads((tmp_path / "cord" / "truth" / f"phantom-{cord}-s0002" / "truth.json").read_text())
+    assert cord_truth["body_part"] == "cord" and cord_truth["pattern"] == cord

@@ -223,12 +223,15 @@ def _cord(session_dir, input_dir, zooms, rng):
     image = (image + rng.normal(0, 0.03, shape)) * 800
     scan = _save(np.clip(image, 0, None), affine, input_dir / f"{session_dir.name}_cspine_T2w.nii.gz", np.int16)
     zmap = ndimage.gaussian_filter(lesion * 6.0, 0.8) + rng.normal(0, 0.5, shape) * cord
-    for name, (data, dtype) in {
-        outputs.LESIONS_NII: (lesion, np.uint8),
-        outputs.ZMAP_NII: (zmap, np.float32),
+    images = {
+        outputs.CORD_LESIONS_NII: (lesion, np.uint8),
+        outputs.CORD_ZMAP_NII: (zmap, np.float32),
         outputs.CORD_MASK_NII: (cord, np.uint8),
         outputs.CORD_LABELS_NII: (labels, np.int16),
-    }.items():
+    }
+    if not (session_dir / outputs.LESIONS_NII).exists():  # cord-only session: the session-level maps are the cord's
+        images.update({outputs.LESIONS_NII: (lesion, np.uint8), outputs.ZMAP_NII: (zmap, np.float32)})
+    for name, (data, dtype) in images.items():
         _save(data, affine, session_dir / name, dtype)
     pd.DataFrame({"index": list(CORD_LABEL_NAMES), "name": list(CORD_LABEL_NAMES.values())}).to_csv(
         session_dir / "cord_labels.tsv", sep="\t", index=False
@@ -495,17 +498,24 @@ def test_session_report_cord(batch_dir):
 def test_session_report_brain_and_cord(tmp_path):
     from pipeline.report import write_session_report
 
-    # both body parts in one session: lesions.nii.gz is on the cord grid (written last), so the brain
-    # has no lesion mask on its grid and says so, while every other view renders
+    # both body parts in one session: lesions.nii.gz on the brain grid, cord_lesions.nii.gz on the cord grid
     session_dir = fabricate_session(tmp_path / "out", "both", ("brain", "cord"))
     document = write_session_report(session_dir).read_text(encoding="utf-8")
     registration = re.search(r'id="registration">(.*?)</section>', document, re.S).group(1)
     assert "<h3>brain</h3>" in registration and "<h3>cord</h3>" in registration
-    assert "lesions.nii.gz not available on this grid" in document
+    assert "not available on this grid" not in document
     assert 'id="regions-brain"' in document and 'id="regions-cord"' in document
     # brain: registration + FLAIR + T2w; cord: registration + T2w + sagittal + axial
     assert len(_images(document)) == 7
     assert "batch report</a>" not in document  # no batch files beside this session
+
+    # without the cord lesion mask the cord falls back to lesions.nii.gz, which is on the brain grid
+    (session_dir / outputs.CORD_LESIONS_NII).unlink()
+    document = write_session_report(session_dir).read_text(encoding="utf-8")
+    lesions = re.search(r'id="lesions">(.*?)</section>', document, re.S).group(1)
+    assert lesions.count("not available on this grid") == 1
+    assert lesions.index("<h3>cord</h3>") < lesions.index("not available on this grid")
+    assert len(_images(document)) == 7
 
 
 def test_session_report_failed_session(batch_dir):
@@ -593,7 +603,7 @@ def test_png_sizes_are_reasonable(batch_dir):
 def test_sample_planes_matches_full_resampling():
     from nilearn.image import resample_to_img
 
-    from pipeline.report.session import sample_planes
+    from pipeline.report.images import sample_planes
 
     rng = np.random.default_rng(3)
     source = nib.Nifti1Image(ndimage.gaussian_filter(rng.random((30, 34, 20)), 2).astype(np.float32),
@@ -624,3 +634,17 @@ def test_hostile_session_name_is_escaped(tmp_path):
         assert "<b>&#1" not in document and "&lt;b&gt;&amp;#1" in document
     assert 'href="sub-%22x%22%3Cb%3E%26%231/report.html"' in batch_page
 
+
+
+def test_session_report_does_not_import_matplotlib(batch_dir):
+    """The session report runs in every worker after each session: it must not pay matplotlib's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.report import write_session_report; "
+        f"write_session_report({str(batch_dir / 'sub-02_ses-1')!r}); "
+        "print('matplotlib' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "False"

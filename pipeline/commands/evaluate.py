@@ -28,7 +28,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"regiontag evaluate: {error}", file=sys.stderr)
         return 2
     for name, value in summary.items():
-        if name != "by_condition" and value is not None:
+        if not isinstance(value, dict) and value is not None:
             print(f"{name}: {_format(value)}")
     target = Path(args.out or args.results_dir)
     print(f"per-session metrics: {target / EVALUATION_CSV}")

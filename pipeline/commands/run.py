@@ -68,7 +68,7 @@ def _terminate_on_sigterm() -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run the batch; exit status 0 (all finished), 1 (a session failed) or 2 (unusable arguments)."""
     from pipeline.batch import BatchError, run_batch
-    from pipeline.batch_cluster import parse_memory_limit
+    from pipeline.batch_cluster import ClusterError, parse_memory_limit
     from pipeline.bids import BIDSError
     from pipeline.config import ConfigError, load_config
 
@@ -112,7 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
             patterns_dir=args.patterns,
             report=not args.no_report,
         )
-    except (BatchError, BIDSError, FileNotFoundError, ConfigError) as error:
+    except (BatchError, BIDSError, ClusterError, FileNotFoundError, ConfigError) as error:
         print(f"regiontag run: {error}", file=sys.stderr)
         return 2
     if summary.n_sessions == 0:

@@ -4,8 +4,9 @@ Image rules, in order (each decision carries a human-readable reason):
 
 1. Field of view narrower than a head left-right (< ``MAX_CORD_FOV_LR_MM``) -> cord
    (sagittal spine scans are a few cm wide; cropped cord volumes too).
-2. Body cross-section: a head is >= ``MIN_HEAD_WIDTH_MM`` wide in most axial
-   slices; a neck or a cropped spine field of view is not.
+2. Body cross-section: a head is >= ``MIN_HEAD_WIDTH_MM`` wide and
+   >= ``MIN_HEAD_DEPTH_MM`` deep in many axial slices; a neck (shallow), shoulders
+   (wide but shallow) or a cropped spine field of view are not.
 3. A thin bright CSF column with a dark cord inside (ring detector tracked along
    z, :mod:`pipeline.cord.csf_column`) over most slices -> cord.
 """
@@ -23,7 +24,9 @@ from pipeline.cord.csf_column import normalise_slices, track_column
 from pipeline.niimg import check_niimg, to_canonical
 
 MAX_CORD_FOV_LR_MM = 110.0
-MIN_HEAD_WIDTH_MM = 125.0
+MIN_HEAD_WIDTH_MM = 120.0
+MIN_HEAD_DEPTH_MM = 150.0
+MIN_HEAD_FRACTION = 0.3
 MIN_RING_FRACTION = 0.5
 RING_SCORE = 0.15
 
@@ -68,17 +71,24 @@ def _classify_words(text: str) -> str | None:
     return None
 
 
-def _head_width_fraction(volume: np.ndarray, zooms: np.ndarray) -> tuple[float, float]:
-    """Share of axial slices whose body (foreground) is >= MIN_HEAD_WIDTH_MM wide, median width."""
+def _head_slice_fraction(volume: np.ndarray, zooms: np.ndarray) -> tuple[float, float, float]:
+    """Share of axial slices with a head-sized body, and the median body width and depth (mm).
+
+    A head slice is at least ``MIN_HEAD_WIDTH_MM`` wide and ``MIN_HEAD_DEPTH_MM``
+    deep; a neck is about as wide but much shallower, shoulders are wide but shallow.
+    """
     threshold = 0.1 * np.percentile(volume, 99)
-    foreground = volume > threshold
-    foreground = ndimage.binary_opening(foreground, iterations=1)
-    widths = []
+    foreground = ndimage.binary_opening(volume > threshold, iterations=1)
+    widths, depths = [], []
     for index in range(volume.shape[2]):
-        columns = np.nonzero(foreground[:, :, index].any(axis=1))[0]
+        plane = foreground[:, :, index]
+        columns = np.nonzero(plane.any(axis=1))[0]
+        rows = np.nonzero(plane.any(axis=0))[0]
         widths.append((columns[-1] - columns[0] + 1) * zooms[0] if columns.size else 0.0)
-    widths = np.asarray(widths)
-    return float(np.mean(widths >= MIN_HEAD_WIDTH_MM)), float(np.median(widths))
+        depths.append((rows[-1] - rows[0] + 1) * zooms[1] if rows.size else 0.0)
+    widths, depths = np.asarray(widths), np.asarray(depths)
+    head = (widths >= MIN_HEAD_WIDTH_MM) & (depths >= MIN_HEAD_DEPTH_MM)
+    return float(np.mean(head)), float(np.median(widths)), float(np.median(depths))
 
 
 def detect_body_part(image: nib.Nifti1Image | str | Path) -> tuple[str, str]:
@@ -106,9 +116,12 @@ def detect_body_part(image: nib.Nifti1Image | str | Path) -> tuple[str, str]:
     step = np.maximum(1, np.floor(1.5 / zooms[:2])).astype(int)  # ~1.5 mm in-plane is enough here
     data = data[:: step[0], :: step[1], :]
     coarse_zooms = zooms * np.array([step[0], step[1], 1])
-    head_fraction, width = _head_width_fraction(data, coarse_zooms)
-    if head_fraction >= 0.5:
-        return "brain", f"{fov}; body {width:.0f} mm wide in {head_fraction:.0%} of axial slices (head-sized)"
+    head_fraction, width, depth = _head_slice_fraction(data, coarse_zooms)
+    if head_fraction >= MIN_HEAD_FRACTION:
+        return "brain", (
+            f"{fov}; body >= {MIN_HEAD_WIDTH_MM:.0f} mm wide and >= {MIN_HEAD_DEPTH_MM:.0f} mm deep "
+            f"in {head_fraction:.0%} of axial slices (head-sized)"
+        )
     track = track_column(normalise_slices(data), tuple(coarse_zooms), step_mm=max(2.0, zooms[2]))
     ring_fraction = float(np.mean(track.scores >= RING_SCORE))
     if ring_fraction >= MIN_RING_FRACTION:
@@ -116,5 +129,6 @@ def detect_body_part(image: nib.Nifti1Image | str | Path) -> tuple[str, str]:
             f"{fov}; bright CSF column with a dark cord inside found in {ring_fraction:.0%} of axial slices"
         )
     return "brain", (
-        f"{fov}; no continuous CSF column with a dark cord ({ring_fraction:.0%} of slices), body {width:.0f} mm wide"
+        f"{fov}; no continuous CSF column with a dark cord ({ring_fraction:.0%} of slices), "
+        f"body {width:.0f} x {depth:.0f} mm"
     )

@@ -2,7 +2,7 @@
 
 Inside an in-plane eroded cord mask (the outermost ``detection_erosion_mm`` sees
 CSF partial volume), intensities are divided by a smooth level along the cord
-(robust cubic fit of per-slice lower quartiles: the bias field) and each voxel is
+(robust cubic fit of per-slice 10th percentiles: the bias field) and each voxel is
 compared with the same position of the cross-section (normalised cord
 coordinates u, v) in the other slices: this captures the grey/white pattern
 (grey matter is slightly brighter on T2) and edge partial volume; location and
@@ -17,6 +17,9 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.config import CordConfig
+
+#: Gaussian smoothing (sigma, mm) before z-scoring: in-plane, in-plane, along the cord.
+SMOOTHING_MM = np.array([0.4, 0.4, 0.0])
 
 
 def eroded_in_plane(mask: np.ndarray, zooms: np.ndarray, erosion_mm: float) -> np.ndarray:
@@ -36,23 +39,21 @@ def eroded_in_plane(mask: np.ndarray, zooms: np.ndarray, erosion_mm: float) -> n
     return out
 
 
-def _robust_location_spread(values: np.ndarray) -> tuple[float, float]:
-    """Location and spread from the lower quantiles only (robust to up to ~70 % upward outliers).
+def _lower_quantiles(values: np.ndarray) -> tuple[float, float]:
+    """(P10, spread from P5..P25) of a cell's values: lower quantiles ignore upward outliers (lesions).
 
-    For a normal distribution P25 - P5 = 0.971 sigma and the mean is P25 + 0.674 sigma.
-    Lesions are upward outliers of a cell's intensities and may cover most slices
-    of a short field of view (longitudinally extensive lesions).
+    For a normal distribution P25 - P5 = 0.971 sigma.
     """
-    p5, p25 = np.percentile(values, [5, 25])
-    spread = (p25 - p5) / 0.971
-    return float(p25 + 0.674 * spread), float(spread)
+    p5, p10, p25 = np.percentile(values, [5, 10, 25])
+    return float(p10), float((p25 - p5) / 0.971)
 
 
 def _slice_trend(volume: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """Smooth intensity level per slice (bias along the cord) from lower-quantile slice levels."""
+    """Smooth intensity level per slice (bias along the cord) from per-slice 10th percentiles."""
     n_slices = volume.shape[2]
     slices = np.nonzero(domain.any(axis=(0, 1)))[0]
-    levels = np.array([np.percentile(volume[:, :, k][domain[:, :, k]], 25) for k in slices])
+    # the 10th percentile of a slice stays normal unless a lesion fills ~90 % of the cross-section
+    levels = np.array([np.percentile(volume[:, :, k][domain[:, :, k]], 10) for k in slices])
     trend = np.full(n_slices, np.nan)
     if slices.size < 8:
         trend[:] = np.median(levels)
@@ -88,9 +89,10 @@ def cord_zmap(
     The normal appearance of the cord is learned from the subject itself: the
     cross-section is divided into ``n_bins`` x ``n_bins`` cells of normalised cord
     coordinates (grey/white matter pattern, partial volume at the edge), and in
-    each cell the bias-corrected intensities of all slices give a location and a
-    spread from their lower quantiles, so lesions covering up to ~70 % of the
-    slices of a cell do not lift its reference.
+    each cell the bias-corrected intensities of all slices give a location (from
+    the 10th percentile) and a spread (from the 5th-25th percentiles, bounded by
+    the typical spread of all cells), so lesions covering most of the slices of a
+    cell (a long lesion in a short field of view) do not lift its reference.
 
     Parameters
     ----------
@@ -120,25 +122,28 @@ def cord_zmap(
     zmap = np.zeros(volume.shape, dtype=np.float32)
     if domain.sum() < 50:
         return zmap, domain
-    smoothed = ndimage.gaussian_filter(volume.astype(np.float32), sigma=(0.4 / zooms[0], 0.4 / zooms[1], 0))
+    smoothed = ndimage.gaussian_filter(volume.astype(np.float32), sigma=tuple(SMOOTHING_MM / np.asarray(zooms)))
     trend = _slice_trend(smoothed, domain)
     index = np.nonzero(domain)
     ratio = smoothed[index] / trend[index[2]]
     cell_u = np.clip(((u[index] + 1) / 2 * n_bins).astype(int), 0, n_bins - 1)
     cell_v = np.clip(((v[index] + 1) / 2 * n_bins).astype(int), 0, n_bins - 1)
     cell = cell_u * n_bins + cell_v
-    location = np.zeros(n_bins * n_bins)
+    low = np.full(n_bins * n_bins, np.nan)
     spread = np.full(n_bins * n_bins, np.nan)
     order = np.argsort(cell, kind="stable")
     bounds = np.searchsorted(cell[order], np.arange(n_bins * n_bins + 1))
     for number in range(n_bins * n_bins):
         members = ratio[order[bounds[number] : bounds[number + 1]]]
         if members.size >= 8:
-            location[number], spread[number] = _robust_location_spread(members)
+            low[number], spread[number] = _lower_quantiles(members)
     typical = np.nanmedian(spread) if np.isfinite(spread).any() else 1.0
-    spread = np.where(np.isfinite(spread), np.maximum(spread, typical), typical)
-    fallback, _ = _robust_location_spread(ratio)
-    location = np.where(location > 0, location, fallback)
+    # a cell's own spread is trusted between 1 and 1.5 typical spreads: wider cells see edge
+    # partial volume, but a cell mostly covered by a long lesion must not inflate it further
+    spread = np.clip(np.where(np.isfinite(spread), spread, typical), typical, 1.5 * typical)
+    fallback, _ = _lower_quantiles(ratio)
+    low = np.where(np.isfinite(low), low, fallback)
+    location = low + 1.2816 * spread  # P10 = mean - 1.28 sigma
     zmap[index] = (ratio - location[cell]) / spread[cell]
     return zmap, domain
 

@@ -19,6 +19,8 @@ Method (canonical RAS+ grid, z = superior):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -200,8 +202,33 @@ def centerline_table(centres: np.ndarray, area: np.ndarray, valid: np.ndarray, a
     )
 
 
-def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConfig | None = None):
-    """Segment the cord on a canonical image; returns (mask array, centres, areas, valid, score)."""
+@dataclass
+class CordSegmentation:
+    """Cord segmentation on a canonical (RAS+) grid.
+
+    Attributes
+    ----------
+    mask : ndarray
+        Boolean cord mask.
+    centres : ndarray
+        (n_slices, 2) cord centre per axial slice (voxel x, y).
+    area_mm2 : ndarray
+        Cord area in each axial slice (mm^2, in the slice plane).
+    valid : ndarray
+        Slices that contain cord.
+    ring_score : float
+        Median CSF-ring detector score on the cord slices (0 = no CSF column).
+    """
+
+    mask: np.ndarray
+    centres: np.ndarray
+    area_mm2: np.ndarray
+    valid: np.ndarray
+    ring_score: float
+
+
+def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConfig | None = None) -> CordSegmentation:
+    """Segment the cord on an image already in canonical orientation (see :func:`segment_cord`)."""
     cord = _cord_config(config)
     zooms = voxel_sizes(canonical.affine)
     data = np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3])
@@ -228,7 +255,8 @@ def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConf
     valid &= (contrast >= cord.min_contrast) & (track.scores >= cord.min_ring_score)
     valid = _largest_run(valid)
     mask = _rasterise(volume.shape, centres, radius, angles, zooms, valid, cord.max_radius_mm)
-    return mask, centres, area, valid, float(np.median(track.scores[valid])) if valid.any() else 0.0
+    score = float(np.median(track.scores[valid])) if valid.any() else 0.0
+    return CordSegmentation(mask, centres, area, valid, score)
 
 
 def _largest_run(valid: np.ndarray) -> np.ndarray:
@@ -241,7 +269,9 @@ def _largest_run(valid: np.ndarray) -> np.ndarray:
     return runs == (1 + int(np.argmax(sizes)))
 
 
-def segment_cord(image: nib.Nifti1Image | str, config: Config | CordConfig | None = None):
+def segment_cord(
+    image: nib.Nifti1Image | str, config: Config | CordConfig | None = None
+) -> tuple[nib.Nifti1Image, pd.DataFrame]:
     """Segment the spinal cord and its centreline on a T2-weighted image.
 
     Parameters
@@ -263,7 +293,7 @@ def segment_cord(image: nib.Nifti1Image | str, config: Config | CordConfig | Non
     """
     source = check_niimg(image)
     canonical = to_canonical(source)
-    mask, centres, area, valid, _ = segment_cord_canonical(canonical, config)
-    table = centerline_table(centres, area, valid, canonical.affine)
-    mask_img = to_input_space(new_image_like(mask.astype(np.uint8), canonical), source, order=0)
+    result = segment_cord_canonical(canonical, config)
+    table = centerline_table(result.centres, result.area_mm2, result.valid, canonical.affine)
+    mask_img = to_input_space(new_image_like(result.mask.astype(np.uint8), canonical), source, order=0)
     return mask_img, table

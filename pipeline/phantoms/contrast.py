@@ -1,10 +1,10 @@
 """MR contrast and image degradation: tissue intensities per sequence, bias field, ghosting, Rician noise.
 
-Intensities are relative to white matter on FLAIR (about 550 units of 1000)
-and follow the usual clinical ordering: FLAIR WM < GM, CSF dark; T2w WM < GM
-< CSF; T1w CSF < GM < WM; DWI trace (b = 1000) CSF dark, lesions bright only
-where diffusion is restricted.  Lesions are bright on FLAIR, T2w (and DWI
-when restricted), dark on T1w.
+Intensities are relative (x 1000) and follow the usual clinical ordering and
+ratios: FLAIR GM/WM about 1.24, CSF dark; T2w WM < GM (ratio 1.33) < CSF;
+T1w CSF < GM < WM; DWI trace (b = 1000) CSF dark, lesions bright only where
+diffusion is restricted.  Full-grade lesions are twice the white-matter
+signal on FLAIR and T2w (graded lesions 1.4-2x), dark on T1w.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from scipy import ndimage
 
 #: Relative signal of each compartment per sequence (x 1000 in the images).
 CONTRASTS: dict[str, dict[str, float]] = {
-    "FLAIR": {"csf": 0.08, "gm": 0.78, "wm": 0.55, "lesion": 1.35, "bone": 0.04, "scalp": 0.85},
-    "T2w": {"csf": 1.60, "gm": 0.85, "wm": 0.60, "lesion": 1.25, "bone": 0.05, "scalp": 0.90},
-    "T1w": {"csf": 0.20, "gm": 0.60, "wm": 0.85, "lesion": 0.45, "bone": 0.05, "scalp": 1.00},
-    "DWI": {"csf": 0.10, "gm": 0.65, "wm": 0.55, "lesion": 0.65, "bone": 0.02, "scalp": 0.05},
+    "FLAIR": {"csf": 0.08, "gm": 0.68, "wm": 0.55, "lesion": 1.10, "bone": 0.04, "scalp": 0.85},
+    "T2w": {"csf": 1.60, "gm": 0.80, "wm": 0.60, "lesion": 1.20, "bone": 0.05, "scalp": 0.90},
+    "T1w": {"csf": 0.20, "gm": 0.60, "wm": 0.85, "lesion": 0.50, "bone": 0.05, "scalp": 1.00},
+    "DWI": {"csf": 0.10, "gm": 0.62, "wm": 0.55, "lesion": 0.65, "bone": 0.02, "scalp": 0.05},
 }
 #: DWI lesion signal when the lesions restrict diffusion.
-DWI_RESTRICTED_LESION = 1.40
+DWI_RESTRICTED_LESION = 1.30
 #: Signal scale of the images.
 SCALE = 1000.0
 #: DWI has about half the SNR of the structural sequences at the same nominal setting.

@@ -14,7 +14,6 @@ the cord, normalised coordinates are ``u = (x - xc) / a`` (+1 right edge) and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,9 +216,9 @@ def _acquisition_affine(orientation: str, voxel_size, fov_mm, rotation: np.ndarr
     return affine, shape
 
 
-def _render(anatomy, affine, shape, voxel_size, texture, pose_shift):
+def _render(anatomy, affine, shape, voxel_size, texture, pose_shift, supersample_mm=0.45):
     """Supersample every voxel; return voxel means of signal/cord/lesion and leaf counts."""
-    factors = [int(min(5, max(1, np.ceil(s / 0.45)))) for s in voxel_size]
+    factors = [int(min(5, max(1, np.ceil(s / supersample_mm)))) for s in voxel_size]
     offsets = np.stack(
         np.meshgrid(*[(np.arange(f) + 0.5) / f - 0.5 for f in factors], indexing="ij"), -1
     ).reshape(-1, 3)
@@ -283,6 +282,8 @@ def make_cord_phantom(
     segment_length_mm: float = 18.0,
     bias_strength: float = 0.25,
     max_rotation_deg: float = 12.0,
+    fov_mm: tuple[float, float] | None = None,
+    supersample_mm: float = 0.45,
 ) -> CordPhantom:
     """Make a cord T2 phantom with ground truth.
 
@@ -309,6 +310,11 @@ def make_cord_phantom(
         Maximum relative amplitude of the smooth multiplicative bias field.
     max_rotation_deg : float
         Maximum random rotation of the acquisition grid about each axis.
+    fov_mm : tuple of float, optional
+        Left-right and anterior-posterior field of view (mm); default (44, 56) sagittal,
+        (56, 56) axial.  Larger fields of view show more neck tissue (benchmarks).
+    supersample_mm : float
+        Spacing of the sub-voxel samples used for partial volume (coarser is faster).
 
     Returns
     -------
@@ -328,12 +334,14 @@ def make_cord_phantom(
     angles = rng.uniform(-1, 1, 3) * max_rotation_deg * np.array([1.0, 1.0 / 3.0, 1.0])
     rotation = Rotation.from_euler("xyz", angles, degrees=True)
     pose_shift = rng.uniform(-20, 20, 3)
-    fov = (44.0, 56.0, length_mm) if orientation == "sagittal" else (56.0, 56.0, length_mm)
+    if fov_mm is None:
+        fov_mm = (44.0, 56.0) if orientation == "sagittal" else (56.0, 56.0)
+    fov = (float(fov_mm[0]), float(fov_mm[1]), length_mm)
     affine, shape = _acquisition_affine(
         orientation, voxel_size, fov, rotation.as_matrix(), pose_shift + np.array([0, 6.0, 0])
     )
     texture = _texture_function(rng, 2.5 * max(length_mm, 60.0))
-    volumes, counts = _render(anatomy, affine, shape, voxel_size, texture, pose_shift)
+    volumes, counts = _render(anatomy, affine, shape, voxel_size, texture, pose_shift, supersample_mm)
     coords = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"), -1)
     coefficients = rng.uniform(-1, 1, (3,)) * bias_strength
     bias = np.exp(coords @ coefficients + 0.5 * bias_strength * rng.uniform(-1, 1) * coords[..., 1] ** 2)

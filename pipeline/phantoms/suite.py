@@ -2,8 +2,8 @@
 
 A suite is a list of sessions, each a (body part, pattern, seed, condition)
 with the phantom settings of that condition.  The baseline is SNR 20,
-0.9 x 0.9 x 3 mm axial, rotation up to 15 degrees, FLAIR + T2w, the
-pattern's own lesion size.  Each condition changes one factor (one-factor-
+0.9 x 0.9 x 3 mm axial, rotation up to 15 degrees, FLAIR + T2w (+ DWI when
+the pattern lists DWI), the pattern's own lesion size.  Each condition changes one factor (one-factor-
 at-a-time), so accuracy can be plotted against SNR, slice thickness,
 rotation, lesion size, bias field, motion, atrophy, skull and acquisition.
 
@@ -147,6 +147,8 @@ def make_session(session: SuiteSession, out_dir: str | Path) -> str:
         from pipeline.phantoms.brain import make_brain_phantom, write_phantom
 
         settings = {**BRAIN_BASELINE, **session.settings}
+        if "sequences" not in session.settings and _pattern_wants_dwi(session.pattern):
+            settings["sequences"] = (*BRAIN_BASELINE["sequences"], "DWI")
         phantom = make_brain_phantom(session.pattern, session.seed, **settings)
         write_phantom(phantom, out_dir, session.session, extra=extra)
     else:
@@ -158,6 +160,18 @@ def make_session(session: SuiteSession, out_dir: str | Path) -> str:
         write_cord_phantom(phantom, out_dir, session.session)
         update_truth_json(out_dir / "truth" / session.session / "truth.json", {"pattern": session.pattern, **extra})
     return session.session
+
+
+def _pattern_wants_dwi(pattern_id: str) -> bool:
+    """True when the library pattern lists DWI among its sequences."""
+    if pattern_id == "healthy":
+        return False
+    try:
+        from pipeline.patterns.library import load_library
+
+        return "DWI" in load_library().get(pattern_id).sequences
+    except (ImportError, KeyError):
+        return False
 
 
 def update_truth_json(path: Path, content: dict[str, Any]) -> None:

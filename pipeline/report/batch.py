@@ -13,12 +13,11 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from pipeline import outputs
 from pipeline.report import html as h
 from pipeline.report.data import read_table
-from pipeline.report.figures import figure_to_data_uri
+from pipeline.report.figures import png_data_uri
 from pipeline.report.sections import as_bool
 
 INK, MUTED, ACCENT, LESION = "#1f2933", "#5f6b7a", "#2b6cb0", "#e53e3e"
@@ -82,6 +81,23 @@ def _batch_table(output_dir: Path, name: str, columns: list[str], sessions: list
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def _new_figure(**kwargs):
+    """A matplotlib ``Figure`` (imported lazily: the session report never needs matplotlib)."""
+    from matplotlib.figure import Figure as MatplotlibFigure
+
+    return MatplotlibFigure(**kwargs)
+
+
+def figure_to_data_uri(figure, dpi: int = 100, colors: str = "adaptive") -> str:
+    """Render a matplotlib figure on an Agg canvas (no pyplot state, nothing on disk) to a PNG data URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure.set_dpi(dpi)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return png_data_uri(np.asarray(canvas.buffer_rgba()), colors)
+
+
 def _style(axes, title: str) -> None:
     axes.figure.text(0.02, 0.975, title, ha="left", va="top", fontsize=10, color=INK, fontweight="bold")
     for side in ("top", "right"):
@@ -100,7 +116,7 @@ def _empty(axes, text: str) -> None:
 def volume_figure(sessions: pd.DataFrame) -> str:
     """Histogram of lesion volume over the sessions that finished."""
     volumes = pd.to_numeric(sessions["lesion_volume_ml"], errors="coerce").dropna()
-    figure = Figure(figsize=(4.6, 3.0), facecolor="white")
+    figure = _new_figure(figsize=(4.6, 3.0), facecolor="white")
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "Lesion volume distribution")
     if volumes.empty:
@@ -139,7 +155,7 @@ def region_frequency(regions: pd.DataFrame) -> pd.Series:
 def region_figure(regions: pd.DataFrame) -> str:
     """Horizontal bars: how often each region is involved across the cohort."""
     shares = region_frequency(regions).head(MAX_REGIONS_PLOTTED)
-    figure = Figure(figsize=(5.6, max(2.4, 0.24 * len(shares) + 0.9)), facecolor="white")
+    figure = _new_figure(figsize=(5.6, max(2.4, 0.24 * len(shares) + 0.9)), facecolor="white")
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "How often each region is involved")
     if shares.empty:
@@ -176,7 +192,7 @@ def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
         set(top_counts.index) | set(match_counts.index),
         key=lambda name: (-top_counts.get(name, 0), -match_counts.get(name, 0), name),
     )
-    figure = Figure(figsize=(5.6, max(2.4, 0.34 * len(patterns) + 1.0)), facecolor="white")
+    figure = _new_figure(figsize=(5.6, max(2.4, 0.34 * len(patterns) + 1.0)), facecolor="white")
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "Pattern counts")
     if not patterns:

@@ -2,22 +2,27 @@
 
 Inputs are canonical RAS+ arrays on the cord reference scan's grid; the cord
 is assumed to run roughly along the scanner's superior-inferior axis (true
-for cervical and thoracic spine protocols).
+for cervical and thoracic spine protocols).  Figures are composed as pixel
+arrays and labelled with Pillow, like the slice montages.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from PIL import Image, ImageDraw
 
 from pipeline.report.figures import (
     BACKGROUND,
     LESION_COLOR,
     MASK_COLOR,
+    Overlay,
+    hex_rgb,
     display_window,
-    figure_to_data_uri,
+    draw_text,
+    font,
     palette,
+    png_data_uri,
+    render_panel,
 )
 
 #: Colours of cord atlas regions, chosen by a keyword of the region name (first match wins).
@@ -32,6 +37,17 @@ CORD_REGION_COLORS = (
     (("grey", "gray"), (0.68, 0.45, 0.85)),
     (("central", "canal"), (0.95, 0.9, 0.3)),
 )
+TITLE_COLOR, LETTER_COLOR, AXIS_COLOR = "#d8dee9", "#e5e9f0", "#8b96a5"
+SAGITTAL_HEIGHT_PX, SAGITTAL_WIDTH_PX, PROFILE_WIDTH_PX = 440, 190, 170
+AXIAL_CELL_PX = 150
+
+
+def _rgb255(color: tuple[float, float, float]) -> tuple[int, int, int]:
+    return tuple(int(round(channel * 255)) for channel in color)  # type: ignore[return-value]
+
+
+def _paste(canvas: np.ndarray, panel: np.ndarray, top: int, left: int) -> None:
+    canvas[top : top + panel.shape[0], left : left + panel.shape[1]] = panel
 
 
 def cord_label_colors(names: dict[int, str], values: list[int]) -> dict[int, tuple[float, float, float]]:
@@ -59,14 +75,6 @@ def cord_centre_x(cord_mask: np.ndarray) -> np.ndarray:
     return np.interp(slices, slices[present], sums[present] / counts[present])
 
 
-def lesion_extent(lesion: np.ndarray | None, zooms: tuple[float, ...]) -> tuple[int, int, float] | None:
-    """(first, last) axial slice holding lesion and the length in mm, None without lesion."""
-    if lesion is None or not np.any(lesion > 0):
-        return None
-    slices = np.flatnonzero((lesion > 0).any(axis=(0, 1)))
-    return int(slices[0]), int(slices[-1]), float((slices[-1] - slices[0] + 1) * zooms[2])
-
-
 def _sagittal_reformat(volume: np.ndarray, centre_x: np.ndarray) -> np.ndarray:
     """Curved sagittal plane following the cord's left-right centre; array (y, z)."""
     columns = np.clip(np.rint(centre_x).astype(int), 0, volume.shape[0] - 1)
@@ -84,7 +92,6 @@ def cord_sagittal_figure(
     lesion: np.ndarray | None,
     zooms: tuple[float, ...],
     extent_label: str = "",
-    dpi: int = 90,
 ) -> str:
     """Sagittal view along the cord: anatomy, lesion projection with extent bracket, cord area profile.
 
@@ -99,7 +106,7 @@ def cord_sagittal_figure(
     zooms : tuple of float
         Voxel size (mm).
     extent_label : str
-        Text beside the bracket (e.g. ``"42 mm, C2-C5"``); the measured length when empty.
+        Text beside the bracket (e.g. ``"42 mm C2-C5"``); the measured length when empty.
 
     Returns
     -------
@@ -107,115 +114,86 @@ def cord_sagittal_figure(
         PNG data URI.
     """
     cord = cord_mask > 0
-    centre = cord_centre_x(cord)
-    anatomy = _to_display(_sagittal_reformat(background, centre))
-    cord_outline = _to_display(cord.any(axis=0))
-    lesion_projection = None if lesion is None else _to_display((lesion > 0).any(axis=0))
+    anatomy = _to_display(_sagittal_reformat(background, cord_centre_x(cord)))
+    cord_projection = _to_display(cord.any(axis=0))
+    has_lesion = lesion is not None and bool(np.any(lesion > 0))
+    lesion_projection = _to_display((lesion > 0).any(axis=0)) if has_lesion else np.zeros_like(cord_projection)
     y_cord = np.flatnonzero(cord.any(axis=(0, 2)))
-    margin = int(round(14.0 / zooms[1]))
-    if y_cord.size:
-        # display columns run anterior -> posterior, i.e. reversed y
-        ny = background.shape[1]
+    if y_cord.size:  # display columns run anterior -> posterior, i.e. reversed y; keep 14 mm around the cord
+        margin, ny = int(round(14.0 / zooms[1])), background.shape[1]
         first, last = ny - 1 - min(y_cord[-1] + margin, ny - 1), ny - 1 - max(y_cord[0] - margin, 0)
-        columns = slice(first, last + 1)
-    else:
-        columns = slice(0, anatomy.shape[1])
-    anatomy, cord_outline = anatomy[:, columns], cord_outline[:, columns]
-    if lesion_projection is not None:
-        lesion_projection = lesion_projection[:, columns]
+        anatomy, cord_projection, lesion_projection = (
+            a[:, first : last + 1] for a in (anatomy, cord_projection, lesion_projection)
+        )
     row_mm, col_mm = float(zooms[2]), float(zooms[1])
     height_mm, width_mm = anatomy.shape[0] * row_mm, anatomy.shape[1] * col_mm
-    extent = (0.0, width_mm, 0.0, height_mm)
+    scale = min(SAGITTAL_HEIGHT_PX / height_mm, SAGITTAL_WIDTH_PX / width_mm)  # pixels per mm
+    cell = (max(1, int(round(height_mm * scale))), max(1, int(round(width_mm * scale))))
     window = display_window(anatomy, None)
-    # panels at true aspect: 4 in tall for a long cord, narrower than 2 in each for a short field of view
-    axes_height = 4.0
-    panel_width = axes_height * width_mm / max(height_mm, 1.0)
-    if panel_width > 2.0:
-        panel_width, axes_height = 2.0, 2.0 * height_mm / max(width_mm, 1.0)
-    figure_height, figure_width = axes_height + 0.75, max(3.6 * panel_width / 0.95, 3.0)
-    figure = Figure(figsize=(figure_width, figure_height), facecolor=BACKGROUND)
-    grid = figure.add_gridspec(
-        1,
-        3,
-        width_ratios=[width_mm, width_mm, width_mm * 1.3],
-        left=0.02,
-        right=0.97,
-        top=1 - 0.3 / figure_height,
-        bottom=0.45 / figure_height,
-        wspace=0.12,
+    left_panel = render_panel(
+        (anatomy, [cord_projection]), [Overlay(cord_projection, "outline", MASK_COLOR, 0.85)], (row_mm, col_mm),
+        cell, window,
     )
-    titles = ("sagittal (along the cord)", "lesion extent (projection)")
-    for panel in range(2):
-        axes = figure.add_subplot(grid[0, panel])
-        axes.imshow(anatomy, cmap="gray", vmin=window[0], vmax=window[1], extent=extent, interpolation="bilinear")
-        axes.contour(
-            np.flipud(cord_outline.astype(float)),
-            levels=[0.5],
-            colors=[MASK_COLOR],
-            linewidths=0.7,
-            extent=extent,
-            alpha=0.8 if panel == 0 else 0.4,
-        )
-        if panel == 1 and lesion_projection is not None and lesion_projection.any():
-            rgba = np.zeros(lesion_projection.shape + (4,))
-            rgba[lesion_projection] = (*LESION_COLOR, 0.55)
-            axes.imshow(rgba, extent=extent, interpolation="nearest")
-            rows = np.flatnonzero(lesion_projection.any(axis=1))
-            top_mm, bottom_mm = height_mm - rows[0] * row_mm, height_mm - (rows[-1] + 1) * row_mm
-            x_mm = width_mm * 0.9
-            axes.plot([x_mm, x_mm], [bottom_mm, top_mm], color="#ffffff", linewidth=1.4)
-            for y_mm in (bottom_mm, top_mm):
-                axes.plot([x_mm - 2.5, x_mm], [y_mm, y_mm], color="#ffffff", linewidth=1.4)
-            label = extent_label or f"{top_mm - bottom_mm:.0f} mm"
-            axes.text(
-                x_mm - 3.5,
-                (top_mm + bottom_mm) / 2,
-                label,
-                color="#ffffff",
-                fontsize=7,
-                ha="right",
-                va="center",
-                rotation=90,
-                bbox=dict(facecolor="#000000", alpha=0.55, edgecolor="none", pad=1.5),
-            )
-        axes.set_title(titles[panel], color="#d8dee9", fontsize=8, pad=3)
-        axes.text(0.03, 0.99, "A", color="#e5e9f0", fontsize=7, fontweight="bold", va="top", transform=axes.transAxes)
-        axes.text(
-            0.97,
-            0.99,
-            "P",
-            color="#e5e9f0",
-            fontsize=7,
-            fontweight="bold",
-            va="top",
-            ha="right",
-            transform=axes.transAxes,
-        )
-        axes.set_axis_off()
-    profile_axes = figure.add_subplot(grid[0, 2])
-    area_mm2 = cord.sum(axis=(0, 1))[::-1] * float(zooms[0]) * float(zooms[1])
-    depth_mm = (np.arange(area_mm2.size) + 0.5) * row_mm
-    profile_axes.set_facecolor("#1b2128")
-    present = area_mm2 > 0
-    profile_axes.plot(area_mm2[present], height_mm - depth_mm[present], color=MASK_COLOR, linewidth=1.1)
-    if lesion is not None and np.any(lesion > 0):
-        lesion_rows = np.flatnonzero((lesion > 0).any(axis=(0, 1))[::-1])
-        profile_axes.axhspan(
-            height_mm - (lesion_rows[-1] + 1) * row_mm,
-            height_mm - lesion_rows[0] * row_mm,
-            color=LESION_COLOR,
-            alpha=0.25,
-            linewidth=0,
-        )
-    profile_axes.set_ylim(0, height_mm)
-    profile_axes.set_title("cord area (mm²)", color="#d8dee9", fontsize=8, pad=3)
-    profile_axes.tick_params(colors="#aab4c0", labelsize=6, length=2)
-    profile_axes.set_yticks([])
-    for spine in profile_axes.spines.values():
-        spine.set_color("#3b4450")
-    if present.any():
-        profile_axes.set_xlim(0, max(float(area_mm2.max()) * 1.15, 1.0))
-    return figure_to_data_uri(figure, dpi=dpi)
+    right_panel = render_panel(
+        (anatomy, [cord_projection, lesion_projection]),
+        [Overlay(cord_projection, "outline", MASK_COLOR, 0.35), Overlay(lesion_projection, "fill", LESION_COLOR, 0.6)],
+        (row_mm, col_mm),
+        cell,
+        window,
+    )
+    panel_h, panel_w = left_panel.shape[:2]
+    title_px, axis_px, gap, gutter = 24, 30, 10, 44
+    width = gap + panel_w + gap + panel_w + gutter + PROFILE_WIDTH_PX + gap + 6
+    height = title_px + panel_h + axis_px
+    canvas = np.tile(hex_rgb(BACKGROUND), (height, width, 1))
+    x_left, x_right, x_profile = gap, 2 * gap + panel_w, 2 * gap + 2 * panel_w + gutter
+    _paste(canvas, left_panel, title_px, x_left)
+    _paste(canvas, right_panel, title_px, x_right)
+    # cord cross-sectional area per display row (superior at the top), lesion rows shaded
+    area_mm2 = cord.sum(axis=(0, 1))[::-1].astype(float) * float(zooms[0]) * float(zooms[1])
+    lesion_rows = np.flatnonzero(lesion_projection.any(axis=1)) if has_lesion else np.array([], int)
+    profile = np.tile(hex_rgb("#1b2128"), (panel_h, PROFILE_WIDTH_PX, 1))
+    row_px = panel_h / max(area_mm2.size, 1)
+    if lesion_rows.size:
+        band = slice(int(lesion_rows[0] * row_px), int(np.ceil((lesion_rows[-1] + 1) * row_px)))
+        profile[band] = profile[band] * 0.7 + np.asarray(LESION_COLOR) * 0.3
+    _paste(canvas, profile, title_px, x_profile)
+    picture = Image.fromarray(np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8), mode="RGB")
+    draw = ImageDraw.Draw(picture)
+    top = title_px
+    area_max = float(area_mm2.max()) if area_mm2.size else 0.0
+    axis_max = max(10.0, float(np.ceil(area_max * 1.15 / 10.0) * 10.0))
+    present = np.flatnonzero(area_mm2 > 0)
+    points = [(x_profile + 4 + (PROFILE_WIDTH_PX - 8) * area_mm2[r] / axis_max, top + (r + 0.5) * row_px)
+              for r in present]
+    if len(points) > 1:
+        draw.line(points, fill=_rgb255(MASK_COLOR), width=2, joint="curve")
+    draw.rectangle((x_profile, top, x_profile + PROFILE_WIDTH_PX - 1, top + panel_h - 1), outline="#3b4450")
+    for tick in (0.0, axis_max / 2, axis_max):
+        x = x_profile + 4 + (PROFILE_WIDTH_PX - 8) * tick / axis_max
+        draw.line((x, top + panel_h, x, top + panel_h + 4), fill=AXIS_COLOR)
+        draw_text(draw, (x, top + panel_h + 16), f"{tick:.0f}", 10, color=AXIS_COLOR, anchor="ms")
+    if lesion_rows.size:  # extent bracket beside the lesion panel
+        y_top, y_bottom = top + lesion_rows[0] * row_px, top + (lesion_rows[-1] + 1) * row_px
+        x = x_right + panel_w + 10
+        draw.line((x, y_top, x, y_bottom), fill="#ffffff", width=2)
+        for y in (y_top, y_bottom):
+            draw.line((x - 6, y, x, y), fill="#ffffff", width=2)
+        label = extent_label or f"{(lesion_rows[-1] - lesion_rows[0] + 1) * row_mm:.0f} mm"
+        text_box = draw.textbbox((0, 0), label, font=font(11))
+        text = Image.new("RGBA", (text_box[2] + 4, text_box[3] + 4), (0, 0, 0, 0))
+        ImageDraw.Draw(text).text((2, 0), label, fill="#ffffff", font=font(11))
+        text = text.rotate(90, expand=True)
+        y_text = int(max(top, min((y_top + y_bottom) / 2 - text.height / 2, top + panel_h - text.height)))
+        picture.paste(text, (x + 6, y_text), text)
+    for x, title in ((x_left, "sagittal along the cord"), (x_right, "lesion extent (projection)"),
+                     (x_profile, "cord area (mm²)")):
+        panel_width = PROFILE_WIDTH_PX if title.startswith("cord area") else panel_w
+        draw_text(draw, (x + panel_width / 2, 16), title, 11, color=TITLE_COLOR, anchor="ms")
+    for x in (x_left, x_right):
+        draw_text(draw, (x + 4, top + 14), "A", 11, True, LETTER_COLOR)
+        draw_text(draw, (x + panel_w - 4, top + 14), "P", 11, True, LETTER_COLOR, anchor="rs")
+    return png_data_uri(np.asarray(picture), colors="rgb")
 
 
 def axial_levels(cord_mask: np.ndarray, lesion: np.ndarray | None, count: int = 3) -> list[int]:
@@ -245,7 +223,6 @@ def cord_axial_figure(
     affine: np.ndarray,
     label_names: dict[int, str],
     levels: list[int],
-    dpi: int = 90,
 ) -> str:
     """Axial cross-sections of the cord: anatomy (top) and column atlas with lesion outline (bottom).
 
@@ -257,59 +234,64 @@ def cord_axial_figure(
     cord = cord_mask > 0
     values = sorted(int(v) for v in np.unique(cord_labels) if v > 0) if cord_labels is not None else []
     colors = cord_label_colors(label_names, values)
-    half_width_mm = 10.0
-    figure = Figure(figsize=(1.75 * len(levels) + 0.2, 4.3), facecolor=BACKGROUND)
-    grid = figure.add_gridspec(2, len(levels), left=0.01, right=0.99, top=0.93, bottom=0.2, wspace=0.05, hspace=0.12)
+    legend = [(colors[v], label_names.get(v, f"label {v}")) for v in values] + [(LESION_COLOR, "lesion (outline)")]
+    legend_columns = 3
+    legend_rows = -(-len(legend) // legend_columns)
+    title_px, gap, cell = 22, 8, AXIAL_CELL_PX
+    width = gap + len(levels) * (cell + gap)
+    width = max(width, 3 * 170 + 2 * gap)
+    height = title_px + 2 * cell + gap + 12 + legend_rows * 17 + 6
+    canvas = np.tile(hex_rgb(BACKGROUND), (height, width, 1))
+    offset_x = (width - (gap + len(levels) * (cell + gap))) // 2
+    half = np.ceil(10.0 / np.asarray(zooms[:2], dtype=float)).astype(int)  # 10 mm around the cord centre
+    captions = []
     for column, level in enumerate(levels):
         plane_mask = cord[:, :, level]
-        if plane_mask.any():
-            centre = np.argwhere(plane_mask).mean(axis=0)
-        else:
-            centre = np.array(cord.shape[:2]) / 2.0
-        half = np.ceil(half_width_mm / np.asarray(zooms[:2])).astype(int)
+        centre = np.argwhere(plane_mask).mean(axis=0) if plane_mask.any() else np.array(cord.shape[:2]) / 2.0
         low = np.maximum(np.rint(centre).astype(int) - half, 0)
         high = np.minimum(np.rint(centre).astype(int) + half + 1, cord.shape[:2])
         box = (slice(low[0], high[0]), slice(low[1], high[1]), level)
-        anatomy = np.rot90(background[box])
-        extent = (0.0, anatomy.shape[1] * float(zooms[0]), 0.0, anatomy.shape[0] * float(zooms[1]))
+        anatomy = np.rot90(background[box])  # rows anterior -> posterior, columns left -> right
+        cord_plane = np.rot90(plane_mask[box[:2]])
         window = display_window(background[:, :, level], None)
+        pixel_mm = (float(zooms[1]), float(zooms[0]))
+        top_panel = render_panel((anatomy, [cord_plane]), [Overlay(cord_plane, "outline", MASK_COLOR, 0.8)],
+                                 pixel_mm, (cell, cell), window)
+        planes, overlays = [], []
+        if cord_labels is not None:
+            label_plane = np.rot90(cord_labels[box])
+            planes.append(label_plane)
+            overlays.append(Overlay(label_plane, "label-fill", alpha=0.55, colors=colors))
+        if lesion is not None:
+            lesion_plane = np.rot90(lesion[box] > 0)
+            planes.append(lesion_plane)
+            overlays.append(Overlay(lesion_plane, "outline", LESION_COLOR, 1.0))
+        bottom_panel = render_panel((anatomy, planes), overlays, pixel_mm, (cell, cell), window)
+        left = offset_x + gap + column * (cell + gap)
+        for row, panel in enumerate((top_panel, bottom_panel)):
+            top = title_px + row * (cell + gap) + (cell - panel.shape[0]) // 2
+            _paste(canvas, panel, top, left + (cell - panel.shape[1]) // 2)
         position = float((affine @ np.array([0.0, 0.0, level, 1.0]))[2])
-        for row in range(2):
-            axes = figure.add_subplot(grid[row, column])
-            axes.imshow(anatomy, cmap="gray", vmin=window[0], vmax=window[1], extent=extent, interpolation="bilinear")
-            if row == 1 and cord_labels is not None:
-                labels = np.rint(np.rot90(cord_labels[box])).astype(int)
-                rgba = np.zeros(labels.shape + (4,))
-                for value in values:
-                    rgba[labels == value] = (*colors[value], 0.6)
-                axes.imshow(rgba, extent=extent, interpolation="nearest")
-            if row == 1 and lesion is not None and np.any(lesion[box] > 0):
-                lesion_plane = np.flipud(np.rot90(lesion[box] > 0).astype(float))
-                axes.contour(lesion_plane, levels=[0.5], colors=[LESION_COLOR], linewidths=1.3, extent=extent)
-            if row == 0:
-                cord_plane = np.flipud(np.rot90(plane_mask[box[:2]]).astype(float))
-                if cord_plane.any():
-                    axes.contour(
-                        cord_plane, levels=[0.5], colors=[MASK_COLOR], linewidths=0.6, extent=extent, alpha=0.7
-                    )
-                axes.set_title(f"z = {position:.0f} mm", color="#d8dee9", fontsize=7, pad=2)
-            if column == 0:
-                style = dict(color="#e5e9f0", fontsize=6, fontweight="bold", va="top", transform=axes.transAxes)
-                axes.text(0.03, 0.97, "L", **style)
-                axes.text(0.97, 0.97, "R", ha="right", **style)
-                axes.text(0.5, 0.97, "A", ha="center", **style)
-            axes.set_axis_off()
-    handles = [Patch(facecolor=colors[v], edgecolor="none", label=label_names.get(v, f"label {v}")) for v in values]
-    handles.append(Patch(facecolor="none", edgecolor=LESION_COLOR, linewidth=1.3, label="lesion"))
-    legend = figure.legend(
-        handles=handles,
-        loc="lower center",
-        ncol=min(3, len(handles)),
-        fontsize=6,
-        frameon=False,
-        labelcolor="#d8dee9",
-        handlelength=1.2,
-        columnspacing=0.8,
-    )
-    legend.set_in_layout(False)
-    return figure_to_data_uri(figure, dpi=dpi)
+        captions.append((left + cell / 2, f"z = {position:.0f} mm"))
+    picture = Image.fromarray(np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8), mode="RGB")
+    draw = ImageDraw.Draw(picture)
+    for x, caption in captions:
+        draw_text(draw, (x, 15), caption, 11, color=TITLE_COLOR, anchor="ms")
+    first = offset_x + gap
+    for row in range(2):
+        y = title_px + row * (cell + gap) + 13
+        draw_text(draw, (first + 4, y), "L", 10, True, LETTER_COLOR)
+        draw_text(draw, (first + cell / 2, y), "A", 10, True, LETTER_COLOR, anchor="ms")
+        draw_text(draw, (first + cell - 4, y), "R", 10, True, LETTER_COLOR, anchor="rs")
+    legend_top = title_px + 2 * cell + gap + 12
+    column_width = (width - 2 * gap) // legend_columns
+    for index, (color, name) in enumerate(legend):
+        x = gap + (index % legend_columns) * column_width
+        y = legend_top + (index // legend_columns) * 17
+        swatch = (x, y, x + 11, y + 11)
+        if name.startswith("lesion"):
+            draw.rectangle(swatch, outline=_rgb255(color), width=2)
+        else:
+            draw.rectangle(swatch, fill=_rgb255(color))
+        draw_text(draw, (x + 16, y + 10), name, 10, color=TITLE_COLOR)
+    return png_data_uri(np.asarray(picture), colors="rgb")

@@ -10,128 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
 from pipeline import outputs
 from pipeline.report import html as h
-from pipeline.report.data import SessionData, load_image, load_session, read_label_names, resolve_input_path, same_grid
+from pipeline.report.data import SessionData, load_session, read_label_names
 from pipeline.report.figures import MASK_COLOR, Overlay, choose_cuts, montage
 from pipeline.report.figures_cord import axial_levels, cord_axial_figure, cord_sagittal_figure
+from pipeline.report.images import BODY_PART_FILES, BodyPartImages, load_body_part, sample_planes
 from pipeline.report.sections import as_bool, provenance_section, region_section, scores_section
 
 LOGGER = logging.getLogger(__name__)
 
-#: Per body part: (mask file, atlas label file).
-BODY_PART_FILES = {
-    "brain": (outputs.BRAIN_MASK_NII, outputs.ATLAS_LABELS_NII),
-    "cord": (outputs.CORD_MASK_NII, outputs.CORD_LABELS_NII),
-}
 CUTS_PER_VIEW = 5
 #: Lesion cuts of one view are at least this far apart when the lesions allow it.
 MIN_CUT_GAP_MM = 4.0
-
-
-@dataclass
-class BodyPartImages:
-    """Canonical arrays of one body part on its reference scan's grid.
-
-    ``background`` is the reference scan, or the hyperintensity map when the
-    input cannot be found; ``sequences`` maps sequence name -> (input path as
-    recorded, canonical image or None when the file is missing).
-    """
-
-    body_part: str
-    grid: nib.Nifti1Image
-    background: np.ndarray
-    background_name: str
-    mask: np.ndarray | None
-    labels: np.ndarray | None
-    lesion: np.ndarray | None
-    sequences: dict[str, tuple[str, nib.Nifti1Image | None]]
-
-    @property
-    def zooms(self) -> tuple[float, ...]:
-        return tuple(float(z) for z in self.grid.header.get_zooms()[:3])
-
-
-def _on_grid(image: nib.Nifti1Image | None, grid: nib.Nifti1Image) -> np.ndarray | None:
-    return np.asarray(image.dataobj) if image is not None and same_grid(image, grid) else None
-
-
-def sample_planes(image: nib.Nifti1Image, grid: nib.Nifti1Image, cuts: dict[int, list[int]]) -> np.ndarray:
-    """Resample a canonical image onto ``grid``, only on the planes a montage shows (NaN elsewhere).
-
-    Resampling whole clinical volumes costs seconds; the montage needs a few
-    planes, so only those are interpolated (linear, world coordinates).
-    """
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    if data.ndim > 3:
-        data = data[..., 0]
-    if same_grid(image, grid):
-        return data
-    shape = grid.shape[:3]
-    sampled = np.full(shape, np.nan, dtype=np.float32)
-    matrix = np.linalg.inv(image.affine) @ grid.affine
-    for axis, indices in cuts.items():
-        for index in indices:
-            ranges = [np.arange(size, dtype=np.float32) for size in shape]
-            ranges[axis] = np.array([index], dtype=np.float32)
-            voxels = np.stack(np.meshgrid(*ranges, indexing="ij")).reshape(3, -1)
-            source = matrix[:3, :3] @ voxels + matrix[:3, 3:4]
-            values = ndimage.map_coordinates(data, source, order=1, mode="constant", cval=0.0)
-            plane = [slice(None)] * 3
-            plane[axis] = slice(index, index + 1)
-            sampled[tuple(plane)] = values.reshape([len(r) for r in ranges])
-    return sampled
-
-
-def load_body_part(data: SessionData, body_part: str) -> BodyPartImages | None:
-    """Collect the images of one body part on one grid; None when nothing image-like exists."""
-    mask_name, labels_name = BODY_PART_FILES[body_part]
-    mask_img = load_image(data.file(mask_name))
-    labels_img = load_image(data.file(labels_name))
-    reference_path = data.reference_path(body_part)
-    reference_img = load_image(reference_path) if reference_path else None
-    grid = next((image for image in (mask_img, labels_img, reference_img) if image is not None), None)
-    if grid is None:
-        return None
-    lesion = None
-    for name in (outputs.LESIONS_NII, f"lesions_bp-{body_part}.nii.gz"):
-        lesion = _on_grid(load_image(data.file(name)), grid)
-        if lesion is not None:
-            break
-    background_name = "reference scan"
-    background = _on_grid(reference_img, grid)
-    if background is None:
-        background = _on_grid(load_image(data.file(outputs.ZMAP_NII)), grid)
-        background_name = "hyperintensity z-map (input scan not found)"
-    if background is None:
-        background = np.asarray(grid.dataobj, dtype=np.float32)
-        background_name = "mask (input scan not found)"
-    sequences: dict[str, tuple[str, nib.Nifti1Image | None]] = {}
-    for scan in data.inputs_of(body_part):
-        sequence = str(scan.get("sequence") or Path(str(scan.get("path"))).name)
-        path = resolve_input_path(scan.get("path"), data.session_dir)
-        image = load_image(path) if path else None
-        sequences[sequence] = (str(scan.get("path")), image)
-    return BodyPartImages(
-        body_part,
-        grid,
-        np.asarray(background, dtype=np.float32),
-        background_name,
-        _on_grid(mask_img, grid),
-        _on_grid(labels_img, grid),
-        lesion,
-        sequences,
-    )
 
 
 def _guarded(what: str, make: Callable[[], str]) -> str:
