@@ -31,11 +31,13 @@ from pipeline.types import Session, SessionResult
 RUNNER_VARIABLE = "REGIONTAG_SESSION_RUNNER"
 DEFAULT_RUNNER = "pipeline.session:run_session"
 
-#: Peak working memory per input voxel: a few float64 copies (z-maps, resampled
-#: and bias-corrected images, labels) at the input grid.
-MEMORY_BYTES_PER_VOXEL = 64
-#: Fixed working memory of a session (atlases, templates, ANTs registration at 1-2 mm).
-MEMORY_BASELINE_BYTES = 400 * 2**20
+#: Peak working memory per input voxel: float32/float64 copies (z-maps, resampled and
+#: bias-corrected images, labels) at the input grid.  With the baseline below this
+#: matches measured worker peaks (1.04 GB for a 3.3 M-voxel phantom FLAIR, 1.22 GB for
+#: a 14 M-voxel FLAIR+T2+T1 session; ``benchmarks/bench_batch.py``) with a little margin.
+MEMORY_BYTES_PER_VOXEL = 24
+#: Fixed working memory of a session (Python stack, atlases, templates, ANTs at 1-2 mm).
+MEMORY_BASELINE_BYTES = 2**30
 
 SESSION_LOGGER = "regiontag"
 PACKAGE_LOGGER = "pipeline"

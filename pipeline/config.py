@@ -184,6 +184,8 @@ class CordConfig(_Section):
     lesion_z_threshold: float = Field(4.5, gt=0)
     min_lesion_mm3: float = Field(8.0, ge=0)
     segment_length_mm: float = Field(18.0, gt=0)
+    #: Measure the segment height from the vertebral body/disc periodicity when the image shows it clearly.
+    estimate_segment_length: bool = True
     #: CSF-column search: slice spacing (mm) of the ring detector + dynamic programme.
     search_step_mm: float = Field(2.0, gt=0, le=10)
     #: Rays per axial slice for the star-shaped cord boundary.

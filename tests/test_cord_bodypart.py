@@ -31,7 +31,7 @@ def test_body_part_from_name(name, expected):
 
 @pytest.mark.parametrize("orientation", ["sagittal", "axial"])
 def test_cord_phantom_detected_as_cord(orientation):
-    phantom = make_cord_phantom("dorsal", 5, orientation, voxel_size=(1.0, 1.0, 3.0), length_mm=40)
+    phantom = make_cord_phantom("dorsal", 5, orientation, voxel_size=(1.0, 1.0, 3.0), length_mm=40, supersample_mm=1.0)
     body_part, reason = detect_body_part(phantom.images["T2w"])
     assert body_part == "cord"
     assert "left-right" in reason
@@ -63,7 +63,7 @@ def test_brain_like_volume_detected_as_brain():
 
 def test_wide_field_of_view_without_head_uses_csf_column():
     # a cord phantom inside a wide field of view (neck-sized body in air): FOV rule does not apply
-    phantom = make_cord_phantom("healthy", 6, "axial", voxel_size=(1.0, 1.0, 4.0), length_mm=48)
+    phantom = make_cord_phantom("healthy", 6, "axial", voxel_size=(1.0, 1.0, 4.0), length_mm=48, supersample_mm=1.0)
     image = phantom.images["T2w"]
     data = np.asarray(image.dataobj)
     wide = np.zeros((150, 150, data.shape[2]), dtype=np.float32)

@@ -45,7 +45,7 @@ def _flag_accuracy(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def dorsal_result(atlas, config, tmp_path_factory):
-    phantom = make_cord_phantom("dorsal", 31, "axial", length_mm=100)
+    phantom = make_cord_phantom("dorsal", 31, "axial", length_mm=100, supersample_mm=0.8)
     return phantom, process_cord(phantom.images, config, atlas, tmp_path_factory.mktemp("cord"))
 
 
@@ -85,7 +85,7 @@ def test_dorsal_phantom_posterior_columns_not_central(dorsal_result):
 
 
 def test_central_phantom_longitudinally_extensive_swollen(atlas, config, tmp_path):
-    phantom = make_cord_phantom("central", 32, "axial", length_mm=100)
+    phantom = make_cord_phantom("central", 32, "axial", length_mm=100, supersample_mm=0.8)
     result = process_cord(phantom.images, config, atlas, tmp_path)
     features = result.findings["features"]
     assert features["cord_central"] is True
@@ -98,7 +98,7 @@ def test_central_phantom_longitudinally_extensive_swollen(atlas, config, tmp_pat
 
 
 def test_healthy_phantom_has_no_lesions(atlas, config, tmp_path):
-    phantom = make_cord_phantom("healthy", 33, "sagittal", length_mm=70)
+    phantom = make_cord_phantom("healthy", 33, "sagittal", length_mm=70, supersample_mm=0.8)
     result = process_cord(phantom.images, config, atlas, tmp_path)
     assert result.findings["n_lesions"] == 0
     assert not result.region_table["involved"].any()
@@ -116,7 +116,6 @@ def test_no_cord_gives_a_warning_and_unassessable_features(atlas, config, tmp_pa
     assert not result.region_table["involved"].any()
 
 
-@pytest.mark.slow
 def test_column_flags_on_phantoms(atlas, config, tmp_path):
     """Column involvement flags >= 95 % correct; dorsal phantoms never central or anterior."""
     cases = [
@@ -125,7 +124,7 @@ def test_column_flags_on_phantoms(atlas, config, tmp_path):
     ]
     correct = total = 0
     for lesion_type, seed, orientation in cases:
-        phantom = make_cord_phantom(lesion_type, seed, orientation, length_mm=90)
+        phantom = make_cord_phantom(lesion_type, seed, orientation, length_mm=90, supersample_mm=0.8)
         result = process_cord(phantom.images, config, atlas, tmp_path)
         hits, count = _flag_accuracy(result.region_table, phantom.truth_regions)
         correct, total = correct + hits, total + count

@@ -4,13 +4,16 @@ Positions are measured along the centreline (``centerline.csv``, ``distance_mm``
 from the most superior cord slice of the scan).  A lesion's length is the
 centreline distance between its most superior and most inferior slices plus one
 slice step.  *Longitudinally extensive* means a length of at least three
-vertebral segments (``cord.segment_length_mm`` each, 18 mm by default: the mean
-height of a cervical vertebra plus disc in adults, roughly 15-20 mm).
+vertebral segments.  The segment height is measured from the image when the
+vertebral bodies and discs in front of the cord show a clear period
+(:mod:`pipeline.cord.vertebrae`, ``cord.estimate_segment_length``); otherwise
+``cord.segment_length_mm`` is used (18 mm by default: the mean height of a
+cervical vertebra plus disc in adults, roughly 15-20 mm).
 
 Vertebral levels are only estimated when the level at the top of the field of
 view is known (``cord.top_vertebral_level``, e.g. ``"C2"`` for a standard
 cervical protocol whose field of view starts at the odontoid); levels then
-follow by counting segments of ``segment_length_mm`` along the cord.  The
+follow by counting segments (measured or configured height) along the cord.  The
 uncertainty is about +/- 1 level in the cervical cord and grows caudally
 (segment heights vary by 20-30 % between people and levels; cord and vertebral
 segments drift apart below C5).  No landmark detector is run: without an anchor

@@ -25,7 +25,8 @@ from pipeline.cord.levels import (
     slice_step_mm,
     span_length,
 )
-from pipeline.cord.segmentation import centerline_table, voxel_sizes, segment_cord_canonical
+from pipeline.cord.segmentation import centerline_table, segment_cord_canonical, voxel_sizes
+from pipeline.cord.vertebrae import segment_height
 from pipeline.involvement import region_table
 from pipeline.niimg import check_niimg, new_image_like, to_canonical, to_input_space
 from pipeline.stage import StageOutput
@@ -158,6 +159,21 @@ def _findings(lesions, labels, radius, atlas, lesions_by_extent, centerline, vox
     }
 
 
+def _with_segment_length(config: Config, volume, zooms, segmentation, centerline) -> tuple[Config, str]:
+    """Config whose ``cord.segment_length_mm`` is measured from the image when possible, and its source."""
+    source = f"config ({config.cord.segment_length_mm:g} mm)"
+    if not config.cord.estimate_segment_length or centerline.empty:
+        return config, source
+    height, peak = segment_height(
+        volume, zooms, segmentation.centres, segmentation.valid, slice_step_mm(centerline)
+    )
+    if height is None:
+        return config, source + "; body/disc periodicity unclear"
+    cord = config.cord.model_copy(update={"segment_length_mm": height})
+    source = f"image ({height:.1f} mm: vertebral body/disc periodicity, autocorrelation {peak:.2f})"
+    return config.model_copy(update={"cord": cord}), source
+
+
 def process_cord(
     images: dict[str, nib.Nifti1Image], config: Config, atlas: Atlas, workdir: Path | None = None
 ) -> StageOutput:
@@ -190,6 +206,7 @@ def process_cord(
     segmentation = segment_cord_canonical(canonical, config)
     mask, valid = segmentation.mask, segmentation.valid
     centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine)
+    config, segment_source = _with_segment_length(config, volume, zooms, segmentation, centerline)
     centerline["vertebral_level"] = level_at(centerline["distance_mm"].to_numpy(float), config.cord)
     timings["segmentation"] = time.perf_counter() - clock
     warnings: list[str] = []
@@ -249,6 +266,8 @@ def process_cord(
         "cord_median_csa_mm2": float(np.median(centerline["csa_mm2"])) if cord_found else np.nan,
         "csf_ring_score": segmentation.ring_score,
         "vertebral_level_method": level_method(config.cord),
+        "segment_length_mm": config.cord.segment_length_mm,
+        "segment_length_source": segment_source,
         "lesions": by_extent.to_dict(orient="records"),
         "timings_s": timings,
     }

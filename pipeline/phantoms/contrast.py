@@ -75,7 +75,9 @@ def white_matter_signal(sequence: str) -> float:
     return CONTRASTS[sequence]["wm"] * SCALE
 
 
-def bias_field(grid_affine: np.ndarray, shape: tuple[int, ...], strength: float, rng: np.random.Generator) -> np.ndarray:
+def bias_field(
+    grid_affine: np.ndarray, shape: tuple[int, ...], strength: float, rng: np.random.Generator
+) -> np.ndarray:
     """Smooth multiplicative field ``exp(b)``, ``|b| <= strength``, from random long-wavelength cosines.
 
     Built in scanner millimetres (wavelengths 200-500 mm plus a linear

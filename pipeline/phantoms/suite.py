@@ -84,7 +84,9 @@ def _cord_available() -> bool:
     return True
 
 
-def suite_plan(profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None) -> list[SuiteSession]:
+def suite_plan(
+    profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None
+) -> list[SuiteSession]:
     """The sessions of a suite profile (nothing is generated).
 
     Parameters
