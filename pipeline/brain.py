@@ -176,7 +176,9 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
             aligned = coregister(moving, reference, config.registration)
             coregistered[sequence] = moving
         if sequence in HYPERINTENSE_SEQUENCES or sequence == "T1w_ce":
-            zmaps[sequence], zstats[sequence] = robust_zmap(aligned, tissue, brain)
+            zmaps[sequence], zstats[sequence] = robust_zmap(
+                aligned, tissue, brain, nawm_erosion_voxels=erosion_voxels,
+                grey_matter_margin_mm=config.detection.grey_matter_margin_mm)
     search = _search_mask(labels, brain, tissue, config)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
     lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)

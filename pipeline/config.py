@@ -160,6 +160,8 @@ class DetectionConfig(_Section):
     min_cluster_mm3: float = Field(10.0, ge=0)
     smoothing_fwhm_mm: float = Field(0.0, ge=0)
     nawm_erosion_mm: float = Field(2.0, ge=0)
+    #: Near grey matter (within this margin) a lesion must be brighter than grey matter.
+    grey_matter_margin_mm: float = Field(2.0, ge=0, le=10)
     csf_exclusion_probability: float = Field(0.5, ge=0, le=1)
     #: How z-maps of several sequences combine: "mean" of available sequences, or "max".
     combine: Literal["mean", "max"] = "mean"

@@ -41,13 +41,31 @@ def tissue_intensities(
     return levels
 
 
+def grey_matter_neighbourhood(gm_probability: np.ndarray, zooms: tuple[float, ...], radius_mm: float,
+                              threshold: float = 0.15) -> np.ndarray:
+    """Voxels within ``radius_mm`` of probable grey matter (absorbs registration error at GM borders)."""
+    near = gm_probability > threshold
+    if radius_mm <= 0:
+        return near
+    size = tuple(int(2 * max(1, round(radius_mm / z)) + 1) for z in zooms[:3])
+    return ndimage.maximum_filter(near, size=size)
+
+
 def robust_zmap(
     image: nib.Nifti1Image,
     tissue: dict[str, np.ndarray],
     brain_mask: np.ndarray,
     nawm_erosion_voxels: int = 1,
+    grey_matter_margin_mm: float = 2.0,
 ) -> tuple[nib.Nifti1Image, dict[str, float]]:
     """Robust hyperintensity z-map of one sequence.
+
+    The expected intensity is the tissue mixture of the registered priors;
+    near grey matter (within ``grey_matter_margin_mm`` of GM probability >
+    0.15) it is at least the grey-matter level when grey matter is the
+    brighter tissue (FLAIR, T2w), so that cortex and deep grey nuclei shifted
+    by a small registration error are not taken for lesions. Lesions there
+    must be brighter than grey matter.
 
     Parameters
     ----------
@@ -58,6 +76,8 @@ def robust_zmap(
     brain_mask : ndarray of bool
     nawm_erosion_voxels : int
         Erosion of the NAWM selection (avoids partial volume at its border).
+    grey_matter_margin_mm : float
+        Margin around probable grey matter where the grey-matter floor applies.
 
     Returns
     -------
@@ -79,6 +99,10 @@ def robust_zmap(
     weights = sum(tissue[name] for name in ("csf", "gm", "wm"))
     expected = sum(tissue[name] * levels[name] for name in ("csf", "gm", "wm"))
     expected = np.where(weights > 0.05, expected / np.maximum(weights, 1e-6), wm_center)
+    if levels["gm"] > wm_center:
+        zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+        near_gm = grey_matter_neighbourhood(tissue["gm"], zooms, grey_matter_margin_mm)
+        expected = np.where(near_gm, np.maximum(expected, levels["gm"]), expected)
     spread = max(wm_spread, 1e-3 * max(abs(wm_center), 1.0))
     zmap = np.where(brain_mask, (data - expected) / spread, 0.0).astype(np.float32)
     stats = {**{f"{name}_level": value for name, value in levels.items()}, "nawm_spread": spread}
