@@ -166,6 +166,8 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
 
     clock = time.perf_counter()
     zmaps, zstats, coregistered = {}, {}, {}
+    finest_mm = float(min(reference.header.get_zooms()[:3]))
+    erosion_voxels = int(round(config.detection.nawm_erosion_mm / finest_mm))
     for sequence, image in images.items():
         if sequence == reference_sequence:
             aligned = reference

@@ -68,7 +68,7 @@ class FlipEvidence:
     method : str
         ``"co-registration"`` (two sequences) or ``"asymmetric template"``.
     subject : str
-        What was tested (a sequence name, or ``"FLAIR vs FLAIR"``...).
+        What was tested (the reference sequence, or ``"T2w vs FLAIR"`` for a pair).
     as_stored : float
         Normalised mutual information minus 1 (0 = independent, 1 = identical) as stored.
     mirrored : float

@@ -193,6 +193,8 @@ def run_session(
     if not force and is_complete(session, output_dir, config, patterns_dir=patterns_dir, cord_atlas_path=cord_atlas_path):
         return _skipped_result(session, session_dir)
     handler = _attach_log(session_dir)
+    for stale in (outputs.STATUS_JSON, outputs.PROVENANCE_JSON):  # completion markers of an earlier attempt
+        (session_dir / stale).unlink(missing_ok=True)
     warnings: list[str] = []
     try:
         LOGGER.info("session %s: %d scan(s)", session.session_id, len(session.scans))

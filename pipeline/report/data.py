@@ -218,7 +218,10 @@ def load_session(session_dir: str | Path) -> SessionData:
     status = provenance.get("status") or batch_row.get("status")
     crashed = not provenance and ("Traceback" in data.log_tail or "Error" in data.log_tail)
     data.status = str(status) if isinstance(status, str) and status else ("failed" if crashed else "incomplete")
-    error = batch_row.get("error")
+    # A finished session (provenance written) has no error of its own; otherwise prefer the session's
+    # own status.json over the batch table, which may be from an earlier attempt.
+    attempt = {} if provenance else _read_json(session_dir / outputs.STATUS_JSON, [])
+    error = "" if provenance else (attempt.get("error") or batch_row.get("error"))
     data.error = str(error) if isinstance(error, str) else ""
     return data
 
