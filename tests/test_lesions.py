@@ -1,0 +1,85 @@
+"""Hyperintensity z-maps and lesion detection on synthetic tissue volumes."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.config import DetectionConfig
+from pipeline.lesions import detect_lesions, remove_small_clusters, robust_zmap
+
+
+@pytest.fixture()
+def flair_like():
+    """WM block with a GM rim, 2 lesions (one large, one a single voxel), Gaussian noise, 1 mm voxels."""
+    rng = np.random.default_rng(7)
+    shape = (40, 40, 20)
+    wm = np.zeros(shape, np.float32)
+    wm[5:35, 5:35, 3:17] = 1.0
+    gm = np.zeros(shape, np.float32)
+    gm[2:38, 2:38, 1:19] = 1.0
+    gm[wm > 0] = 0.0
+    csf = np.zeros(shape, np.float32)
+    intensity = 100 * wm + 125 * gm + rng.normal(0, 4, shape).astype(np.float32)
+    truth = np.zeros(shape, bool)
+    truth[12:18, 12:18, 8:12] = True
+    intensity[truth] += 60
+    intensity[25, 25, 10] += 60  # one-voxel "lesion": below the minimum cluster size
+    brain = (wm + gm) > 0
+    image = nib.Nifti1Image(np.where(brain, intensity, 0).astype(np.float32), np.eye(4))
+    return image, {"csf": csf, "gm": gm, "wm": wm}, brain, truth
+
+
+def test_zmap_is_standardised_in_normal_white_matter(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    zmap, stats = robust_zmap(image, tissue, brain, nawm_erosion_voxels=1)
+    z = np.asarray(zmap.dataobj)
+    from scipy import ndimage
+
+    # deep WM: more than the 2 mm grey-matter margin away from GM (near GM the floor is the GM level)
+    normal_wm = ndimage.binary_erosion(tissue["wm"] > 0, iterations=3) & ~truth
+    normal_wm[25, 25, 10] = False
+    assert abs(np.median(z[normal_wm])) < 0.2
+    assert 0.8 < np.std(z[normal_wm]) < 1.3
+    assert stats["nawm_spread"] == pytest.approx(4.0, rel=0.2)
+    assert np.median(z[truth]) > 10
+
+
+def test_grey_matter_is_not_a_lesion(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    z = np.asarray(robust_zmap(image, tissue, brain)[0].dataobj)
+    cortex = tissue["gm"] > 0
+    # GM is 6 spreads brighter than WM, yet its z stays low: expected intensity follows the tissue
+    assert np.percentile(z[cortex], 99) < 3.5
+
+
+def test_detect_lesions_threshold_and_min_cluster(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    zmap, _ = robust_zmap(image, tissue, brain)
+    lesion, combined, count = detect_lesions({"FLAIR": zmap}, brain, DetectionConfig(min_cluster_mm3=10))
+    found = np.asarray(lesion.dataobj) > 0
+    dice = 2 * (found & truth).sum() / (found.sum() + truth.sum())
+    assert dice > 0.9
+    assert count == 1 and not found[25, 25, 10]
+    assert np.asarray(combined.dataobj).shape == truth.shape
+
+
+def test_evidence_is_averaged_across_sequences(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    zmap, _ = robust_zmap(image, tissue, brain)
+    flat = nib.Nifti1Image(np.zeros(truth.shape, np.float32), image.affine)
+    config = DetectionConfig(min_cluster_mm3=0, z_threshold={"FLAIR": 3.0, "T2w": 3.0, "DWI": 3.0})
+    alone = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
+    with_flat_t2 = np.asarray(detect_lesions({"FLAIR": zmap, "T2w": flat}, brain, config)[0].dataobj) > 0
+    assert with_flat_t2.sum() < alone.sum()  # a normal-looking T2 halves the FLAIR evidence
+    with pytest.raises(ValueError, match="no FLAIR, T2w or DWI"):
+        detect_lesions({"T1w": zmap}, brain, config)
+
+
+def test_remove_small_clusters_counts() -> None:
+    mask = np.zeros((10, 10, 10), bool)
+    mask[1:4, 1:4, 1:4] = True
+    mask[8, 8, 8] = True
+    kept, count = remove_small_clusters(mask, 5)
+    assert count == 1 and kept.sum() == 27
