@@ -100,6 +100,12 @@ SCORE_COLUMNS = [
 ]
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place on success.
@@ -118,6 +124,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared with the lab
         os.replace(temporary_path, destination)
     except BaseException:
         temporary_path.unlink(missing_ok=True)
