@@ -14,26 +14,12 @@ from scipy import ndimage
 
 from pipeline.atlas.tree import Atlas, Region
 from pipeline.config import InvolvementConfig
+from pipeline.outputs import REGION_COLUMNS
 from pipeline.niimg import check_niimg, voxel_volume_ml
 
-#: Columns produced here (the cord stage fills the cord-only columns of REGION_COLUMNS).
-TABLE_COLUMNS = [
-    "atlas",
-    "region",
-    "name",
-    "parent",
-    "depth",
-    "side",
-    "region_volume_ml",
-    "lesion_voxels",
-    "lesion_volume_ml",
-    "fraction_involved",
-    "n_clusters",
-    "mean_z",
-    "max_z",
-    "involved",
-    "laterality_index",
-]
+#: Columns produced here: REGION_COLUMNS up to ``laterality_index`` without ``session``
+#: (the cord stage fills the cord-only columns after it).
+TABLE_COLUMNS = REGION_COLUMNS[1 : REGION_COLUMNS.index("laterality_index") + 1]
 
 
 def _leaf_statistics(

@@ -106,6 +106,28 @@ def _umask() -> int:
     return current
 
 
+def parse_flag(value: Any) -> bool | None:
+    """A CSV truth value: ``True`` / ``False`` from bools, 0/1 and ``"true"``/``"false"`` strings; None when unknown."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if np.isnan(number):
+        return None
+    return bool(number)
+
+
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place on success.

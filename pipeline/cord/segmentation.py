@@ -113,7 +113,6 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
 def _regularise(radius, zooms, n_rays):
     """Fill undetermined rays, median over angle and z (shape prior), light smoothing."""
     filled = radius.copy()
-    n_slices = radius.shape[0]
     slice_ok = np.isfinite(radius).mean(axis=1) >= 0.5
     angles = np.arange(n_rays)
     for index in np.nonzero(slice_ok)[0]:

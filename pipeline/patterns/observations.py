@@ -13,29 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.outputs import parse_flag as as_flag
 from pipeline.patterns.regions import known_region_paths, short_region_names
-
-
-def as_flag(value: Any) -> bool | None:
-    """``True`` / ``False`` from bools, 0/1 and ``"true"``/``"false"`` strings; None when unknown."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(number):
-        return None
-    return bool(number)
 
 
 def as_number(value: Any) -> float | None:

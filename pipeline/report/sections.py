@@ -9,23 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.outputs import parse_flag as as_bool
 from pipeline.report.html import badge, bar, esc, missing, number, sort_value, table
 
 PAIRED_SIDES = ("left", "right")
-
-
-def as_bool(value: Any) -> bool | None:
-    """CSV truth value (``True``/``true``/1) -> bool; None when empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        return None
-    return bool(value)
 
 
 def split_list(value: Any) -> list[str]:
