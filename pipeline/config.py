@@ -312,6 +312,27 @@ class ReportConfig(_Section):
     enabled: bool = True
 
 
+class ValidationConfig(_Section):
+    """Pass/fail thresholds of ``regiontag validate`` (read by the validation only, never by a run).
+
+    The lesion Dice threshold applies to the brain sessions with true lesions acquired at
+    ``dice_snr`` and ``dice_slice_thickness_mm``; the other thresholds to the whole suite.
+    """
+
+    #: Mean lesion Dice required at the reference acquisition below.
+    min_lesion_dice: float = Field(0.75, ge=0, le=1)
+    dice_snr: float = Field(20.0, gt=0, le=1000)
+    dice_slice_thickness_mm: float = Field(3.0, gt=0, le=20)
+    #: Share of (region, side) involvement flags agreeing with the truth.
+    min_region_flag_accuracy: float = Field(0.95, ge=0, le=1)
+    #: Share of lesion sessions whose true pattern ranks first.
+    min_pattern_top1: float = Field(0.90, ge=0, le=1)
+    #: Largest share of healthy sessions where any pattern scores as a match.
+    max_healthy_false_match_rate: float = Field(0.05, ge=0, le=1)
+    #: Largest share of suite sessions allowed to fail or be missing.
+    max_failed_fraction: float = Field(0.0, ge=0, le=1)
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -324,6 +345,7 @@ class Config(_Section):
     cord: CordConfig = CordConfig()
     scoring: ScoringConfig = ScoringConfig()
     report: ReportConfig = ReportConfig()
+    validation: ValidationConfig = ValidationConfig()
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from pipeline.config import PreprocessingConfig
 def to_ants(image: nib.Nifti1Image) -> "ants.ANTsImage":
     """nibabel image -> ANTs image (float32, physical space preserved)."""
     data = np.asarray(image.dataobj, dtype=np.float32)
-    return ants.from_nibabel_nifti(nib.Nifti1Image(data, image.affine))
+    converted = nib.Nifti1Image(data, image.affine)
+    converted.header.set_xyzt_units("mm", "sec")
+    return ants.from_nibabel_nifti(converted)
 
 
 def from_ants(image: "ants.ANTsImage", dtype: type = np.float32) -> nib.Nifti1Image:

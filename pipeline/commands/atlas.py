@@ -32,12 +32,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def format_tree(atlas: Atlas) -> str:
-    """The region tree, indented by depth, with volumes per side in ml."""
+    """The region tree, indented by depth, with volumes per side in ml.
+
+    The cord atlas lives on a normalised (u, v, level) grid, so its regions are
+    given as percent of the cord cross-section (averaged over levels) instead.
+    """
     from pipeline.atlas.brain import region_volumes_ml
 
     volumes = region_volumes_ml(atlas)
+    unit = "(ml)"
+    if atlas.space == "cord":
+        whole = max(volumes[atlas.regions[0].path]["both"], 1e-12)
+        volumes = {path: {side: 100.0 * value / whole for side, value in sides.items()}
+                   for path, sides in volumes.items()}
+        unit = "(% of the cord cross-section)"
     lines = [f"atlas {atlas.name} ({atlas.space}), sha256 {atlas.sha256[:16]}",
-             f"{'region':<52} {'left':>9} {'right':>9} {'both':>9}  (ml)"]
+             f"{'region':<52} {'left':>9} {'right':>9} {'both':>9}  {unit}"]
     for region in atlas.regions:
         sides = volumes[region.path]
         name = "  " * region.depth + region.name + (" (paired)" if region.paired else "")

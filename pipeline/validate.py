@@ -1,0 +1,410 @@
+"""``regiontag validate OUT``: generate the standard phantom suite, run the pipeline on it, evaluate.
+
+Layout of ``OUT``::
+
+    OUT/suite/      inputs/<session>/, truth/<session>/, suite.csv   (pipeline.phantoms.suite)
+    OUT/results/    the pipeline's output folder (regiontag run), index.html batch report
+    OUT/validation/ evaluation.csv, summary.json, validation_report.md, index.html,
+                    accuracy_vs_<factor>.png
+
+Every step resumes: phantoms whose ``truth.json`` exists (with the planned seed)
+are kept, sessions whose outputs are complete and current are skipped by the
+batch, and the evaluation is always redone (it is cheap).  The suite is judged
+against the thresholds of the ``validation`` config section.
+
+Profiles: ``quick`` and ``full`` are those of :func:`pipeline.phantoms.suite.suite_plan`;
+``ci`` is the quick profile without its repeated healthy brain controls, so it
+still covers every pattern and every quick condition (on a lesion pattern and
+on a healthy control) with three brain registrations fewer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Config, ValidationConfig, load_config
+from pipeline.evaluate import EVALUATION_COLUMNS, HEALTHY, evaluate_session, summarise
+from pipeline.outputs import write_csv
+from pipeline.phantoms.suite import SUITE_COLUMNS, SUITE_CSV, SuiteSession, make_session, suite_plan
+
+PROFILES = ("ci", "quick", "full")
+SUITE_DIR, RESULTS_DIR, VALIDATION_DIR = "suite", "results", "validation"
+EVALUATION_CSV = "evaluation.csv"
+SUMMARY_JSON = "summary.json"
+REPORT_MD = "validation_report.md"
+REPORT_HTML = "index.html"
+#: Quick-profile sessions the ``ci`` profile leaves out (repeated / extra healthy brain controls).
+CI_EXCLUDED = ("brain-healthy-baseline-r1",)
+FINISHED = ("ok", "warning")
+
+
+@dataclass(frozen=True)
+class ThresholdCheck:
+    """One pass/fail line of the validation.
+
+    Attributes
+    ----------
+    name : str
+        What is checked, e.g. ``"lesion Dice (SNR 20, 3 mm slices)"``.
+    key : str
+        Machine name (``summary.json``).
+    value : float or None
+        Measured value (None: not measurable on this suite, which fails).
+    threshold : float
+    comparison : {">=", "<="}
+    n : int
+        Sessions the value is computed from.
+    """
+
+    name: str
+    key: str
+    value: float | None
+    threshold: float
+    comparison: str
+    n: int
+
+    @property
+    def passed(self) -> bool:
+        """True when the value is measured and on the right side of the threshold."""
+        if self.value is None or not np.isfinite(self.value):
+            return False
+        return self.value >= self.threshold if self.comparison == ">=" else self.value <= self.threshold
+
+    def line(self) -> str:
+        """``PASS name: value >= threshold (n sessions)``."""
+        verdict = "PASS" if self.passed else "FAIL"
+        shown = "not measured" if self.value is None or not np.isfinite(self.value) else f"{self.value:.3f}"
+        return f"{verdict} {self.name}: {shown} {self.comparison} {self.threshold:g} (n={self.n})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (with ``passed``)."""
+        value = None if self.value is None or not np.isfinite(self.value) else float(self.value)
+        return {"name": self.name, "key": self.key, "value": value, "threshold": self.threshold,
+                "comparison": self.comparison, "n": self.n, "passed": self.passed}
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`run_validation`."""
+
+    out_dir: Path
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    checks: list[ThresholdCheck]
+    files: dict[str, Path] = field(default_factory=dict)
+    batch_line: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when every threshold passes."""
+        return all(check.passed for check in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every threshold passes, else 1."""
+        return 0 if self.passed else 1
+
+
+# --- plan -------------------------------------------------------------------------------------------------
+def validation_plan(
+    profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None
+) -> list[SuiteSession]:
+    """The sessions of a validation profile (``ci``, ``quick`` or ``full``); nothing is generated.
+
+    Parameters
+    ----------
+    profile : {"ci", "quick", "full"}
+    seed : int
+        Base seed of the suite.
+    patterns : list of (pattern id, body part), optional
+        Restrict the patterns (default: the whole library).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    if profile != "ci":
+        return suite_plan(profile, seed, patterns)
+    return [session for session in suite_plan("quick", seed, patterns) if session.session not in CI_EXCLUDED]
+
+
+def suite_table(plan: list[SuiteSession]) -> pd.DataFrame:
+    """``suite.csv`` rows (``SUITE_COLUMNS``) of a plan."""
+    rows = [
+        {**{name: getattr(session, name) for name in SUITE_COLUMNS if name != "settings"},
+         "settings": json.dumps(session.settings, sort_keys=True)}
+        for session in plan
+    ]
+    return pd.DataFrame(rows, columns=SUITE_COLUMNS)
+
+
+def _stale(truth_dir: Path, session: SuiteSession) -> bool:
+    """True when an existing phantom was made with another seed (another ``--seed`` in the same OUT)."""
+    path = truth_dir / session.session / "truth.json"
+    if not path.is_file():
+        return False
+    try:
+        return int(json.loads(path.read_text()).get("seed", -1)) != session.seed
+    except (OSError, ValueError, TypeError):
+        return True
+
+
+def prepare_suite(
+    suite_dir: str | Path, plan: list[SuiteSession], *, workers: int = 1, force: bool = False
+) -> pd.DataFrame:
+    """Generate the phantoms of ``plan`` that are missing (or stale) and write ``suite.csv``.
+
+    Parameters
+    ----------
+    suite_dir : str or Path
+        ``OUT/suite``.
+    plan : list of SuiteSession
+    workers : int
+        Processes generating phantoms.
+    force : bool
+        Regenerate every phantom of the plan.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The plan as ``suite.csv`` rows.
+    """
+    suite_dir = Path(suite_dir)
+    for session in plan:
+        if force or _stale(suite_dir / "truth", session):
+            for part in ("inputs", "truth"):
+                shutil.rmtree(suite_dir / part / session.session, ignore_errors=True)
+    todo = [s for s in plan if not (suite_dir / "truth" / s.session / "truth.json").is_file()]
+    if workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            list(pool.map(make_session, todo, [suite_dir] * len(todo)))
+    else:
+        for session in todo:
+            make_session(session, suite_dir)
+    table = suite_table(plan)
+    write_csv(table, suite_dir / SUITE_CSV, SUITE_COLUMNS)
+    return table
+
+
+# --- metrics ----------------------------------------------------------------------------------------------
+def _finished(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["status"].isin(FINISHED)]
+
+
+def reference_dice(table: pd.DataFrame, snr: float, slice_thickness_mm: float) -> tuple[float | None, int]:
+    """Mean lesion Dice of finished sessions with true lesions acquired at this SNR and slice thickness.
+
+    A finished session whose lesion mask is missing (Dice NaN) counts as Dice 0.
+    Returns (mean or None when no such session, number of sessions).
+    """
+    done = _finished(table)
+    snr_values = pd.to_numeric(done["snr"], errors="coerce")
+    thickness = pd.to_numeric(done["slice_thickness_mm"], errors="coerce")
+    lesions = pd.to_numeric(done["truth_lesion_ml"], errors="coerce").fillna(0) > 0
+    selected = done[lesions & np.isclose(snr_values, snr) & np.isclose(thickness, slice_thickness_mm)]
+    if selected.empty:
+        return None, 0
+    return float(pd.to_numeric(selected["dice"], errors="coerce").fillna(0.0).mean()), int(len(selected))
+
+
+def check_thresholds(
+    table: pd.DataFrame, summary: dict[str, Any], thresholds: ValidationConfig
+) -> list[ThresholdCheck]:
+    """The pass/fail checks of a suite's evaluation.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``evaluation.csv`` rows (``EVALUATION_COLUMNS``).
+    summary : dict
+        :func:`pipeline.evaluate.summarise` of the same table.
+    thresholds : ValidationConfig
+
+    Returns
+    -------
+    list of ThresholdCheck
+        Lesion Dice at the reference acquisition, region-flag accuracy, pattern
+        top-1, healthy false-match rate and the share of failed sessions.
+    """
+    done = _finished(table)
+    dice_value, dice_n = reference_dice(table, thresholds.dice_snr, thresholds.dice_slice_thickness_mm)
+    region_rows = int(pd.to_numeric(done["n_region_rows"], errors="coerce").fillna(0).sum())
+    n_top1 = int(done["top1"].notna().sum())
+    n_healthy = int(done.loc[done["pattern"] == HEALTHY, "false_match"].notna().sum())
+    n_sessions = int(len(table))
+    failed = int((~table["status"].isin(FINISHED)).sum())
+    return [
+        ThresholdCheck(
+            f"lesion Dice (SNR {thresholds.dice_snr:g}, {thresholds.dice_slice_thickness_mm:g} mm slices)",
+            "lesion_dice_reference", dice_value, thresholds.min_lesion_dice, ">=", dice_n,
+        ),
+        ThresholdCheck("region-flag accuracy", "region_flag_accuracy", summary.get("region_flag_accuracy"),
+                       thresholds.min_region_flag_accuracy, ">=", region_rows),
+        ThresholdCheck("pattern top-1 accuracy", "pattern_top1_accuracy", summary.get("pattern_top1_accuracy"),
+                       thresholds.min_pattern_top1, ">=", n_top1),
+        ThresholdCheck("healthy false-match rate", "healthy_false_match_rate",
+                       summary.get("healthy_false_match_rate"), thresholds.max_healthy_false_match_rate, "<=",
+                       n_healthy),
+        ThresholdCheck("failed or missing sessions (share)", "failed_fraction",
+                       failed / n_sessions if n_sessions else None, thresholds.max_failed_fraction, "<=",
+                       n_sessions),
+    ]
+
+
+def _mean_or_nan(values: pd.Series) -> float:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _rate_or_nan(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.astype(bool).mean()) if len(values) else float("nan")
+
+
+#: Columns of the condition breakdown.
+BREAKDOWN_COLUMNS = ["body_part", "condition", "n", "n_failed", "dice", "hd95_mm", "lesion_f1",
+                     "registration_dice", "region_accuracy", "top1", "top3", "healthy_false_match"]
+
+
+def condition_breakdown(table: pd.DataFrame) -> pd.DataFrame:
+    """Metrics per (body part, condition): means over finished sessions where each applies."""
+    rows = []
+    labelled = table.assign(condition=table["condition"].fillna("").astype(str).replace("", "unlabelled"),
+                            body_part=table["body_part"].fillna("").astype(str))
+    for (body_part, condition), group in labelled.groupby(["body_part", "condition"], sort=True):
+        done = _finished(group)
+        healthy = done[done["pattern"] == HEALTHY]
+        rows.append({
+            "body_part": body_part, "condition": condition, "n": int(len(group)),
+            "n_failed": int(len(group) - len(done)),
+            "dice": _mean_or_nan(done["dice"]), "hd95_mm": _mean_or_nan(done["hd95_mm"]),
+            "lesion_f1": _mean_or_nan(done["lesion_f1"]),
+            "registration_dice": _mean_or_nan(done["registration_dice"]),
+            "region_accuracy": _mean_or_nan(done["region_accuracy"]),
+            "top1": _rate_or_nan(done["top1"]), "top3": _rate_or_nan(done["top3"]),
+            "healthy_false_match": _rate_or_nan(healthy["false_match"]),
+        })
+    breakdown = pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
+    baseline_first = breakdown["condition"] != "baseline"
+    return breakdown.assign(_order=baseline_first).sort_values(["body_part", "_order", "condition"]).drop(
+        columns="_order").reset_index(drop=True)
+
+
+def _statuses(results_dir: Path) -> dict[str, str]:
+    path = results_dir / "sessions.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"session": str, "status": str}).fillna("")
+    return dict(zip(table["session"], table["status"]))
+
+
+def evaluate_suite(suite_dir: str | Path, results_dir: str | Path, plan: list[SuiteSession]) -> pd.DataFrame:
+    """``evaluation.csv`` rows for the sessions of ``plan`` (not any other phantom in the folder)."""
+    suite_dir, results_dir = Path(suite_dir), Path(results_dir)
+    statuses = _statuses(results_dir)
+    rows = [
+        evaluate_session(suite_dir / "truth" / s.session, results_dir / s.session, statuses.get(s.session, ""))
+        for s in plan
+    ]
+    return pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
+
+
+# --- the command ------------------------------------------------------------------------------------------
+def _run_pipeline(
+    suite_dir: Path, results_dir: Path, plan: list[SuiteSession], config: Config, *, workers: int | None,
+    force: bool, quiet: bool, scheduler: Any = None, session_runner: Any = None,
+) -> str:
+    from pipeline.batch import run_batch
+    from pipeline.discovery import discover_sessions
+
+    # thresholds are not run parameters: keep them out of the run so changing one reruns nothing
+    run_config = config.model_copy(update={"validation": ValidationConfig()})
+    wanted = {session.session for session in plan}
+    sessions = [s for s in discover_sessions(suite_dir / "inputs", run_config) if s.session_id in wanted]
+    summary = run_batch(
+        suite_dir / "inputs", results_dir, run_config, workers=workers, scheduler=scheduler, force=force,
+        quiet=quiet, sessions=sessions, session_runner=session_runner,
+    )
+    return summary.line
+
+
+def run_validation(
+    out_dir: str | Path,
+    profile: str = "quick",
+    seed: int = 0,
+    *,
+    workers: int | None = None,
+    config: Config | str | Path | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    patterns: list[tuple[str, str]] | None = None,
+    scheduler: Any = None,
+    session_runner: Any = None,
+) -> ValidationResult:
+    """Generate the suite, run the pipeline, evaluate and write ``OUT/validation/``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        ``OUT``; created when missing, resumed when it holds an earlier run.
+    profile : {"ci", "quick", "full"}
+    seed : int
+        Base seed of the suite.
+    workers : int, optional
+        Worker processes for phantom generation and the batch (default: one per core).
+    config : Config, str or Path, optional
+        Run configuration (or a YAML file overriding ``configs/default.yaml``); its
+        ``validation`` section holds the thresholds.
+    force : bool
+        Regenerate the phantoms and rerun every session.
+    quiet : bool
+        No batch progress bar.
+    patterns : list of (pattern id, body part), optional
+        Restrict the suite to these patterns.
+    scheduler, session_runner
+        Passed to :func:`pipeline.batch.run_batch` (an existing Dask cluster; an alternative runner for tests).
+
+    Returns
+    -------
+    ValidationResult
+    """
+    from pipeline.validate_report import write_validation
+
+    out_dir = Path(out_dir)
+    if not isinstance(config, Config):
+        config = load_config(config)
+    plan = validation_plan(profile, seed, patterns)
+    suite_dir, results_dir = out_dir / SUITE_DIR, out_dir / RESULTS_DIR
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    prepare_suite(suite_dir, plan, workers=workers or 1, force=force)
+    timings["suite_s"] = time.monotonic() - started
+    started = time.monotonic()
+    batch_line = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
+                               scheduler=scheduler, session_runner=session_runner)
+    timings["pipeline_s"] = time.monotonic() - started
+    started = time.monotonic()
+    table = evaluate_suite(suite_dir, results_dir, plan)
+    summary = summarise(table)
+    checks = check_thresholds(table, summary, config.validation)
+    timings["evaluation_s"] = time.monotonic() - started
+    meta = {"profile": profile, "seed": seed, "n_planned": len(plan), "timings": timings,
+            "command": f"regiontag validate {out_dir} --profile {profile} --seed {seed}"
+                       + (f" --workers {workers}" if workers else ""),
+            "thresholds": config.validation.model_dump()}
+    files = write_validation(out_dir / VALIDATION_DIR, table, summary, checks, meta, results_dir=results_dir)
+    return ValidationResult(out_dir, table, summary, checks, files, batch_line)
+
+
+__all__ = [
+    "PROFILES", "ThresholdCheck", "ValidationResult", "validation_plan", "prepare_suite", "reference_dice",
+    "check_thresholds", "condition_breakdown", "evaluate_suite", "run_validation",
+]
