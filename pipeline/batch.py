@@ -162,7 +162,8 @@ def _without_outputs(sessions: list[Session], output_dir: Path) -> list[Session]
     resolved = output_dir.resolve()
     kept = []
     for session in sessions:
-        if any(resolved in scan.path.resolve().parents for scan in session.scans):
+        # os.path.realpath never raises on a symlink loop (Path.resolve does on Python 3.11)
+        if any(resolved in Path(os.path.realpath(scan.path)).parents for scan in session.scans):
             logger.warning("%s: inside the output folder, not an input session", session.session_id)
             continue
         kept.append(session)

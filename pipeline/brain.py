@@ -25,7 +25,12 @@ from pipeline.lesions import HYPERINTENSE_SEQUENCES, detect_lesions, robust_zmap
 from pipeline.niimg import new_image_like, to_canonical, to_input_space, voxel_volume_ml
 from pipeline.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
 from pipeline.registration import (
-    Registration, coregister, register_to_template, set_itk_threads, warp_to_subject, warp_to_template,
+    Registration,
+    coregister,
+    register_to_template,
+    set_itk_threads,
+    warp_to_subject,
+    warp_to_template,
 )
 from pipeline.stage import StageOutput
 from pipeline.templates import TEMPLATE_SPACE, load_template, tissue_maps

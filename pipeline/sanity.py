@@ -48,12 +48,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
 
 from pipeline.config import Config, RegistrationConfig
+
+if TYPE_CHECKING:
+    import ants
 
 #: Histogram bins of the mutual-information similarity.
 MI_BINS = 32
@@ -128,7 +131,11 @@ def mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bins: int
         digitised.append(np.clip(((values - low) / (high - low) * bins).astype(np.int64), 0, bins - 1))
     joint = np.bincount(digitised[0] * bins + digitised[1], minlength=bins * bins).astype(np.float64)
     joint /= joint.sum()
-    entropy = lambda p: float(-(p[p > 0] * np.log(p[p > 0])).sum())  # noqa: E731
+
+    def entropy(probabilities: np.ndarray) -> float:
+        positive = probabilities[probabilities > 0]
+        return float(-(positive * np.log(positive)).sum())
+
     joint_entropy = entropy(joint)
     if joint_entropy <= 0:
         return float("nan")
@@ -151,7 +158,7 @@ FLIP_RIGID_SHRINK = (2, 1)
 FLIP_RIGID_SMOOTHING = (1, 0)
 
 
-def _working_resolution(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImage":
+def _working_resolution(image: ants.ANTsImage, resolution_mm: float) -> ants.ANTsImage:
     import ants
 
     spacing = np.asarray(image.spacing)

@@ -234,17 +234,17 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     from pipeline.validation_io import input_error
 
     started = utc_now()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    images, inputs = {}, []
+    for scan in session.scans:  # a broken file is reported as such, before any naming problem
+        image, scan_warnings = load_scan(scan.path, config.limits)
+        images[scan.path] = image
+        warnings.extend(scan_warnings)
     for scan in session.scans:
         if scan.sequence == "unknown":
             raise input_error(scan.path, "cannot tell the sequence from the file name (name it e.g. *_FLAIR.nii.gz, "
                                          "*_T2w.nii.gz, or map it in discovery.sequence_overrides)")
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    images, inputs = {}, []
-    for scan in session.scans:
-        image, scan_warnings = load_scan(scan.path, config.limits)
-        images[scan.path] = image
-        warnings.extend(scan_warnings)
     checksums = input_checksums(session)
     scans = _decide_body_parts(session, images)
     for scan in scans:

@@ -12,15 +12,16 @@ are kept, sessions whose outputs are complete and current are skipped by the
 batch, and the evaluation is always redone (it is cheap).  The suite is judged
 against the thresholds of the ``validation`` config section.
 
-Profiles: ``quick`` and ``full`` are those of :func:`pipeline.phantoms.suite.suite_plan`;
-``ci`` is the quick profile without its repeated healthy brain controls, so it
-still covers every pattern and every quick condition (on a lesion pattern and
-on a healthy control) with three brain registrations fewer.
+Profiles are those of :func:`pipeline.phantoms.suite.suite_plan`: ``quick``
+(CI: every pattern at baseline, healthy controls, a few hard conditions; about
+20 sessions, minutes) and ``full`` (every pattern at every condition level with
+repeats; a few hundred sessions, hours).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -33,16 +34,20 @@ import pandas as pd
 from pipeline.config import Config, ValidationConfig, load_config
 from pipeline.evaluate import EVALUATION_COLUMNS, HEALTHY, evaluate_session, summarise
 from pipeline.outputs import write_csv
-from pipeline.phantoms.suite import SUITE_COLUMNS, SUITE_CSV, SuiteSession, make_session, suite_plan
+from pipeline.phantoms.suite import (
+    SUITE_COLUMNS,
+    SUITE_CSV,
+    SuiteSession,
+    make_session,
+    suite_plan,
+)
 
-PROFILES = ("ci", "quick", "full")
+PROFILES = ("quick", "full")
 SUITE_DIR, RESULTS_DIR, VALIDATION_DIR = "suite", "results", "validation"
 EVALUATION_CSV = "evaluation.csv"
 SUMMARY_JSON = "summary.json"
 REPORT_MD = "validation_report.md"
 REPORT_HTML = "index.html"
-#: Quick-profile sessions the ``ci`` profile leaves out (repeated / extra healthy brain controls).
-CI_EXCLUDED = ("brain-healthy-baseline-r1",)
 FINISHED = ("ok", "warning")
 
 
@@ -101,6 +106,7 @@ class ValidationResult:
     checks: list[ThresholdCheck]
     files: dict[str, Path] = field(default_factory=dict)
     batch_line: str = ""
+    resumed: int = 0
 
     @property
     def passed(self) -> bool:
@@ -117,11 +123,11 @@ class ValidationResult:
 def validation_plan(
     profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None
 ) -> list[SuiteSession]:
-    """The sessions of a validation profile (``ci``, ``quick`` or ``full``); nothing is generated.
+    """The sessions of a validation profile; nothing is generated.
 
     Parameters
     ----------
-    profile : {"ci", "quick", "full"}
+    profile : {"quick", "full"}
     seed : int
         Base seed of the suite.
     patterns : list of (pattern id, body part), optional
@@ -129,9 +135,7 @@ def validation_plan(
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    if profile != "ci":
-        return suite_plan(profile, seed, patterns)
-    return [session for session in suite_plan("quick", seed, patterns) if session.session not in CI_EXCLUDED]
+    return suite_plan(profile, seed, patterns)
 
 
 def suite_table(plan: list[SuiteSession]) -> pd.DataFrame:
@@ -212,7 +216,7 @@ def reference_dice(table: pd.DataFrame, snr: float, slice_thickness_mm: float) -
     selected = done[lesions & np.isclose(snr_values, snr) & np.isclose(thickness, slice_thickness_mm)]
     if selected.empty:
         return None, 0
-    return float(pd.to_numeric(selected["dice"], errors="coerce").fillna(0.0).mean()), int(len(selected))
+    return float(pd.to_numeric(selected["dice"], errors="coerce").fillna(0.0).mean()), len(selected)
 
 
 def check_thresholds(
@@ -239,7 +243,7 @@ def check_thresholds(
     region_rows = int(pd.to_numeric(done["n_region_rows"], errors="coerce").fillna(0).sum())
     n_top1 = int(done["top1"].notna().sum())
     n_healthy = int(done.loc[done["pattern"] == HEALTHY, "false_match"].notna().sum())
-    n_sessions = int(len(table))
+    n_sessions = len(table)
     failed = int((~table["status"].isin(FINISHED)).sum())
     return [
         ThresholdCheck(
@@ -283,7 +287,7 @@ def condition_breakdown(table: pd.DataFrame) -> pd.DataFrame:
         done = _finished(group)
         healthy = done[done["pattern"] == HEALTHY]
         rows.append({
-            "body_part": body_part, "condition": condition, "n": int(len(group)),
+            "body_part": body_part, "condition": condition, "n": len(group),
             "n_failed": int(len(group) - len(done)),
             "dice": _mean_or_nan(done["dice"]), "hd95_mm": _mean_or_nan(done["hd95_mm"]),
             "lesion_f1": _mean_or_nan(done["lesion_f1"]),
@@ -321,7 +325,7 @@ def evaluate_suite(suite_dir: str | Path, results_dir: str | Path, plan: list[Su
 def _run_pipeline(
     suite_dir: Path, results_dir: Path, plan: list[SuiteSession], config: Config, *, workers: int | None,
     force: bool, quiet: bool, scheduler: Any = None, session_runner: Any = None,
-) -> str:
+) -> Any:
     from pipeline.batch import run_batch
     from pipeline.discovery import discover_sessions
 
@@ -329,11 +333,10 @@ def _run_pipeline(
     run_config = config.model_copy(update={"validation": ValidationConfig()})
     wanted = {session.session for session in plan}
     sessions = [s for s in discover_sessions(suite_dir / "inputs", run_config) if s.session_id in wanted]
-    summary = run_batch(
+    return run_batch(
         suite_dir / "inputs", results_dir, run_config, workers=workers, scheduler=scheduler, force=force,
         quiet=quiet, sessions=sessions, session_runner=session_runner,
     )
-    return summary.line
 
 
 def run_validation(
@@ -355,7 +358,7 @@ def run_validation(
     ----------
     out_dir : str or Path
         ``OUT``; created when missing, resumed when it holds an earlier run.
-    profile : {"ci", "quick", "full"}
+    profile : {"quick", "full"}
     seed : int
         Base seed of the suite.
     workers : int, optional
@@ -385,10 +388,10 @@ def run_validation(
     suite_dir, results_dir = out_dir / SUITE_DIR, out_dir / RESULTS_DIR
     timings: dict[str, float] = {}
     started = time.monotonic()
-    prepare_suite(suite_dir, plan, workers=workers or 1, force=force)
+    prepare_suite(suite_dir, plan, workers=workers or os.cpu_count() or 1, force=force)
     timings["suite_s"] = time.monotonic() - started
     started = time.monotonic()
-    batch_line = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
+    batch = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
                                scheduler=scheduler, session_runner=session_runner)
     timings["pipeline_s"] = time.monotonic() - started
     started = time.monotonic()
@@ -401,10 +404,18 @@ def run_validation(
                        + (f" --workers {workers}" if workers else ""),
             "thresholds": config.validation.model_dump()}
     files = write_validation(out_dir / VALIDATION_DIR, table, summary, checks, meta, results_dir=results_dir)
-    return ValidationResult(out_dir, table, summary, checks, files, batch_line)
+    return ValidationResult(out_dir, table, summary, checks, files, batch.line, batch.resumed)
 
 
 __all__ = [
-    "PROFILES", "ThresholdCheck", "ValidationResult", "validation_plan", "prepare_suite", "reference_dice",
-    "check_thresholds", "condition_breakdown", "evaluate_suite", "run_validation",
+    "PROFILES",
+    "ThresholdCheck",
+    "ValidationResult",
+    "check_thresholds",
+    "condition_breakdown",
+    "evaluate_suite",
+    "prepare_suite",
+    "reference_dice",
+    "run_validation",
+    "validation_plan",
 ]

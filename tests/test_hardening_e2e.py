@@ -25,16 +25,15 @@ region tables, because the pipeline works in canonical orientation.
 from __future__ import annotations
 
 import html
-import itertools
 import time
 from pathlib import Path
 
+import corpus
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-import corpus
 from pipeline.config import Config
 
 #: A region may differ between variants only when its lesion load is below this multiple of a threshold.
@@ -128,9 +127,9 @@ def assert_same_involvement(
 
 
 def _write_good_sessions(input_dir: Path) -> dict[str, object]:
+    from pipeline.outputs import write_nifti
     from pipeline.phantoms.brain import make_brain_phantom
     from pipeline.phantoms.cord import make_cord_phantom
-    from pipeline.outputs import write_nifti
 
     brain = make_brain_phantom("b12-leukoencephalopathy", 11)
     write_nifti(brain.images["FLAIR"], input_dir / "good_brain" / "good_brain_FLAIR.nii.gz")
@@ -210,6 +209,7 @@ def test_sanity_flag_reaches_sessions_csv_and_report(hostile_batch) -> None:
 def test_good_brain_session_recovers_lesion_regions(hostile_batch) -> None:
     sessions, output_dir = hostile_batch["sessions"], hostile_batch["output_dir"]
     assert sessions.loc["good_brain", "status"] in ("ok", "warning")
+    assert sessions.loc["good_brain", "top_pattern"] == "b12-leukoencephalopathy"  # the phantom's pattern
     found = pd.read_csv(output_dir / "good_brain" / "regions.csv")
     truth = hostile_batch["phantoms"]["good_brain"].truth_regions
     truth_both = truth[truth["side"] == "both"]

@@ -36,7 +36,7 @@ def _write_inputs(input_dir: Path) -> None:
     from pipeline.phantoms.brain import make_brain_phantom
     from pipeline.phantoms.cord import make_cord_phantom
 
-    brain = make_brain_phantom("b12-leukoencephalopathy", 4, sequences=("FLAIR", "T2w"))
+    brain = make_brain_phantom("b12-leukoencephalopathy", 4, sequences=("FLAIR", "T2w"), voxel_size=(1.2, 1.2, 3.0))
     for sequence, image in brain.images.items():
         write_nifti(image, input_dir / "brain" / f"brain_{sequence}.nii.gz")
     cord = make_cord_phantom("central", 2)

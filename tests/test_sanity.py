@@ -85,8 +85,10 @@ def test_flip_evidence_margin_and_warning_text() -> None:
     assert not fine.suspicious(0.0) and not broken.suspicious(0.0)
     warnings = sanity.flip_warnings([clear, close, fine], config)
     assert warnings == [
-        "left/right flip suspected: T2w vs FLAIR fits the reference scan 50% better when mirrored "
-        "(the two files disagree about left and right; check the headers)"
+        (
+            "left/right flip suspected: T2w vs FLAIR fits the reference scan 50% better when mirrored "
+            "(the two files disagree about left and right; check the headers)"
+        )
     ]
     assert clear.to_dict()["relative_gain"] == pytest.approx(0.5)
 
@@ -140,18 +142,15 @@ def test_mirrored_sequence_is_flagged_and_consistent_one_is_not(two_sequence_pha
 
 @pytest.mark.slow
 def test_mirrored_single_scan_is_flagged_by_the_asymmetric_template(two_sequence_phantom, tmp_path: Path) -> None:
-    from pipeline.brain import prepare_reference
     from pipeline.registration import register_to_template
     from pipeline.templates import load_template
 
-    phantom, reference, _, config = two_sequence_phantom
+    _, reference, _, config = two_sequence_phantom
     affine_only = config.registration.model_copy(update={"type_of_transform": "Affine", "resolution_mm": 3.0})
     template = load_template("FLAIR", affine_only.resolution_mm)
     mask = nib.Nifti1Image((np.asarray(template.dataobj) > 0).astype(np.float32), template.affine)
     results = {}
-    for name, image in (("stored", reference), ("mirrored", None)):
-        if image is None:
-            image, _, _ = prepare_reference(flip_stored_left_right(phantom.images["FLAIR"]), config)
+    for name, image in (("stored", reference), ("mirrored", sanity.mirror_canonical(reference))):
         registration = register_to_template(image, template, mask, affine_only, tmp_path / name)
         results[name] = sanity.template_flip_evidence(image, registration.forward[-1], affine_only, "FLAIR")
     assert not results["stored"].suspicious(config.registration.flip_margin_template)
