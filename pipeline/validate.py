@@ -306,7 +306,7 @@ def _statuses(results_dir: Path) -> dict[str, str]:
     path = results_dir / "sessions.csv"
     if not path.is_file():
         return {}
-    table = pd.read_csv(path, dtype={"session": str, "status": str}).fillna("")
+    table = pd.read_csv(path, dtype={"session": str, "status": str})[["session", "status"]].fillna("")
     return dict(zip(table["session"], table["status"]))
 
 
@@ -314,10 +314,15 @@ def evaluate_suite(suite_dir: str | Path, results_dir: str | Path, plan: list[Su
     """``evaluation.csv`` rows for the sessions of ``plan`` (not any other phantom in the folder)."""
     suite_dir, results_dir = Path(suite_dir), Path(results_dir)
     statuses = _statuses(results_dir)
-    rows = [
-        evaluate_session(suite_dir / "truth" / s.session, results_dir / s.session, statuses.get(s.session, ""))
-        for s in plan
-    ]
+    rows = []
+    for session in plan:
+        truth_dir = suite_dir / "truth" / session.session
+        if (truth_dir / "truth.json").is_file():
+            rows.append(evaluate_session(truth_dir, results_dir / session.session, statuses.get(session.session, "")))
+        else:  # generation failed or the folder was edited: counted as missing, never dropped
+            rows.append({"session": session.session, "status": "missing", "pattern": session.pattern,
+                         "body_part": session.body_part, "condition": session.condition,
+                         "note": "no phantom truth"})
     return pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
 
 

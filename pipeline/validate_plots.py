@@ -56,10 +56,10 @@ def _levels(rows: pd.DataFrame, factor: str) -> pd.DataFrame:
         labels = values.fillna("").astype(str)
         keep = (labels != "") & (rows["pattern"].astype(str) != "healthy")
         rows, labels = rows[keep], labels[keep]
-        order = {name: index for index, name in enumerate(LESION_SIZE_ORDER)}
-        extra = sorted(set(labels) - set(order))
-        order.update({name: len(order) + index for index, name in enumerate(extra)})
-        return rows.assign(level=labels, x=labels.map(order).astype(float))
+        rank = {name: index for index, name in enumerate(LESION_SIZE_ORDER)}
+        present = sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
+        position = {name: index for index, name in enumerate(present)}  # evenly spaced categories
+        return rows.assign(level=labels, x=labels.map(position).astype(float))
     numeric = pd.to_numeric(values, errors="coerce")
     if factor == "rotation_deg":
         low = np.floor(numeric / ROTATION_BIN_DEG) * ROTATION_BIN_DEG
