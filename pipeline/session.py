@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import pandas as pd
 
 from pipeline import outputs
@@ -151,7 +152,7 @@ def merge_findings(results: dict[str, StageOutput], scans: list[ScanInput]) -> d
     return findings
 
 
-def _score(region_table: pd.DataFrame, findings: dict, config: Config, patterns_dir, warnings) -> pd.DataFrame:
+def _score(region_table: pd.DataFrame, findings: dict, config: Config, patterns_dir) -> pd.DataFrame:
     from pipeline.patterns.library import load_library
     from pipeline.patterns.scoring import score_session
 
@@ -254,7 +255,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
             "body_part": scan.body_part, "body_part_source": scan.body_part_source,
             "sha256": checksums[scan.path.name], "shape": list(image.shape),
             "zooms": [round(float(z), 4) for z in image.header.get_zooms()[:3]],
-            "orientation": "".join(__import__("nibabel").aff2axcodes(image.affine)),
+            "orientation": "".join(nib.aff2axcodes(image.affine)),
         })
     timings["load"] = time.perf_counter() - start
     groups = _group_by_body_part(scans, images, warnings)
@@ -268,7 +269,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     findings = merge_findings(results, scans)
     outputs.write_json(findings, session_dir / outputs.FINDINGS_JSON)
     start = time.perf_counter()
-    scores = _score(region_table, findings, config, patterns_dir, warnings)
+    scores = _score(region_table, findings, config, patterns_dir)
     scores.insert(0, "session", session.session_id)
     outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
     timings["scoring"] = time.perf_counter() - start
