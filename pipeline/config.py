@@ -158,6 +158,8 @@ class DetectionConfig(_Section):
         default_factory=lambda: {"FLAIR": 3.0, "T2w": 3.5, "DWI": 3.5, "T1w": 99.0, "T1w_ce": 4.0}
     )
     min_cluster_mm3: float = Field(10.0, ge=0)
+    #: Hysteresis: a cluster is kept only if its peak evidence reaches this multiple of the threshold.
+    seed_threshold_factor: float = Field(1.8, ge=1)
     smoothing_fwhm_mm: float = Field(0.0, ge=0)
     nawm_erosion_mm: float = Field(2.0, ge=0)
     #: Near grey matter (within this margin) a lesion must be brighter than grey matter.

@@ -121,6 +121,22 @@ def remove_small_clusters(mask: np.ndarray, min_voxels: int) -> tuple[np.ndarray
     return kept, int(keep.sum())
 
 
+def keep_seeded_clusters(candidate: np.ndarray, evidence: np.ndarray, seed_level: float) -> np.ndarray:
+    """Hysteresis thresholding: keep the 26-connected clusters of ``candidate`` whose peak evidence is >= ``seed_level``.
+
+    Like ``skimage.filters.apply_hysteresis_threshold``: the low threshold
+    outlines lesions, the high one decides which outlines are lesions at all,
+    which removes faint isolated clusters (tissue-prior mismatch, noise)
+    without shrinking the lesions that are kept.
+    """
+    labelled, count = ndimage.label(candidate, structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return candidate
+    peaks = ndimage.maximum(evidence, labelled, index=np.arange(1, count + 1))
+    keep = np.concatenate([[False], np.asarray(peaks) >= seed_level])
+    return keep[labelled]
+
+
 def detect_lesions(
     zmaps: dict[str, nib.Nifti1Image], search_mask: np.ndarray, config: DetectionConfig
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image, int]:
@@ -138,7 +154,9 @@ def detect_lesions(
     -------
     (lesion_mask, combined_z, n_clusters)
         ``combined_z`` is the mean z over sequences; the threshold is applied
-        to the mean of each z divided by its sequence's threshold (> 1).
+        to the mean of each z divided by its sequence's threshold (> 1), and
+        a cluster survives only if that evidence peaks at
+        ``config.seed_threshold_factor`` or more somewhere in it.
     """
     used = [seq for seq in HYPERINTENSE_SEQUENCES if seq in zmaps]
     if not used:
@@ -151,7 +169,7 @@ def detect_lesions(
     if config.smoothing_fwhm_mm > 0:
         zooms = np.asarray(reference.header.get_zooms()[:3], dtype=float)
         evidence = ndimage.gaussian_filter(evidence, config.smoothing_fwhm_mm / 2.3548 / zooms)
-    candidate = (evidence > 1.0) & search_mask
+    candidate = keep_seeded_clusters((evidence > 1.0) & search_mask, evidence, config.seed_threshold_factor)
     voxel_mm3 = float(abs(np.linalg.det(reference.affine[:3, :3])))
     lesion, count = remove_small_clusters(candidate, int(np.ceil(config.min_cluster_mm3 / voxel_mm3)))
     lesion_img = nib.Nifti1Image(lesion.astype(np.uint8), reference.affine)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import DetectionConfig
-from pipeline.lesions import detect_lesions, remove_small_clusters, robust_zmap
+from pipeline.lesions import detect_lesions, keep_seeded_clusters, remove_small_clusters, robust_zmap
 
 
 @pytest.fixture()
@@ -69,7 +69,9 @@ def test_evidence_is_averaged_across_sequences(flair_like) -> None:
     image, tissue, brain, truth = flair_like
     zmap, _ = robust_zmap(image, tissue, brain)
     flat = nib.Nifti1Image(np.zeros(truth.shape, np.float32), image.affine)
-    config = DetectionConfig(min_cluster_mm3=0, z_threshold={"FLAIR": 3.0, "T2w": 3.0, "DWI": 3.0})
+    config = DetectionConfig(
+        min_cluster_mm3=0, seed_threshold_factor=1.0, z_threshold={"FLAIR": 3.0, "T2w": 3.0, "DWI": 3.0}
+    )
     alone = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
     with_flat_t2 = np.asarray(detect_lesions({"FLAIR": zmap, "T2w": flat}, brain, config)[0].dataobj) > 0
     assert with_flat_t2.sum() < alone.sum()  # a normal-looking T2 halves the FLAIR evidence
@@ -83,3 +85,14 @@ def test_remove_small_clusters_counts() -> None:
     mask[8, 8, 8] = True
     kept, count = remove_small_clusters(mask, 5)
     assert count == 1 and kept.sum() == 27
+
+
+def test_hysteresis_keeps_whole_bright_clusters_and_drops_faint_ones() -> None:
+    evidence = np.zeros((20, 20, 20), np.float32)
+    evidence[2:6, 2:6, 2:6] = 1.5  # faint everywhere: dropped
+    evidence[10:16, 10:16, 10:16] = 1.2  # faint rim ...
+    evidence[12:14, 12:14, 12:14] = 3.0  # ... around a bright core: kept whole
+    kept = keep_seeded_clusters(evidence > 1.0, evidence, seed_level=2.0)
+    assert not kept[2:6, 2:6, 2:6].any()
+    assert kept[10:16, 10:16, 10:16].all() and kept.sum() == 6**3
+    assert keep_seeded_clusters(evidence > 1.0, evidence, seed_level=1.0).sum() == 4**3 + 6**3

@@ -52,8 +52,15 @@ BRAIN_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
 }
 #: Hard conditions the quick profile adds (factor, level) for one lesion pattern and one healthy control.
 QUICK_CONDITIONS = (("snr", "10"), ("slice_thickness_mm", "5"), ("lesion_size", "small"))
-#: Cord factors (keywords of ``make_cord_phantom``).
-CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {"snr": {str(v): {"snr": float(v)} for v in (6, 20)}}
+#: Cord factors (keywords of ``make_cord_phantom``); the baseline is its default sagittal acquisition.
+CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
+    "snr": {str(v): {"snr": float(v)} for v in (6, 20)},
+    "rotation_deg": {"0": {"max_rotation_deg": 0.0}, "20": {"max_rotation_deg": 20.0}},
+    "acquisition": {"axial": {"orientation": "axial"}},
+}
+#: Full profile: baseline repeats per pattern and repeats per condition level, so that every
+#: pattern has at least 20 phantoms (issue 4 measures own-pattern ranking over them).
+FULL_REPEATS = {"brain": 3, "brain_healthy": 10, "cord": 10, "cord_condition": 2}
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,8 @@ def suite_plan(
     cord = [pid for pid, part in patterns if part == "cord"]
     cord = cord + ["healthy"] if cord else []
     planned: list[tuple[str, str, str, str, dict[str, Any]]] = []  # body part, pattern, factor, level, settings
-    repeats = 1 if profile == "quick" else 3
-    healthy_repeats = 2 if profile == "quick" else 10
+    repeats = 1 if profile == "quick" else FULL_REPEATS["brain"]
+    healthy_repeats = 2 if profile == "quick" else FULL_REPEATS["brain_healthy"]
     for pattern in brain:
         for _ in range(healthy_repeats if pattern == "healthy" else repeats):
             planned.append(("brain", pattern, "baseline", "", {}))
@@ -121,11 +128,12 @@ def suite_plan(
                     continue
                 planned.append(("brain", pattern, factor, level, change))
     for pattern in cord:
-        for _ in range(repeats):
+        for _ in range(1 if profile == "quick" else FULL_REPEATS["cord"]):
             planned.append(("cord", pattern, "baseline", "", {}))
         if profile == "full":
             for factor, levels in CORD_FACTORS.items():
-                planned += [("cord", pattern, factor, level, change) for level, change in levels.items()]
+                for level, change in levels.items():
+                    planned += [("cord", pattern, factor, level, change)] * FULL_REPEATS["cord_condition"]
     sessions = []
     repeat_of: dict[str, int] = {}
     for body_part, pattern, factor, level, change in planned:
