@@ -2,15 +2,18 @@
 
 ``validation_report.md`` holds the metrics against the thresholds (the table
 for the README), the other metrics, where accuracy breaks, the plots and the
-condition breakdown.  ``index.html`` shows the same with the plots embedded as
-data URIs (the batch report has no hook for extra figures) and links the
-batch report of ``OUT/results``.
+condition breakdown.  ``index.html`` is the batch report of the suite run
+(``OUT/results``: sessions, links to their reports, cohort plots) with the
+validation sections on top - thresholds, metrics, the accuracy plots embedded
+as data URIs, the condition breakdown - added through the batch report's
+``extra_sections`` hook; without a suite run it holds the validation sections
+alone, in the same page style.
 """
 
 from __future__ import annotations
 
-import base64
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,8 @@ from pipeline.validate_plots import FACTORS, breaking_points, write_accuracy_plo
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable
+
+    from pipeline.report.extra import ExtraSection
 
 #: Informational metrics of the summary (key of ``summarise``, label, digits).
 OTHER_METRICS = (
@@ -172,46 +177,80 @@ def markdown_report(
     return "\n".join(parts)
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def html_report(
+def validation_sections(
     table: pd.DataFrame, summary: dict[str, Any], checks: list[ThresholdCheck], meta: dict[str, Any],
     curves: dict[str, pd.DataFrame], plots: dict[str, Path], thresholds: ValidationConfig,
     results_link: str | None = None,
-) -> str:
-    """The self-contained ``index.html`` of ``OUT/validation`` (plots embedded as data URIs)."""
+) -> list[ExtraSection]:
+    """The validation results as batch-report sections: result, metrics, accuracy plots, by condition."""
     from pipeline.report import html as h
+    from pipeline.report.extra import ExtraSection
 
     def html_table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
         body = ["<tr>" + "".join(f"<td>{h.esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
         return h.table([(header, "") for header in headers], body, table_id=table_id)
 
     passed = all(check.passed for check in checks)
-    checks_html = html_table(["check", "measured", "required", "n", "result"], check_rows(checks), "thresholds")
-    figures = "".join(
-        h.figure(_data_uri(path), h.esc(f"Accuracy against {FACTORS[factor]}; dashed lines: thresholds."),
-                 f"accuracy against {FACTORS[factor]}", "chart")
-        for factor, path in plots.items()
+    verdict = h.badge("passed" if passed else "failed", "ok" if passed else "failed")
+    link = f'<p><a href="{h.esc(results_link)}">Batch report of the suite run</a></p>' if results_link else ""
+    result = (
+        f"<p>Validation {verdict} - research software on synthetic phantoms, not a medical device.</p>"
+        f"<p><code>{h.esc(meta.get('command', ''))}</code></p>{link}"
+        + html_table(["check", "measured", "required", "n", "result"], check_rows(checks), "thresholds")
     )
     breaks = "".join(f"<li>{h.esc(text)}</li>" for text in breaking_points(curves, thresholds))
     headers, rows = breakdown_rows(condition_breakdown(table))
-    link = f'<p><a href="{h.esc(results_link)}">Batch report of the suite run</a></p>' if results_link else ""
-    verdict = h.badge("passed" if passed else "failed", "ok" if passed else "failed")
-    body = (
-        f'<section class="card" id="result"><h2>Result: {verdict}</h2>'
-        f"<p>{h.esc(meta.get('command', ''))}</p>{link}{checks_html}</section>"
-        f'<section class="card" id="metrics"><h2>Other metrics</h2>'
-        f"{html_table(['metric', 'value'], metric_rows(summary), 'metrics-table')}</section>"
-        f'<section class="card" id="plots"><h2>Accuracy against conditions</h2>'
-        f'<ul>{breaks or "<li>no factor level falls below a threshold</li>"}</ul>'
-        f'<div class="grid2">{figures}</div></section>'
-        f'<section class="card" id="conditions"><h2>By condition</h2>{html_table(headers, rows, "breakdown")}</section>'
-    )
-    meta_text = h.esc(f"profile {meta.get('profile')}, seed {meta.get('seed')}, {len(table)} sessions")
-    toc = [("result", "Result"), ("metrics", "Metrics"), ("plots", "Plots"), ("conditions", "By condition")]
-    return h.page("regiontag validation", meta_text, toc, body, "validation")
+    figures = [(path, f"Accuracy against {FACTORS[factor]}; dashed lines: thresholds.") for factor, path in plots.items()]
+    return [
+        ExtraSection("Validation result", result, anchor="result", position="start"),
+        ExtraSection("Other metrics", html_table(["metric", "value"], metric_rows(summary), "metrics-table"),
+                     anchor="metrics", position="start"),
+        ExtraSection("Accuracy against conditions",
+                     f'<ul>{breaks or "<li>no factor level falls below a threshold</li>"}</ul>',
+                     figures, anchor="plots", position="start"),
+        ExtraSection("By condition", '<p class="help">Means over finished sessions where each metric applies '
+                     "(-: not applicable).</p>" + html_table(headers, rows, "breakdown"),
+                     anchor="conditions", position="start"),
+    ]
+
+
+def _has_sessions(results_dir: Path | None) -> bool:
+    """True when ``results_dir`` is a batch output folder with something to show."""
+    if results_dir is None or not results_dir.is_dir():
+        return False
+    from pipeline.report.batch import load_sessions
+
+    return len(load_sessions(results_dir)) > 0
+
+
+def html_report(
+    table: pd.DataFrame, summary: dict[str, Any], checks: list[ThresholdCheck], meta: dict[str, Any],
+    curves: dict[str, pd.DataFrame], plots: dict[str, Path], thresholds: ValidationConfig,
+    results_link: str | None = None, results_dir: str | Path | None = None, link_base: str = "",
+) -> str:
+    """The self-contained ``index.html`` of ``OUT/validation`` (plots embedded as data URIs).
+
+    Parameters
+    ----------
+    table, summary, checks, meta, curves, plots, thresholds
+        As for :func:`markdown_report`.
+    results_link : str, optional
+        Link to the suite run's own batch report.
+    results_dir : str or Path, optional
+        The suite run's output folder: when it holds sessions, the page is its
+        batch report (sessions, cohort plots) with the validation sections on top.
+    link_base : str
+        Path from the page to ``results_dir`` (e.g. ``"../results/"``) for the session links.
+    """
+    from pipeline.report.batch import render_batch_report, sections_page
+
+    sections = validation_sections(table, summary, checks, meta, curves, plots, thresholds, results_link)
+    title = "regiontag validation"
+    results = Path(results_dir) if results_dir is not None else None
+    if _has_sessions(results):
+        return render_batch_report(results, sections, title=title, link_base=link_base)
+    meta_text = f"profile {meta.get('profile')}, seed {meta.get('seed')}, {len(table)} sessions"
+    return sections_page(title, meta_text, sections, "validation")
 
 
 def write_validation(
@@ -231,7 +270,9 @@ def write_validation(
     meta : dict
         ``profile``, ``seed``, ``command``, ``timings`` and ``thresholds`` (the ``validation`` section).
     results_dir : str or Path, optional
-        The suite's run output folder, linked from the HTML page when it has a batch report.
+        The suite's run output folder: ``index.html`` then shows its sessions and cohort plots
+        below the validation sections (links relative to ``validation_dir``) and links its
+        own batch report when that exists.
 
     Returns
     -------
@@ -254,12 +295,14 @@ def write_validation(
     files["summary"] = write_json(content, validation_dir / SUMMARY_JSON)
     files["report"] = write_text(markdown_report(table, summary, checks, meta, curves, plots, thresholds),
                                  validation_dir / REPORT_MD)
-    link = None
-    if results_dir is not None and (Path(results_dir) / "index.html").is_file():
-        link = f"../{Path(results_dir).name}/index.html"
-    files["html"] = write_text(html_report(table, summary, checks, meta, curves, plots, thresholds, link),
-                               validation_dir / REPORT_HTML)
+    link, link_base = None, ""
+    if results_dir is not None:
+        link_base = Path(os.path.relpath(Path(results_dir).resolve(), validation_dir.resolve())).as_posix() + "/"
+        if (Path(results_dir) / "index.html").is_file():
+            link = f"{link_base}index.html"
+    page = html_report(table, summary, checks, meta, curves, plots, thresholds, link, results_dir, link_base)
+    files["html"] = write_text(page, validation_dir / REPORT_HTML)
     return files
 
 
-__all__ = ["console_summary", "html_report", "markdown_report", "write_validation"]
+__all__ = ["console_summary", "html_report", "markdown_report", "validation_sections", "write_validation"]

@@ -126,12 +126,16 @@ def read_pam50(folder: str | Path) -> Pam50:
     Pam50
     """
     folder = Path(folder).resolve()
-    stamp = tuple(
+    return _read_pam50_cached(folder, pam50_stamp(folder))
+
+
+def pam50_stamp(folder: str | Path) -> tuple:
+    """Names, sizes and modification times of a PAM50 folder's images (cache key of what was read)."""
+    return tuple(
         (file.name, file.stat().st_size, file.stat().st_mtime_ns)
-        for file in sorted(folder.glob("*/PAM50_*.nii*"))
+        for file in sorted(Path(folder).resolve().glob("*/PAM50_*.nii*"))
         if file.is_file()
     )
-    return _read_pam50_cached(folder, stamp)
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import nibabel as nib
 import numpy as np
@@ -100,9 +101,44 @@ def _symmetry_index(lesions: np.ndarray, labels: np.ndarray, atlas: Atlas) -> fl
     return float((left - right) / (left + right)) if left + right else np.nan
 
 
-def _fill_cord_columns(table, lesions, labels, atlas, centerline, config) -> pd.DataFrame:
-    """Per region row: length, longitudinally extensive, vertebral levels and CSA ratio of its lesion voxels."""
+def fill_cord_columns(
+    table: pd.DataFrame,
+    lesions: np.ndarray,
+    labels: np.ndarray,
+    atlas: Atlas,
+    centerline: pd.DataFrame,
+    config: Config,
+    span_levels: Callable[[float, float, float], tuple[str, bool]] | None = None,
+) -> pd.DataFrame:
+    """Per region row: length, longitudinally extensive, vertebral levels and CSA ratio of its lesion voxels.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Region table from :func:`pipeline.involvement.region_table`.
+    lesions, labels : numpy.ndarray
+        Canonical lesion mask and cord leaf labels (z = slice index of ``centerline``).
+    atlas : Atlas
+        The cord atlas the labels belong to.
+    centerline : pandas.DataFrame
+        ``slice``, ``distance_mm`` (from the top) and ``csa_mm2`` per cord slice.
+    config : Config
+        ``cord.segment_length_mm`` and ``cord.top_vertebral_level``.
+    span_levels : callable, optional
+        ``span_levels(top_mm, bottom_mm, length_mm) -> (vertebral_levels, longitudinally_extensive)``
+        for a span along the cord; default: levels counted from ``cord.top_vertebral_level``
+        (:func:`pipeline.cord.levels.level_range`), extensive from three segments of
+        ``cord.segment_length_mm`` (the template-space tagger passes PAM50's own levels).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table`` with ``CORD_COLUMNS`` filled.
+    """
     cord = config.cord
+    if span_levels is None:
+        def span_levels(top: float, bottom: float, length: float) -> tuple[str, bool]:
+            return level_range(top, bottom, cord), bool(length >= 3 * cord.segment_length_mm)
     distances = slice_distances(centerline, lesions.shape[2])
     step = slice_step_mm(centerline)
     table = table.copy()
@@ -120,14 +156,21 @@ def _fill_cord_columns(table, lesions, labels, atlas, centerline, config) -> pd.
         slices = np.unique(lesion_slices[np.isin(lesion_labels, leaves[leaves > 0])])
         top, bottom, length = span_length(slices, distances, step)
         table.at[index, "lesion_length_mm"] = length
-        table.at[index, "longitudinally_extensive"] = bool(length >= 3 * cord.segment_length_mm)
-        table.at[index, "vertebral_levels"] = level_range(top, bottom, cord)
+        levels_text, extensive = span_levels(top, bottom, length)
+        table.at[index, "longitudinally_extensive"] = extensive
+        table.at[index, "vertebral_levels"] = levels_text
         table.at[index, "csa_ratio"] = csa_ratio(centerline, top, bottom, cord)
     table["longitudinally_extensive"] = table["longitudinally_extensive"].astype(bool)
     return table
 
 
-def _findings(lesions, labels, radius, atlas, lesions_by_extent, centerline, voxel_ml, config, cord_found) -> dict:
+def cord_findings(lesions, labels, radius, atlas, lesions_by_extent, centerline, voxel_ml, config, cord_found) -> dict:
+    """Cord findings (``features``, ``lesion_volume_ml``, ``n_lesions``) of canonical lesion and label arrays.
+
+    ``radius`` is the normalised cord radius per voxel, ``lesions_by_extent`` the
+    :func:`pipeline.cord.levels.lesion_table` (longest first); features are None
+    when no cord was found.
+    """
     cord = config.cord
     shares = (
         _axial_shares(lesions, labels, radius, atlas)
@@ -245,10 +288,10 @@ def process_cord(
         images_out[outputs.LESIONS_NII], images_out[outputs.CORD_LABELS_NII], atlas,
         images_out[outputs.ZMAP_NII], config.involvement,
     )
-    table = _fill_cord_columns(table, lesions, labels, atlas, centerline, config)
+    table = fill_cord_columns(table, lesions, labels, atlas, centerline, config)
     by_extent = lesion_table(lesions, centerline, config.cord)
     voxel_ml = float(np.prod(zooms)) / 1000.0
-    findings = _findings(lesions, labels, radius, atlas, by_extent, centerline, voxel_ml, config, cord_found)
+    findings = cord_findings(lesions, labels, radius, atlas, by_extent, centerline, voxel_ml, config, cord_found)
     timings["table"] = time.perf_counter() - clock
     if cord_found:
         median_csa = float(np.median(centerline["csa_mm2"]))

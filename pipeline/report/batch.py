@@ -3,11 +3,17 @@
 Reads ``sessions.csv`` and the batch ``regions.csv`` / ``scores.csv``; when
 they are missing (a batch still running, sessions copied together by hand),
 the same information is gathered from the session folders.
+
+Other tools add their own sections with ``extra_sections`` (see
+:class:`ExtraSection`): ``regiontag validate`` puts its thresholds and
+accuracy plots above the batch table of the suite run, in the same page.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,12 +22,15 @@ import pandas as pd
 
 from pipeline import outputs
 from pipeline.report import html as h
+from pipeline.report.charts import (
+    MAX_REGIONS_PLOTTED,
+    pattern_figure,
+    region_figure,
+    region_frequency,
+    volume_figure,
+)
 from pipeline.report.data import read_table
-from pipeline.report.figures import png_data_uri
-from pipeline.report.sections import as_bool
-
-INK, MUTED, ACCENT, LESION = "#1f2933", "#5f6b7a", "#2b6cb0", "#e53e3e"
-MAX_REGIONS_PLOTTED = 20
+from pipeline.report.extra import ExtraSection, as_extra_sections, sections_page
 
 
 def _session_dirs(output_dir: Path) -> list[Path]:
@@ -81,153 +90,19 @@ def _batch_table(output_dir: Path, name: str, columns: list[str], sessions: list
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def _new_figure(**kwargs):
-    """A matplotlib ``Figure`` (imported lazily: the session report never needs matplotlib)."""
-    from matplotlib.figure import Figure as MatplotlibFigure
-
-    return MatplotlibFigure(**kwargs)
-
-
-def figure_to_data_uri(figure, dpi: int = 100, colors: str = "adaptive") -> str:
-    """Render a matplotlib figure on an Agg canvas (no pyplot state, nothing on disk) to a PNG data URI."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    figure.set_dpi(dpi)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return png_data_uri(np.asarray(canvas.buffer_rgba()), colors)
-
-
-def _style(axes, title: str) -> None:
-    axes.figure.text(0.02, 0.975, title, ha="left", va="top", fontsize=10, color=INK, fontweight="bold")
-    for side in ("top", "right"):
-        axes.spines[side].set_visible(False)
-    for side in ("left", "bottom"):
-        axes.spines[side].set_color("#cbd5e0")
-    axes.tick_params(colors=MUTED, labelsize=8)
-
-
-def _empty(axes, text: str) -> None:
-    axes.text(0.5, 0.5, text, ha="center", va="center", color=MUTED, fontsize=9, transform=axes.transAxes)
-    axes.set_xticks([])
-    axes.set_yticks([])
-
-
-def volume_figure(sessions: pd.DataFrame) -> str:
-    """Histogram of lesion volume over the sessions that finished."""
-    volumes = pd.to_numeric(sessions["lesion_volume_ml"], errors="coerce").dropna()
-    figure = _new_figure(figsize=(4.6, 3.0), facecolor="white")
-    axes = figure.add_subplot(1, 1, 1)
-    _style(axes, "Lesion volume distribution")
-    if volumes.empty:
-        _empty(axes, "no finished session")
-    else:
-        positive = volumes[volumes > 0]
-        if len(positive) and positive.max() / max(positive.min(), 1e-6) > 100:
-            bins = np.logspace(np.log10(positive.min()), np.log10(positive.max()) + 1e-9, 20)
-            axes.set_xscale("log")
-            axes.hist(positive, bins=bins, color=LESION, alpha=0.85, edgecolor="white")
-        else:
-            axes.hist(volumes, bins=min(20, max(5, len(volumes))), color=LESION, alpha=0.85, edgecolor="white")
-        axes.plot(volumes, np.zeros(len(volumes)), "|", color=INK, markersize=10)
-        axes.set_xlabel("lesion volume (ml)", fontsize=8, color=MUTED)
-        axes.set_ylabel("sessions", fontsize=8, color=MUTED)
-        axes.yaxis.get_major_locator().set_params(integer=True)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.32 / figure.get_figheight()))
-    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
-
-
-def region_frequency(regions: pd.DataFrame) -> pd.Series:
-    """Share of sessions (with that atlas) in which each region (side ``both``) is involved."""
-    if regions.empty or "involved" not in regions.columns:
-        return pd.Series(dtype=float)
-    both = regions[regions["side"].astype(str) == "both"].copy()
-    both["_involved"] = both["involved"].map(lambda value: bool(as_bool(value)))
-    sessions_per_atlas = both.groupby("atlas")["session"].nunique()
-    counts = both[both["_involved"]].groupby(["atlas", "region"])["session"].nunique()
-    if counts.empty:
-        return pd.Series(dtype=float)
-    shares = counts / sessions_per_atlas.reindex(counts.index.get_level_values(0)).to_numpy()
-    shares.index = [region for _, region in counts.index]
-    return shares.sort_values(ascending=False)
-
-
-def region_figure(regions: pd.DataFrame) -> str:
-    """Horizontal bars: how often each region is involved across the cohort."""
-    shares = region_frequency(regions).head(MAX_REGIONS_PLOTTED)
-    figure = _new_figure(figsize=(5.6, max(2.4, 0.24 * len(shares) + 0.9)), facecolor="white")
-    axes = figure.add_subplot(1, 1, 1)
-    _style(axes, "How often each region is involved")
-    if shares.empty:
-        _empty(axes, "no involved region in any session")
-    else:
-        labels = [" > ".join(str(path).split(" > ")[-2:]) for path in shares.index]
-        positions = np.arange(len(shares))[::-1]
-        axes.barh(positions, shares.to_numpy() * 100, color=ACCENT, height=0.7)
-        for position, share in zip(positions, shares.to_numpy()):
-            axes.text(
-                min(share * 100 + 1.5, 88),
-                position,
-                f"{share:.0%}",
-                va="center",
-                fontsize=7,
-                color="white" if share > 0.9 else INK,
-            )
-        axes.set_yticks(positions, labels, fontsize=7.5)
-        axes.set_xlim(0, 100)
-        axes.set_xlabel("% of sessions with this atlas", fontsize=8, color=MUTED)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.32 / figure.get_figheight()))
-    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
-
-
-def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
-    """Per pattern: sessions where it ranks first, and sessions where it is a match."""
-    top = sessions["top_pattern"].dropna().astype(str)
-    top_counts = top[top != ""].value_counts()
-    match_counts = pd.Series(dtype=int)
-    if not scores.empty and "match" in scores.columns:
-        matched = scores[scores["match"].map(lambda value: bool(as_bool(value)))]
-        match_counts = matched.groupby("pattern")["session"].nunique()
-    patterns = sorted(
-        set(top_counts.index) | set(match_counts.index),
-        key=lambda name: (-top_counts.get(name, 0), -match_counts.get(name, 0), name),
-    )
-    figure = _new_figure(figsize=(5.6, max(2.4, 0.34 * len(patterns) + 1.0)), facecolor="white")
-    axes = figure.add_subplot(1, 1, 1)
-    _style(axes, "Pattern counts")
-    if not patterns:
-        _empty(axes, "no scored session")
-    else:
-        positions = np.arange(len(patterns))[::-1]
-        axes.barh(
-            positions + 0.18,
-            [top_counts.get(p, 0) for p in patterns],
-            height=0.36,
-            color="#6b46c1",
-            label="ranked first",
-        )
-        axes.barh(
-            positions - 0.18, [match_counts.get(p, 0) for p in patterns], height=0.36, color="#b794f4", label="match"
-        )
-        axes.set_yticks(positions, [p if len(p) <= 42 else p[:40] + "..." for p in patterns], fontsize=7.5)
-        axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.set_xlabel("sessions", fontsize=8, color=MUTED)
-        figure.legend(loc="lower center", ncol=2, frameon=False, fontsize=7.5)
-    bottom = 0.3 / figure.get_figheight() if patterns else 0.0
-    figure.tight_layout(rect=(0, bottom, 1, 1 - 0.32 / figure.get_figheight()))
-    return figure_to_data_uri(figure, dpi=100, colors="adaptive")
-
-
-def _session_link(output_dir: Path, session: str) -> str:
+def _session_link(output_dir: Path, session: str, link_base: str = "") -> str:
     folder = output_dir / session
     for name, label in ((outputs.REPORT_HTML, session), (outputs.LOG_FILE, f"{session} (log)")):
         if (folder / name).exists():
-            return f'<a href="{h.esc(quote(session))}/{name}">{h.esc(label)}</a>'
+            return f'<a href="{h.esc(link_base + quote(session))}/{name}">{h.esc(label)}</a>'
     return h.esc(session)
 
 
-def sessions_table(output_dir: Path, sessions: pd.DataFrame) -> str:
-    """The sortable session table: QC, session link, status, body parts, volume, top pattern, time, reason."""
+def sessions_table(output_dir: Path, sessions: pd.DataFrame, link_base: str = "") -> str:
+    """The sortable session table: QC, session link, status, body parts, volume, top pattern, time, reason.
+
+    ``link_base`` is prepended to the session links (pages written outside ``output_dir``).
+    """
     rows = []
     for _, row in sessions.iterrows():
         session, status = str(row["session"]), str(row["status"]) if isinstance(row["status"], str) else "incomplete"
@@ -235,7 +110,7 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame) -> str:
         rows.append(
             f'<tr class="{h.esc(status)}">'
             f"<td>{h.qc_widget(session)}</td>"
-            f'<td class="nowrap" data-sort="{h.esc(session)}">{_session_link(output_dir, session)}</td>'
+            f'<td class="nowrap" data-sort="{h.esc(session)}">{_session_link(output_dir, session, link_base)}</td>'
             f'<td data-sort="{h.esc(status)}">{h.badge(status)}</td>'
             f"<td>{h.esc(str(row['body_parts']).replace(';', ', ') if isinstance(row['body_parts'], str) else '')}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["lesion_volume_ml"])}">{h.number(row["lesion_volume_ml"], 2)}</td>'
@@ -256,8 +131,29 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame) -> str:
     return h.table(headers, rows, table_id="sessions")
 
 
-def render_batch_report(output_dir: Path) -> str:
-    """The batch report as an HTML string."""
+def render_batch_report(
+    output_dir: Path,
+    extra_sections: Sequence[ExtraSection | tuple[str, str]] | None = None,
+    *,
+    title: str = "regiontag batch report",
+    link_base: str = "",
+) -> str:
+    """The batch report as an HTML string.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The batch output folder.
+    extra_sections : sequence of ExtraSection or (title, html), optional
+        Sections added by other tools (see :class:`ExtraSection`).
+    title : str
+        Page title.
+    link_base : str
+        Prefix of the links to session reports, for a page written outside
+        ``output_dir`` (e.g. ``"../results/"``).
+    """
+    output_dir = Path(output_dir)
+    extras = as_extra_sections(extra_sections)
     sessions = load_sessions(output_dir)
     names = sessions["session"].astype(str).tolist()
     regions = _batch_table(output_dir, outputs.REGIONS_CSV, outputs.REGION_COLUMNS, names)
@@ -308,34 +204,74 @@ def render_batch_report(output_dir: Path) -> str:
         'placeholder="filter: session, status, pattern..." aria-label="filter sessions">'
         f'<span class="help" id="sessions-count">{len(sessions)} sessions</span></div>'
     )
+    first = [section for section in extras if section.position == "start"]
+    last = [section for section in extras if section.position == "end"]
     body = (
-        f'<section class="card" id="overview"><h2>Overview</h2>{summary}</section>'
+        "".join(section.render() for section in first)
+        + f'<section class="card" id="overview"><h2>Overview</h2>{summary}</section>'
         f'<section class="card" id="sessions-section"><h2>Sessions</h2>{table_help}{h.qc_toolbar()}'
-        f"{sessions_table(output_dir, sessions)}</section>"
+        f"{sessions_table(output_dir, sessions, link_base)}</section>"
         f'<section class="card" id="cohort"><h2>Cohort</h2>{plots}</section>'
+        + "".join(section.render() for section in last)
     )
     meta = h.esc(f"{len(sessions)} sessions - {output_dir.resolve()}")
-    toc = [("overview", "Overview"), ("sessions-section", "Sessions"), ("cohort", "Cohort")]
-    return h.page("regiontag batch report", meta, toc, body, str(output_dir.resolve()))
+    toc = (
+        [(section.element_id, section.title) for section in first]
+        + [("overview", "Overview"), ("sessions-section", "Sessions"), ("cohort", "Cohort")]
+        + [(section.element_id, section.title) for section in last]
+    )
+    return h.page(title, meta, toc, body, str(output_dir.resolve()))
 
 
-def write_batch_report(output_dir: str | Path) -> Path:
-    """Write ``OUTPUT_DIR/index.html`` atomically and return its path.
+def write_batch_report(
+    output_dir: str | Path,
+    extra_sections: Sequence[ExtraSection | tuple[str, str]] | None = None,
+    *,
+    path: str | Path | None = None,
+    title: str = "regiontag batch report",
+) -> Path:
+    """Write ``OUTPUT_DIR/index.html`` (or ``path``) atomically and return its path.
 
     Parameters
     ----------
     output_dir : str or Path
         A batch output folder (``sessions.csv`` and/or session folders).
+    extra_sections : sequence of ExtraSection or (title, html), optional
+        Extra sections: ``ExtraSection`` objects (HTML, PNG figures embedded as
+        data URIs, placed before or after the batch sections) or
+        ``(title, already_safe_html)`` pairs appended at the end.
+    path : str or Path, optional
+        Write the page here instead of ``OUTPUT_DIR/index.html``; links to the
+        session reports are made relative to it.
+    title : str
+        Page title.
 
     Returns
     -------
     Path
         The written page.
+
+    Examples
+    --------
+    >>> write_batch_report("out", [ExtraSection("Notes", "<p>rerun of 2024-05</p>", position="start")])
+    ... # doctest: +SKIP
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: not an output folder")
-    return outputs.write_text(render_batch_report(output_dir), output_dir / outputs.INDEX_HTML)
+    target = Path(path) if path is not None else output_dir / outputs.INDEX_HTML
+    link_base = ""
+    if target.parent.resolve() != output_dir.resolve():
+        link_base = Path(os.path.relpath(output_dir.resolve(), target.parent.resolve())).as_posix() + "/"
+    document = render_batch_report(output_dir, extra_sections, title=title, link_base=link_base)
+    return outputs.write_text(document, target)
 
 
-__all__ = ["write_batch_report", "render_batch_report", "load_sessions", "region_frequency"]
+__all__ = [
+    "ExtraSection",
+    "load_sessions",
+    "region_frequency",
+    "render_batch_report",
+    "sections_page",
+    "write_batch_report",
+]

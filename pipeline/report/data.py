@@ -9,6 +9,7 @@ or an empty table then, and the report says what is missing.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -251,10 +252,12 @@ def read_label_names(session_dir: Path, label_image_name: str) -> dict[int, str]
     path = session_dir / table_name
     if not path.exists():
         return {}
-    try:
-        table = pd.read_csv(path, sep="\t")
-        index_column = "index" if "index" in table.columns else table.columns[0]
-        name_column = "name" if "name" in table.columns else table.columns[1]
-        return {int(row[index_column]): str(row[name_column]) for _, row in table.iterrows()}
+    try:  # a small two-column file: the csv module reads it in a fraction of pandas' time
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = [row for row in csv.reader(handle, delimiter="\t") if row]
+        header = rows[0]
+        index_column = header.index("index") if "index" in header else 0
+        name_column = header.index("name") if "name" in header else 1
+        return {int(float(row[index_column])): str(row[name_column]) for row in rows[1:]}
     except (OSError, ValueError, IndexError, KeyError):
         return {}

@@ -16,14 +16,15 @@ from pipeline.report.figures import (
     LESION_COLOR,
     MASK_COLOR,
     Overlay,
-    hex_rgb,
     display_window,
-    draw_text,
-    font,
+    hex_rgb,
     palette,
     png_data_uri,
     render_panel,
+    solid,
+    to_uint8,
 )
+from pipeline.report.text import draw_text, font
 
 #: Colours of cord atlas regions, chosen by a keyword of the region name (first match wins).
 CORD_REGION_COLORS = (
@@ -38,16 +39,26 @@ CORD_REGION_COLORS = (
     (("central", "canal"), (0.95, 0.9, 0.3)),
 )
 TITLE_COLOR, LETTER_COLOR, AXIS_COLOR = "#d8dee9", "#e5e9f0", "#8b96a5"
-SAGITTAL_HEIGHT_PX, SAGITTAL_WIDTH_PX, PROFILE_WIDTH_PX = 440, 190, 170
-AXIAL_CELL_PX = 150
+SAGITTAL_HEIGHT_PX, SAGITTAL_WIDTH_PX, PROFILE_WIDTH_PX = 380, 170, 160
+AXIAL_CELL_PX = 132
 
 
 def _rgb255(color: tuple[float, float, float]) -> tuple[int, int, int]:
     return tuple(int(round(channel * 255)) for channel in color)  # type: ignore[return-value]
 
 
+def filled(shape: tuple[int, int], color: str, dtype: type = np.uint8) -> np.ndarray:
+    """An RGB canvas of ``shape`` in one colour (uint8 0-255, or float 0-1)."""
+    rgb = hex_rgb(color)
+    pixel = np.rint(rgb * 255).astype(np.uint8) if np.dtype(dtype) == np.uint8 else rgb.astype(dtype)
+    return solid(shape, pixel)
+
+
 def _paste(canvas: np.ndarray, panel: np.ndarray, top: int, left: int) -> None:
-    canvas[top : top + panel.shape[0], left : left + panel.shape[1]] = panel
+    """Copy a panel (float 0-1 or uint8) into a uint8 canvas."""
+    canvas[top : top + panel.shape[0], left : left + panel.shape[1]] = (
+        panel if panel.dtype == np.uint8 else to_uint8(panel)
+    )
 
 
 def cord_label_colors(names: dict[int, str], values: list[int]) -> dict[int, tuple[float, float, float]]:
@@ -63,11 +74,16 @@ def cord_label_colors(names: dict[int, str], values: list[int]) -> dict[int, tup
     return colors
 
 
+def short_region_name(name: str) -> str:
+    """The last level of an atlas path (``"Spinal cord > ... > Dorsal horn [left]"`` -> ``"Dorsal horn [left]"``)."""
+    return name.split(" > ")[-1].strip() or name
+
+
 def cord_centre_x(cord_mask: np.ndarray) -> np.ndarray:
     """Left-right centre (voxel index) of the cord on every axial slice, interpolated where absent."""
-    counts = cord_mask.sum(axis=(0, 1)).astype(float)
-    x_index = np.arange(cord_mask.shape[0], dtype=float)[:, None, None]
-    sums = (cord_mask * x_index).sum(axis=(0, 1))
+    per_x = (cord_mask > 0).sum(axis=1, dtype=np.int64).astype(float)  # (x, z) voxel counts
+    counts = per_x.sum(axis=0)
+    sums = (np.arange(cord_mask.shape[0], dtype=float)[:, None] * per_x).sum(axis=0)
     present = counts > 0
     if not np.any(present):
         return np.full(cord_mask.shape[2], cord_mask.shape[0] / 2.0)
@@ -145,20 +161,20 @@ def cord_sagittal_figure(
     title_px, axis_px, gap, gutter = 24, 30, 10, 44
     width = gap + panel_w + gap + panel_w + gutter + PROFILE_WIDTH_PX + gap + 6
     height = title_px + panel_h + axis_px
-    canvas = np.tile(hex_rgb(BACKGROUND), (height, width, 1))
+    canvas = filled((height, width), BACKGROUND)
     x_left, x_right, x_profile = gap, 2 * gap + panel_w, 2 * gap + 2 * panel_w + gutter
     _paste(canvas, left_panel, title_px, x_left)
     _paste(canvas, right_panel, title_px, x_right)
     # cord cross-sectional area per display row (superior at the top), lesion rows shaded
     area_mm2 = cord.sum(axis=(0, 1))[::-1].astype(float) * float(zooms[0]) * float(zooms[1])
     lesion_rows = np.flatnonzero(lesion_projection.any(axis=1)) if has_lesion else np.array([], int)
-    profile = np.tile(hex_rgb("#1b2128"), (panel_h, PROFILE_WIDTH_PX, 1))
+    profile = filled((panel_h, PROFILE_WIDTH_PX), "#1b2128", np.float32)
     row_px = panel_h / max(area_mm2.size, 1)
     if lesion_rows.size:
         band = slice(int(lesion_rows[0] * row_px), int(np.ceil((lesion_rows[-1] + 1) * row_px)))
         profile[band] = profile[band] * 0.7 + np.asarray(LESION_COLOR) * 0.3
     _paste(canvas, profile, title_px, x_profile)
-    picture = Image.fromarray(np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8), mode="RGB")
+    picture = Image.fromarray(canvas, mode="RGB")
     draw = ImageDraw.Draw(picture)
     top = title_px
     area_max = float(area_mm2.max()) if area_mm2.size else 0.0
@@ -234,14 +250,15 @@ def cord_axial_figure(
     cord = cord_mask > 0
     values = sorted(int(v) for v in np.unique(cord_labels) if v > 0) if cord_labels is not None else []
     colors = cord_label_colors(label_names, values)
-    legend = [(colors[v], label_names.get(v, f"label {v}")) for v in values] + [(LESION_COLOR, "lesion (outline)")]
-    legend_columns = 3
+    legend = [(colors[v], short_region_name(label_names.get(v, f"label {v}"))) for v in values]
+    legend.append((LESION_COLOR, "lesion (outline)"))
+    legend_columns = 2  # region names are up to ~30 characters
     legend_rows = -(-len(legend) // legend_columns)
     title_px, gap, cell = 22, 8, AXIAL_CELL_PX
     width = gap + len(levels) * (cell + gap)
     width = max(width, 3 * 170 + 2 * gap)
     height = title_px + 2 * cell + gap + 12 + legend_rows * 17 + 6
-    canvas = np.tile(hex_rgb(BACKGROUND), (height, width, 1))
+    canvas = filled((height, width), BACKGROUND)
     offset_x = (width - (gap + len(levels) * (cell + gap))) // 2
     half = np.ceil(10.0 / np.asarray(zooms[:2], dtype=float)).astype(int)  # 10 mm around the cord centre
     captions = []
@@ -273,7 +290,7 @@ def cord_axial_figure(
             _paste(canvas, panel, top, left + (cell - panel.shape[1]) // 2)
         position = float((affine @ np.array([0.0, 0.0, level, 1.0]))[2])
         captions.append((left + cell / 2, f"z = {position:.0f} mm"))
-    picture = Image.fromarray(np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8), mode="RGB")
+    picture = Image.fromarray(canvas, mode="RGB")
     draw = ImageDraw.Draw(picture)
     for x, caption in captions:
         draw_text(draw, (x, 15), caption, 11, color=TITLE_COLOR, anchor="ms")

@@ -8,6 +8,7 @@ canonical RAS+ arrays on one grid, for the session report's figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import nibabel as nib
@@ -53,6 +54,20 @@ class BodyPartImages:
     @property
     def zooms(self) -> tuple[float, ...]:
         return tuple(float(z) for z in self.grid.header.get_zooms()[:3])
+
+    @cached_property
+    def crop_mask(self) -> np.ndarray:
+        """Voxels the montages show (their bounding box): the brain, the canal around the cord, else the head."""
+        if self.mask is not None and np.any(self.mask):
+            if self.body_part == "cord":  # show the canal and CSF around the cord
+                return ndimage.binary_dilation(self.mask > 0, iterations=int(round(7 / min(self.zooms))))
+            return self.mask
+        return self.background > np.percentile(self.background, 20)
+
+    @property
+    def window_mask(self) -> np.ndarray | None:
+        """Voxels that set the grey window: the brain, or the canal around the cord (cord mid-grey, CSF bright)."""
+        return self.crop_mask if self.body_part == "cord" else self.mask
 
 
 def _on_grid(image: nib.Nifti1Image | None, grid: nib.Nifti1Image) -> np.ndarray | None:
@@ -116,7 +131,10 @@ def load_body_part(data: SessionData, body_part: str) -> BodyPartImages | None:
     for scan in data.inputs_of(body_part):
         sequence = str(scan.get("sequence") or Path(str(scan.get("path"))).name)
         path = resolve_input_path(scan.get("path"), data.session_dir)
-        image = load_image(path) if path else None
+        if path is not None and reference_path is not None and path.resolve() == reference_path.resolve():
+            image = reference_img  # already loaded: decompressing a clinical volume twice costs 50-100 ms
+        else:
+            image = load_image(path) if path else None
         sequences[sequence] = (str(scan.get("path")), image)
     return BodyPartImages(
         body_part,

@@ -48,13 +48,15 @@ def region_section(regions: pd.DataFrame) -> str:
     blocks = []
     for atlas_name, atlas_rows in regions.groupby("atlas", sort=False, dropna=False):
         both = atlas_rows[atlas_rows["side"].astype(str) == "both"]
+        # plain dicts, not iterrows(): a Series per row costs more than building the whole table
         sides = {
-            (row["region"], row["side"]): row for _, row in atlas_rows[atlas_rows["side"].isin(PAIRED_SIDES)].iterrows()
+            (row["region"], row["side"]): row
+            for row in atlas_rows[atlas_rows["side"].isin(PAIRED_SIDES)].to_dict("records")
         }
         has_cord = atlas_rows[["lesion_length_mm", "vertebral_levels", "csa_ratio"]].notna().any().any()
         rows = []
         n_involved = 0
-        for _, row in both.iterrows():
+        for row in both.to_dict("records"):
             involved = bool(as_bool(row["involved"]))
             n_involved += involved
             depth = int(row["depth"]) if pd.notna(row["depth"]) else 0
@@ -129,7 +131,7 @@ def scores_section(scores: pd.DataFrame) -> str:
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
     span = high - min(low, 0.0) or 1.0
     rows = []
-    for _, row in ordered.iterrows():
+    for row in ordered.to_dict("records"):
         assessable = as_bool(row["assessable"])
         matched = as_bool(row["match"])
         score = row["_score"]

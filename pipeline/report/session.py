@@ -10,25 +10,52 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from pipeline import outputs
 from pipeline.report import html as h
 from pipeline.report.data import SessionData, load_session, read_label_names
 from pipeline.report.figures import MASK_COLOR, Overlay, choose_cuts, montage
-from pipeline.report.figures_cord import axial_levels, cord_axial_figure, cord_sagittal_figure
-from pipeline.report.images import BODY_PART_FILES, BodyPartImages, load_body_part, sample_planes
-from pipeline.report.sections import as_bool, provenance_section, region_section, scores_section
+from pipeline.report.figures_cord import (
+    axial_levels,
+    cord_axial_figure,
+    cord_sagittal_figure,
+)
+from pipeline.report.images import (
+    BODY_PART_FILES,
+    BodyPartImages,
+    load_body_part,
+    sample_planes,
+)
+from pipeline.report.sections import (
+    as_bool,
+    provenance_section,
+    region_section,
+    scores_section,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-CUTS_PER_VIEW = 5
+
+@dataclass(frozen=True)
+class MontageLayout:
+    """Slice montages of one body part: registration views, cuts per view, panel width in pixels."""
+
+    registration_views: tuple[int, ...]
+    cuts_per_view: int
+    panel_px: int
+
+
+#: The cord's own sagittal and axial figures already show its anatomy and column atlas at the lesion
+#: levels, so its generic montages are smaller: a cord session runs in about a second and its report
+#: must stay under 15% of that (issue 7).
+LAYOUTS = {"brain": MontageLayout((2, 1, 0), 5, 208), "cord": MontageLayout((2, 0), 3, 144)}
 #: Lesion cuts of one view are at least this far apart when the lesions allow it.
 MIN_CUT_GAP_MM = 4.0
 
@@ -42,23 +69,11 @@ def _guarded(what: str, make: Callable[[], str]) -> str:
         return h.missing(f"{what} could not be drawn: {type(error).__name__}: {error}")
 
 
-def _crop_mask(images: BodyPartImages) -> np.ndarray:
-    if images.mask is not None and np.any(images.mask):
-        if images.body_part == "cord":  # show the canal and CSF around the cord
-            return ndimage.binary_dilation(images.mask > 0, iterations=int(round(7 / min(images.zooms))))
-        return images.mask
-    return images.background > np.percentile(images.background, 20)
-
-
-def _window_mask(images: BodyPartImages) -> np.ndarray | None:
-    """Voxels that set the grey window: the brain, or the canal around the cord (cord mid-grey, CSF bright)."""
-    return _crop_mask(images) if images.body_part == "cord" else images.mask
-
-
 def registration_figure(images: BodyPartImages, label_names: dict[int, str]) -> str:
     """Atlas outlines over the reference scan (cuts spread over the mask)."""
-    extent = images.mask if images.mask is not None else _crop_mask(images)
-    cuts = {axis: choose_cuts(None, extent, axis, CUTS_PER_VIEW) for axis in (2, 1, 0)}
+    layout = LAYOUTS.get(images.body_part, LAYOUTS["brain"])
+    extent = images.mask if images.mask is not None else images.crop_mask
+    cuts = {axis: choose_cuts(None, extent, axis, layout.cuts_per_view) for axis in layout.registration_views}
     overlays = []
     if images.labels is not None:
         overlays.append(Overlay(images.labels, kind="label-outline", alpha=0.95))
@@ -70,8 +85,9 @@ def registration_figure(images: BodyPartImages, label_names: dict[int, str]) -> 
         images.grid.affine,
         overlays,
         cuts,
-        crop=_crop_mask(images),
-        window_mask=_window_mask(images),
+        crop=images.crop_mask,
+        window_mask=images.window_mask,
+        panel_px=layout.panel_px,
     )
     what = "atlas label boundaries (colours) and mask outline (yellow)" if images.labels is not None else "mask outline"
     return h.figure(
@@ -85,9 +101,10 @@ def registration_figure(images: BodyPartImages, label_names: dict[int, str]) -> 
 def lesion_figures(images: BodyPartImages) -> str:
     """One montage per sequence with the lesion outline, cuts where the lesions are."""
     focus = images.lesion
-    extent = images.mask if images.mask is not None else _crop_mask(images)
+    extent = images.mask if images.mask is not None else images.crop_mask
     gaps = {axis: int(np.ceil(MIN_CUT_GAP_MM / images.zooms[axis])) for axis in (2, 1, 0)}
-    cuts = {axis: choose_cuts(focus, extent, axis, CUTS_PER_VIEW, gaps[axis]) for axis in (2, 1, 0)}
+    layout = LAYOUTS.get(images.body_part, LAYOUTS["brain"])
+    cuts = {axis: choose_cuts(focus, extent, axis, layout.cuts_per_view, gaps[axis]) for axis in (2, 1, 0)}
     overlays = [Overlay(focus, kind="outline")] if focus is not None else []
     parts = []
     if focus is None:
@@ -106,8 +123,9 @@ def lesion_figures(images: BodyPartImages) -> str:
             images.grid.affine,
             overlays,
             cuts,
-            crop=_crop_mask(images),
-            window_mask=_window_mask(images),
+            crop=images.crop_mask,
+            window_mask=images.window_mask,
+            panel_px=layout.panel_px,
         )
         parts.append(
             h.figure(
