@@ -17,10 +17,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
-    model_validator,
     ValidationError,
     ValidationInfo,
+    field_validator,
+    model_validator,
 )
 
 from pipeline.resources import configs_dir

@@ -14,8 +14,8 @@ from scipy import ndimage
 
 from pipeline.atlas.tree import Atlas, Region
 from pipeline.config import InvolvementConfig
-from pipeline.outputs import REGION_COLUMNS
 from pipeline.niimg import check_niimg, voxel_volume_ml
+from pipeline.outputs import REGION_COLUMNS
 
 #: Columns produced here: REGION_COLUMNS up to ``laterality_index`` without ``session``
 #: (the cord stage fills the cord-only columns after it).

@@ -273,21 +273,32 @@ def _rate_or_nan(values: pd.Series) -> float:
     return float(values.astype(bool).mean()) if len(values) else float("nan")
 
 
+#: Metric columns of the breakdowns (after the body part and the grouping column).
+BREAKDOWN_METRICS = ["n", "n_failed", "dice", "hd95_mm", "lesion_f1", "registration_dice", "region_accuracy",
+                     "top1", "top3", "healthy_false_match"]
 #: Columns of the condition breakdown.
-BREAKDOWN_COLUMNS = ["body_part", "condition", "n", "n_failed", "dice", "hd95_mm", "lesion_f1",
-                     "registration_dice", "region_accuracy", "top1", "top3", "healthy_false_match"]
+BREAKDOWN_COLUMNS = ["body_part", "condition", *BREAKDOWN_METRICS]
 
 
-def condition_breakdown(table: pd.DataFrame) -> pd.DataFrame:
-    """Metrics per (body part, condition): means over finished sessions where each applies."""
+def condition_breakdown(table: pd.DataFrame, by: str = "condition") -> pd.DataFrame:
+    """Metrics per (body part, ``by``): means over finished sessions where each applies.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``evaluation.csv`` rows.
+    by : {"condition", "pattern"}
+        Second grouping column: the acquisition condition (baseline first), or the
+        true pattern (issue 4's own-pattern ranking per pattern, over all its conditions).
+    """
     rows = []
-    labelled = table.assign(condition=table["condition"].fillna("").astype(str).replace("", "unlabelled"),
+    labelled = table.assign(**{by: table[by].fillna("").astype(str).replace("", "unlabelled")},
                             body_part=table["body_part"].fillna("").astype(str))
-    for (body_part, condition), group in labelled.groupby(["body_part", "condition"], sort=True):
+    for (body_part, key), group in labelled.groupby(["body_part", by], sort=True):
         done = _finished(group)
         healthy = done[done["pattern"] == HEALTHY]
         rows.append({
-            "body_part": body_part, "condition": condition, "n": len(group),
+            "body_part": body_part, by: key, "n": len(group),
             "n_failed": int(len(group) - len(done)),
             "dice": _mean_or_nan(done["dice"]), "hd95_mm": _mean_or_nan(done["hd95_mm"]),
             "lesion_f1": _mean_or_nan(done["lesion_f1"]),
@@ -296,9 +307,9 @@ def condition_breakdown(table: pd.DataFrame) -> pd.DataFrame:
             "top1": _rate_or_nan(done["top1"]), "top3": _rate_or_nan(done["top3"]),
             "healthy_false_match": _rate_or_nan(healthy["false_match"]),
         })
-    breakdown = pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
-    baseline_first = breakdown["condition"] != "baseline"
-    return breakdown.assign(_order=baseline_first).sort_values(["body_part", "_order", "condition"]).drop(
+    breakdown = pd.DataFrame(rows, columns=["body_part", by, *BREAKDOWN_METRICS])
+    first = breakdown[by] != ("baseline" if by == "condition" else HEALTHY)
+    return breakdown.assign(_order=first).sort_values(["body_part", "_order", by]).drop(
         columns="_order").reset_index(drop=True)
 
 

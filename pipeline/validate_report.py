@@ -53,7 +53,7 @@ OTHER_METRICS = (
     ("healthy_false_positive_ml", "mean false-positive volume on healthy (ml)", 3),
 )
 BREAKDOWN_LABELS = {
-    "body_part": "body part", "condition": "condition", "n": "n", "n_failed": "failed", "dice": "Dice",
+    "body_part": "body part", "condition": "condition", "pattern": "pattern", "n": "n", "n_failed": "failed", "dice": "Dice",
     "hd95_mm": "HD95 mm", "lesion_f1": "lesion F1", "registration_dice": "reg. Dice",
     "region_accuracy": "region acc.", "top1": "top-1", "top3": "top-3", "healthy_false_match": "healthy FM",
 }
@@ -153,6 +153,7 @@ def markdown_report(
     timing_text = ", ".join(f"{key.removesuffix('_s')} {value:.0f} s" for key, value in timings.items())
     breaks = breaking_points(curves, thresholds)
     headers, rows = breakdown_rows(condition_breakdown(table))
+    pattern_headers, pattern_rows = breakdown_rows(condition_breakdown(table, by="pattern"))
     problems = _problem_sessions(table, thresholds.min_lesion_dice)
     parts = [
         "# regiontag validation report", "",
@@ -170,6 +171,10 @@ def markdown_report(
         "## By condition", "",
         "Means over finished sessions where each metric applies (`-`: not applicable).", "",
         markdown_table(headers, rows), "",
+        "## By pattern", "",
+        "Every phantom of a pattern, over all conditions (top-1: its own pattern ranked first, ties with the",
+        "pattern's declared mimics allowed; healthy FM: a healthy control matched a pattern).", "",
+        markdown_table(pattern_headers, pattern_rows), "",
     ]
     if problems:
         parts += ["## Sessions to look at", "", markdown_table(["session", "condition", "why", "note"], problems),
@@ -200,6 +205,7 @@ def validation_sections(
     )
     breaks = "".join(f"<li>{h.esc(text)}</li>" for text in breaking_points(curves, thresholds))
     headers, rows = breakdown_rows(condition_breakdown(table))
+    pattern_headers, pattern_rows = breakdown_rows(condition_breakdown(table, by="pattern"))
     figures = [(path, f"Accuracy against {FACTORS[factor]}; dashed lines: thresholds.") for factor, path in plots.items()]
     return [
         ExtraSection("Validation result", result, anchor="result", position="start"),
@@ -211,6 +217,10 @@ def validation_sections(
         ExtraSection("By condition", '<p class="help">Means over finished sessions where each metric applies '
                      "(-: not applicable).</p>" + html_table(headers, rows, "breakdown"),
                      anchor="conditions", position="start"),
+        ExtraSection("By pattern", '<p class="help">Every phantom of a pattern over all conditions; top-1 allows '
+                     "ties with the pattern's declared mimics.</p>"
+                     + html_table(pattern_headers, pattern_rows, "pattern-breakdown"),
+                     anchor="patterns", position="start"),
     ]
 
 

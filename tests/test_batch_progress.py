@@ -13,8 +13,8 @@ from rich.console import Console
 from pipeline.batch_cluster import parse_memory_limit, thread_environment, threads_per_task
 from pipeline.batch_task import (
     MEMORY_BASELINE_BYTES,
-    collapse_repeated_lines,
     MEMORY_BYTES_PER_VOXEL,
+    collapse_repeated_lines,
     estimate_session_memory,
     execute_session,
     one_line_error,

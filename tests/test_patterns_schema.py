@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.config import ScoringConfig
 from pipeline.patterns import PatternError, known_region_paths, load_disease_file, load_library
 from pipeline.patterns.regions import closest_region, short_region_names
-from pipeline.config import ScoringConfig
 from pipeline.patterns.scoring import region_background
 from pipeline.resources import patterns_dir
 

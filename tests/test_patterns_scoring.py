@@ -272,7 +272,7 @@ def test_scoring_config_rejects_bad_probabilities(tmp_path):
 def test_mimic_within_margin_shares_rank_even_with_pattern_between():
     """A declared mimic within the tie margin shares the best rank and is listed beside it."""
     from pipeline.patterns.library import build_library, parse_disease
-    from pipeline.patterns.scoring import rank_results, PatternResult
+    from pipeline.patterns.scoring import PatternResult, rank_results
 
     def disease(pattern_id, mimics=()):
         return parse_disease({

@@ -186,6 +186,16 @@ def test_condition_breakdown_means_per_condition():
     assert set(breakdown["body_part"]) == {"brain", "cord"}
 
 
+def test_pattern_breakdown_counts_every_phantom_of_a_pattern():
+    breakdown = condition_breakdown(passing_table(), by="pattern")
+    assert list(breakdown.columns[:3]) == ["body_part", "pattern", "n"]
+    brain = breakdown[breakdown["body_part"] == "brain"].set_index("pattern")
+    assert brain.index[0] == "healthy"  # controls first
+    assert brain.loc["ms-brain", "n"] == 7  # every condition of the pattern
+    assert brain.loc["ms-brain", "top1"] == pytest.approx(6 / 7)  # the SNR 5 phantom missed
+    assert brain.loc["healthy", "healthy_false_match"] == 0.0 and np.isnan(brain.loc["healthy", "top1"])
+
+
 def test_accuracy_curves_use_baseline_plus_one_factor():
     table = passing_table()
     snr = accuracy_curve(table, "snr")

@@ -100,8 +100,8 @@ def test_validation_page_is_the_suite_batch_report_with_plots_on_top(suite_out):
     files = _write(suite_out, suite_out / "results")
     assert files["html"] == suite_out / "validation" / "index.html"
     document = files["html"].read_text(encoding="utf-8")
-    assert _section_ids(document) == ["result", "metrics", "plots", "conditions", "overview", "sessions-section",
-                                      "cohort"]
+    assert _section_ids(document) == ["result", "metrics", "plots", "conditions", "patterns", "overview",
+                                      "sessions-section", "cohort"]
     assert "<title>regiontag validation" in document
     images = _images(document)
     assert len(images) == 4 + 3  # accuracy plots (SNR, slice thickness, rotation, lesion size) + cohort plots
@@ -119,5 +119,5 @@ def test_validation_page_is_the_suite_batch_report_with_plots_on_top(suite_out):
 
 def test_validation_page_without_results_keeps_the_validation_sections(tmp_path):
     document = _write(tmp_path, tmp_path / "missing-results")["html"].read_text(encoding="utf-8")
-    assert _section_ids(document) == ["result", "metrics", "plots", "conditions"]
+    assert _section_ids(document) == ["result", "metrics", "plots", "conditions", "patterns"]
     assert len(_images(document)) == 4

@@ -8,13 +8,13 @@ import os
 import time
 from pathlib import Path
 
+import corpus
 import nibabel as nib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import corpus
 from pipeline import validation_io
 from pipeline.config import LimitsConfig
 from pipeline.validation import InputError, check_niimg, confine_to, load_scan, safe_input_files, sha256_file

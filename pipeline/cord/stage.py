@@ -18,10 +18,10 @@ from pipeline.cord.coordinates import cord_coordinates, cord_labels_in_subject
 from pipeline.cord.hyperintensity import cord_zmap, detect_cord_lesions
 from pipeline.cord.levels import (
     csa_ratio,
+    lesion_table,
     level_at,
     level_method,
     level_range,
-    lesion_table,
     slice_distances,
     slice_step_mm,
     span_length,
