@@ -273,7 +273,8 @@ def run_batch(
     report : bool
         Write the batch report (``index.html``) when ``pipeline.report.batch`` exists.
     sessions : list of Session, optional
-        Use these sessions instead of discovering them in ``input_dir``.
+        Use these sessions, submitted in this order, instead of discovering them in
+        ``input_dir`` (discovered sessions are submitted sorted by id).
     session_runner : str or callable, optional
         Alternative to ``pipeline.session.run_session`` (``"module:function"``;
         default from ``REGIONTAG_SESSION_RUNNER``), for tests and benchmarks.
@@ -292,7 +293,8 @@ def run_batch(
     limit_bytes = parse_memory_limit(memory_limit)
     if sessions is None:
         sessions = _without_outputs(_discover(input_dir, config, participant_labels), output_dir)
-    sessions = sorted(sessions, key=lambda session: session.session_id)
+        sessions = sorted(sessions, key=lambda session: session.session_id)
+    sessions = list(sessions)
     _check_unique(sessions)
     if session_runner is None:
         session_runner = os.environ.get("REGIONTAG_SESSION_RUNNER") or None

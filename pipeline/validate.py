@@ -338,6 +338,22 @@ def evaluate_suite(suite_dir: str | Path, results_dir: str | Path, plan: list[Su
 
 
 # --- the command ------------------------------------------------------------------------------------------
+def interleaved(plan: list[SuiteSession]) -> list[SuiteSession]:
+    """The plan in run order: cord (quick) first, then round-robin over patterns.
+
+    Each pattern's sessions keep their plan order (baseline first), so a run
+    stopped early has covered every pattern at its first conditions rather than
+    a few patterns at every condition.
+    """
+    position: dict[str, int] = {}
+    keyed = []
+    for index, session in enumerate(plan):
+        pattern_key = f"{session.body_part}/{session.pattern}"
+        position[pattern_key] = position.get(pattern_key, -1) + 1
+        keyed.append(((session.body_part != "cord", position[pattern_key], index), session))
+    return [session for _, session in sorted(keyed, key=lambda item: item[0])]
+
+
 def _run_pipeline(
     suite_dir: Path, results_dir: Path, plan: list[SuiteSession], config: Config, *, workers: int | None,
     force: bool, quiet: bool, scheduler: Any = None, session_runner: Any = None,
@@ -347,8 +363,8 @@ def _run_pipeline(
 
     # thresholds are not run parameters: keep them out of the run so changing one reruns nothing
     run_config = config.model_copy(update={"validation": ValidationConfig()})
-    wanted = {session.session for session in plan}
-    sessions = [s for s in discover_sessions(suite_dir / "inputs", run_config) if s.session_id in wanted]
+    found = {s.session_id: s for s in discover_sessions(suite_dir / "inputs", run_config)}
+    sessions = [found[planned.session] for planned in interleaved(plan) if planned.session in found]
     return run_batch(
         suite_dir / "inputs", results_dir, run_config, workers=workers, scheduler=scheduler, force=force,
         quiet=quiet, sessions=sessions, session_runner=session_runner,

@@ -19,6 +19,7 @@ from pipeline.validate import (
     ThresholdCheck,
     check_thresholds,
     condition_breakdown,
+    interleaved,
     reference_dice,
     run_validation,
     validation_plan,
@@ -184,6 +185,18 @@ def test_condition_breakdown_means_per_condition():
     snr10 = brain[brain["condition"] == "snr=10"].iloc[0]
     assert snr10["n"] == 2 and snr10["dice"] == pytest.approx(0.70)
     assert set(breakdown["body_part"]) == {"brain", "cord"}
+
+
+def test_full_profile_runs_cord_first_then_round_robin_over_patterns():
+    plan = validation_plan("full")
+    order = interleaved(plan)
+    assert sorted(s.session for s in order) == sorted(s.session for s in plan)
+    n_cord = sum(s.body_part == "cord" for s in plan)
+    assert {s.body_part for s in order[:n_cord]} == {"cord"}
+    brain_patterns = {s.pattern for s in plan if s.body_part == "brain"}
+    first_brain = order[n_cord:n_cord + len(brain_patterns)]
+    assert {s.pattern for s in first_brain} == brain_patterns  # every pattern before any second session
+    assert all(s.condition == "baseline" for s in first_brain)
 
 
 def test_pattern_breakdown_counts_every_phantom_of_a_pattern():
