@@ -174,3 +174,23 @@ def test_relative_path_type_confined(tmp_path, value, problem):
     with pytest.raises(ValidationError, match=problem):
         _Paths(output_name=value, source=str(tmp_path))
     assert _Paths(output_name="reports/regions.csv", source=str(tmp_path)).output_name == "reports/regions.csv"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "{tmp}", "{tmp}/out"],
+        ["tag", "{tmp}/mask.nii.gz", "--space", "MNI152", "--output", "{tmp}/out"],
+        ["validate", "{tmp}/out"],
+    ],
+)
+def test_cli_commands_reject_a_bad_config_in_one_line(tmp_path, capsys, command):
+    from pipeline.cli import main
+
+    bad = _write(tmp_path, "detection:\n  min_cluster_mm3: -1\n")
+    argv = [part.format(tmp=tmp_path) for part in command] + ["--config", str(bad)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"regiontag {command[0]}: ") and bad.name in error
+    assert "detection.min_cluster_mm3" in error and "\n" not in error
+    assert not (tmp_path / "out").exists()  # nothing started

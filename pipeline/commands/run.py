@@ -70,12 +70,11 @@ def run_command(args: argparse.Namespace) -> int:
     from pipeline.batch import BatchError, run_batch
     from pipeline.batch_cluster import ClusterError, parse_memory_limit
     from pipeline.bids import BIDSError
-    from pipeline.config import ConfigError, load_config
+    from pipeline.commands import load_config_or_report
+    from pipeline.config import ConfigError
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"regiontag run: {error}", file=sys.stderr)
+    config = load_config_or_report("run", args.config)
+    if config is None:
         return 2
     problems = []
     if not args.input_dir.is_dir():

@@ -258,15 +258,13 @@ def tag_mask(mask_path: Path, output_dir: Path, config: Config, *, space: str | 
 
 def run(args: argparse.Namespace) -> int:
     """Tag the mask; exit 0, 1 when it cannot be read or tagged, 2 for a bad config, library or PAM50 folder."""
-    from pipeline.config import load_config
+    from pipeline.commands import load_config_or_report
 
     if args.pam50 is not None and args.space != PAM50_SPACE:
         print("regiontag tag: --pam50 only applies to --space PAM50", file=sys.stderr)
         return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"regiontag tag: {error}", file=sys.stderr)
+    config = load_config_or_report("tag", args.config)
+    if config is None:
         return 2
     warnings: list[str] = []
     try:

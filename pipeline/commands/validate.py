@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run_validate(args: argparse.Namespace) -> int:
     """Run the validation; print the metrics and one PASS/FAIL line per threshold."""
     from pipeline.batch import BatchError
-    from pipeline.config import ConfigError, load_config
+    from pipeline.commands import load_config_or_report
     from pipeline.validate import run_validation
     from pipeline.validate_report import console_summary
 
@@ -54,10 +54,8 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.seed < 0:
         print(f"regiontag validate: --seed must not be negative, got {args.seed}", file=sys.stderr)
         return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"regiontag validate: {error}", file=sys.stderr)
+    config = load_config_or_report("validate", args.config)
+    if config is None:
         return 2
     try:
         result = run_validation(args.out_dir, args.profile, args.seed, workers=args.workers, config=config,
