@@ -383,6 +383,7 @@ def run_validation(
     patterns: list[tuple[str, str]] | None = None,
     scheduler: Any = None,
     session_runner: Any = None,
+    evaluate_only: bool = False,
 ) -> ValidationResult:
     """Generate the suite, run the pipeline, evaluate and write ``OUT/validation/``.
 
@@ -406,6 +407,9 @@ def run_validation(
         Restrict the suite to these patterns.
     scheduler, session_runner
         Passed to :func:`pipeline.batch.run_batch` (an existing Dask cluster; an alternative runner for tests).
+    evaluate_only : bool
+        Generate and run nothing: evaluate the sessions an earlier (perhaps stopped) run
+        finished; the others count as missing, which fails the completeness check.
 
     Returns
     -------
@@ -419,13 +423,18 @@ def run_validation(
     plan = validation_plan(profile, seed, patterns)
     suite_dir, results_dir = out_dir / SUITE_DIR, out_dir / RESULTS_DIR
     timings: dict[str, float] = {}
-    started = time.monotonic()
-    prepare_suite(suite_dir, plan, workers=workers or os.cpu_count() or 1, force=force)
-    timings["suite_s"] = time.monotonic() - started
-    started = time.monotonic()
-    batch = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
-                               scheduler=scheduler, session_runner=session_runner)
-    timings["pipeline_s"] = time.monotonic() - started
+    batch_line, resumed = "", 0
+    if not evaluate_only:
+        started = time.monotonic()
+        prepare_suite(suite_dir, plan, workers=workers or os.cpu_count() or 1, force=force)
+        timings["suite_s"] = time.monotonic() - started
+        started = time.monotonic()
+        batch = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
+                              scheduler=scheduler, session_runner=session_runner)
+        timings["pipeline_s"] = time.monotonic() - started
+        batch_line, resumed = batch.line, batch.resumed
+    elif not (suite_dir / SUITE_CSV).is_file():
+        raise FileNotFoundError(f"{suite_dir / SUITE_CSV}: no suite to evaluate (run without --evaluate-only first)")
     started = time.monotonic()
     table = evaluate_suite(suite_dir, results_dir, plan)
     summary = summarise(table)
@@ -433,10 +442,10 @@ def run_validation(
     timings["evaluation_s"] = time.monotonic() - started
     meta = {"profile": profile, "seed": seed, "n_planned": len(plan), "timings": timings,
             "command": f"regiontag validate {out_dir} --profile {profile} --seed {seed}"
-                       + (f" --workers {workers}" if workers else ""),
+                       + (f" --workers {workers}" if workers else "") + (" --evaluate-only" if evaluate_only else ""),
             "thresholds": config.validation.model_dump()}
     files = write_validation(out_dir / VALIDATION_DIR, table, summary, checks, meta, results_dir=results_dir)
-    return ValidationResult(out_dir, table, summary, checks, files, batch.line, batch.resumed)
+    return ValidationResult(out_dir, table, summary, checks, files, batch_line, resumed)
 
 
 __all__ = [

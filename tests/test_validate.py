@@ -355,3 +355,20 @@ def test_prepare_suite_resumes_and_regenerates_stale_phantoms(tmp_path):
     prepare_suite(tmp_path, plan)
     assert json.loads(truth.read_text())["seed"] == plan[0].seed
     assert all(path.stat().st_mtime_ns != stamps[path] for path in inputs)
+
+
+def test_evaluate_only_reports_a_stopped_run_without_running_anything(tmp_path):
+    """--evaluate-only: no suite -> clear error; unfinished sessions count as missing and fail completeness."""
+    from pipeline.validate import SUITE_DIR, prepare_suite
+
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match="no suite to evaluate"):
+        run_validation(out, "quick", evaluate_only=True, patterns=[("ms-cord", "cord")])
+    plan = validation_plan("quick", 0, [("ms-cord", "cord")])
+    prepare_suite(out / SUITE_DIR, plan)
+    result = run_validation(out, "quick", evaluate_only=True, patterns=[("ms-cord", "cord")])
+    assert not (out / "results").exists()  # nothing was run
+    assert set(result.table["status"]) == {"missing"} and len(result.table) == len(plan)
+    assert result.summary["n_missing"] == len(plan)
+    assert not result.passed and result.exit_code == 1
+    assert (out / "validation" / "validation_report.md").is_file()

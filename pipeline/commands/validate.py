@@ -8,7 +8,8 @@ SNR, slice thickness, rotation and lesion size.
 
 Profiles: quick (every pattern at baseline, healthy controls and a few hard
 conditions; about 20 sessions, minutes) and full (every pattern at every
-condition level with repeats; about 200 sessions, hours on a small machine).
+condition level with repeats, at least 20 phantoms per pattern; 280 sessions, hours
+on a small machine). A stopped run resumes; --evaluate-only reports on what finished.
 Thresholds come from the `validation` section of the configuration.
 Exit status: 0 when every threshold passes, 1 when one fails, 2 for bad
 arguments or configuration.
@@ -37,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML overriding configs/default.yaml")
     parser.add_argument("--force", action="store_true", help="regenerate the phantoms and rerun every session")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="run nothing: evaluate and report the sessions a stopped run finished "
+                        "(the rest count as missing)")
     parser.set_defaults(func=run_validate)
     return parser
 
@@ -59,7 +63,7 @@ def run_validate(args: argparse.Namespace) -> int:
         return 2
     try:
         result = run_validation(args.out_dir, args.profile, args.seed, workers=args.workers, config=config,
-                                force=args.force, quiet=args.quiet)
+                                force=args.force, quiet=args.quiet, evaluate_only=args.evaluate_only)
     except (BatchError, FileNotFoundError, ValueError) as error:
         print(f"regiontag validate: {error}", file=sys.stderr)
         return 2
