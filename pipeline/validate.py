@@ -35,14 +35,14 @@ from pipeline.config import Config, ValidationConfig, load_config
 from pipeline.evaluate import EVALUATION_COLUMNS, HEALTHY, evaluate_session, summarise
 from pipeline.outputs import write_csv
 from pipeline.phantoms.suite import (
+    PROFILES,
     SUITE_COLUMNS,
     SUITE_CSV,
     SuiteSession,
     make_session,
-    suite_plan,
 )
+from pipeline.phantoms.suite import suite_plan as validation_plan  # the plan of `regiontag validate`
 
-PROFILES = ("quick", "full")
 SUITE_DIR, RESULTS_DIR, VALIDATION_DIR = "suite", "results", "validation"
 EVALUATION_CSV = "evaluation.csv"
 SUMMARY_JSON = "summary.json"
@@ -120,24 +120,6 @@ class ValidationResult:
 
 
 # --- plan -------------------------------------------------------------------------------------------------
-def validation_plan(
-    profile: str = "quick", seed: int = 0, patterns: list[tuple[str, str]] | None = None
-) -> list[SuiteSession]:
-    """The sessions of a validation profile; nothing is generated.
-
-    Parameters
-    ----------
-    profile : {"quick", "full"}
-    seed : int
-        Base seed of the suite.
-    patterns : list of (pattern id, body part), optional
-        Restrict the patterns (default: the whole library).
-    """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    return suite_plan(profile, seed, patterns)
-
-
 def suite_table(plan: list[SuiteSession]) -> pd.DataFrame:
     """``suite.csv`` rows (``SUITE_COLUMNS``) of a plan."""
     rows = [

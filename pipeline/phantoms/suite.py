@@ -9,22 +9,20 @@ rotation, lesion size, bias field, motion, atrophy, skull and acquisition.
 
 Profiles: ``quick`` (CI: every pattern at baseline, healthy controls and a few
 hard conditions, about 20 sessions) and ``full`` (every pattern at every
-condition level plus repeats, a few hundred sessions).
+condition level plus repeats, at least 20 phantoms per pattern; 280 sessions).
+Generation and ``suite.csv``: :func:`pipeline.validate.prepare_suite`.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from pipeline.outputs import write_csv
-
+#: Suite profiles.
+PROFILES = ("quick", "full")
 SUITE_CSV = "suite.csv"
 SUITE_COLUMNS = ["session", "body_part", "pattern", "seed", "condition", "factor", "level", "settings"]
 
@@ -104,8 +102,8 @@ def suite_plan(
     patterns : list of (pattern id, body part), optional
         Default: every pattern of the library (cord ones only when the cord phantom exists).
     """
-    if profile not in ("quick", "full"):
-        raise ValueError(f"profile must be 'quick' or 'full', got {profile!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     patterns = list(patterns) if patterns is not None else _library_patterns()
     if not _cord_available():
         patterns = [(pid, part) for pid, part in patterns if part != "cord"]
@@ -192,45 +190,3 @@ def update_truth_json(path: Path, content: dict[str, Any]) -> None:
         truth = json.loads(path.read_text())
         truth.update(content)
         write_json(truth, path)
-
-
-def make_suite(
-    out_dir: str | Path, profile: str = "quick", seed: int = 0, *, workers: int = 1,
-    patterns: list[tuple[str, str]] | None = None,
-) -> pd.DataFrame:
-    """Generate a validation suite: ``out_dir/inputs``, ``out_dir/truth`` and ``out_dir/suite.csv``.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-    profile : {"quick", "full"}
-    seed : int
-        Base seed (the same seed and profile give the same suite).
-    workers : int
-        Processes generating phantoms in parallel.
-    patterns : list of (pattern id, body part), optional
-        Restrict the patterns (default: the whole library).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``SUITE_COLUMNS``, one row per session (also written to ``suite.csv``).
-    """
-    out_dir = Path(out_dir)
-    sessions = suite_plan(profile, seed, patterns)
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(make_session, sessions, [out_dir] * len(sessions)))
-    else:
-        for session in sessions:
-            make_session(session, out_dir)
-    table = pd.DataFrame(
-        [
-            {**{k: getattr(s, k) for k in SUITE_COLUMNS if k != "settings"},
-             "settings": json.dumps(s.settings, sort_keys=True)}
-            for s in sessions
-        ],
-        columns=SUITE_COLUMNS,
-    )
-    write_csv(table, out_dir / SUITE_CSV, SUITE_COLUMNS)
-    return table
