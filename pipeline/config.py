@@ -329,6 +329,10 @@ class ValidationConfig(_Section):
     min_region_flag_accuracy: float = Field(0.95, ge=0, le=1)
     #: Share of lesion sessions whose true pattern ranks first.
     min_pattern_top1: float = Field(0.90, ge=0, le=1)
+    #: Share each pattern must reach on its own phantoms; checked for the patterns with at
+    #: least ``pattern_top1_min_phantoms`` finished lesion phantoms (the ``patterns`` profile has 20).
+    min_pattern_top1_each: float = Field(0.90, ge=0, le=1)
+    pattern_top1_min_phantoms: int = Field(10, ge=1)
     #: Largest share of healthy sessions where any pattern scores as a match.
     max_healthy_false_match_rate: float = Field(0.05, ge=0, le=1)
     #: Largest share of suite sessions allowed to fail or be missing.

@@ -218,7 +218,8 @@ def check_thresholds(
     -------
     list of ThresholdCheck
         Lesion Dice at the reference acquisition, region-flag accuracy, pattern
-        top-1, healthy false-match rate and the share of failed sessions.
+        top-1, healthy false-match rate, the share of failed sessions and, for every
+        pattern with enough baseline phantoms, that pattern's own top-1 (:func:`per_pattern_top1`).
     """
     done = _finished(table)
     dice_value, dice_n = reference_dice(table, thresholds.dice_snr, thresholds.dice_slice_thickness_mm)
@@ -242,7 +243,36 @@ def check_thresholds(
         ThresholdCheck("failed or missing sessions (share)", "failed_fraction",
                        failed / n_sessions if n_sessions else None, thresholds.max_failed_fraction, "<=",
                        n_sessions),
+    ] + [
+        ThresholdCheck(f"pattern top-1 of {key} (baseline)", f"pattern_top1/{key}", value,
+                       thresholds.min_pattern_top1_each, ">=", n)
+        for key, (value, n) in per_pattern_top1(table, thresholds.pattern_top1_min_phantoms).items()
     ]
+
+
+def per_pattern_top1(table: pd.DataFrame, min_phantoms: int) -> dict[str, tuple[float, int]]:
+    """Own-pattern top-1 of each pattern over its finished baseline phantoms.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``evaluation.csv`` rows.
+    min_phantoms : int
+        Patterns with fewer finished baseline lesion phantoms are left out (a rate
+        over three phantoms says little).
+
+    Returns
+    -------
+    dict
+        ``"body_part/pattern"`` -> (top-1 rate, number of phantoms), sorted by key.
+    """
+    done = _finished(table)
+    baseline = done[(done["condition"] == "baseline") & (done["pattern"] != HEALTHY) & done["top1"].notna()]
+    rates = {}
+    for (body_part, pattern), group in sorted(baseline.groupby(["body_part", "pattern"])):
+        if len(group) >= min_phantoms:
+            rates[f"{body_part}/{pattern}"] = (float(group["top1"].astype(bool).mean()), len(group))
+    return rates
 
 
 def _mean_or_nan(values: pd.Series) -> float:
@@ -373,7 +403,7 @@ def run_validation(
     ----------
     out_dir : str or Path
         ``OUT``; created when missing, resumed when it holds an earlier run.
-    profile : {"quick", "full"}
+    profile : {"quick", "full", "patterns"}
     seed : int
         Base seed of the suite.
     workers : int, optional
@@ -437,6 +467,7 @@ __all__ = [
     "check_thresholds",
     "condition_breakdown",
     "evaluate_suite",
+    "per_pattern_top1",
     "prepare_suite",
     "reference_dice",
     "run_validation",

@@ -20,6 +20,7 @@ from pipeline.validate import (
     check_thresholds,
     condition_breakdown,
     interleaved,
+    per_pattern_top1,
     reference_dice,
     run_validation,
     validation_plan,
@@ -104,7 +105,7 @@ def test_profiles_cover_every_pattern_and_condition():
     assert {"snr=5", "slice_thickness_mm=7", "rotation_deg=25", "lesion_size=confluent"} <= full_conditions
     from pipeline.commands.validate import PROFILES as CLI_PROFILES
 
-    assert CLI_PROFILES == PROFILES == ("quick", "full")
+    assert CLI_PROFILES == PROFILES == ("quick", "full", "patterns")
     with pytest.raises(ValueError, match="profile must be one of"):
         validation_plan("huge")
 
@@ -160,6 +161,23 @@ def test_thresholds_pass_on_a_good_suite_and_each_fails_alone():
 
     failed = pd.concat([passing_table(), pd.DataFrame([_row("x", status="failed")])], ignore_index=True)
     assert not _checks(failed)["failed_fraction"].passed
+
+
+def test_each_pattern_with_enough_baseline_phantoms_is_checked_on_its_own():
+    rows = [_row(f"ms-{i}", top1=i != 0) for i in range(12)]  # 11/12 = 0.917
+    rows += [_row(f"svd-{i}", pattern="small-vessel-disease", top1=i > 1) for i in range(10)]  # 8/10
+    rows += [_row(f"x-{i}", pattern="x-ald-parieto-occipital", top1=False) for i in range(3)]  # too few
+    rows += [_row(f"ms-snr-{i}", "snr=5", snr=5.0, top1=False) for i in range(5)]  # not baseline
+    rows += [_row(f"h-{i}", pattern="healthy", false_match=False) for i in range(12)]
+    table = pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
+    checks = _checks(table)
+    each = {key: check for key, check in checks.items() if key.startswith("pattern_top1/")}
+    assert set(each) == {"pattern_top1/brain/ms-brain", "pattern_top1/brain/small-vessel-disease"}
+    assert each["pattern_top1/brain/ms-brain"].passed and each["pattern_top1/brain/ms-brain"].n == 12
+    svd = each["pattern_top1/brain/small-vessel-disease"]
+    assert not svd.passed
+    assert svd.line() == "FAIL pattern top-1 of brain/small-vessel-disease (baseline): 0.800 >= 0.9 (n=10)"
+    assert per_pattern_top1(table, 3)["brain/x-ald-parieto-occipital"] == (0.0, 3)
 
 
 def test_unmeasurable_threshold_fails():

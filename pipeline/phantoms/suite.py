@@ -8,8 +8,11 @@ at-a-time), so accuracy can be plotted against SNR, slice thickness,
 rotation, lesion size, bias field, motion, atrophy, skull and acquisition.
 
 Profiles: ``quick`` (CI: every pattern at baseline, healthy controls and a few
-hard conditions, about 20 sessions) and ``full`` (every pattern at every
-condition level plus repeats, at least 20 phantoms per pattern; 280 sessions).
+hard conditions, about 20 sessions), ``full`` (every pattern at every
+condition level plus repeats, at least 20 phantoms per pattern; 280 sessions)
+and ``patterns`` (20 baseline phantoms of every pattern and 20 healthy
+controls per body part: how well the scoring tells the patterns apart when
+the acquisition is good, the measurement issue 4 asks for).
 Generation and ``suite.csv``: :func:`pipeline.validate.prepare_suite`.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 #: Suite profiles.
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "patterns")
 SUITE_CSV = "suite.csv"
 SUITE_COLUMNS = ["session", "body_part", "pattern", "seed", "condition", "factor", "level", "settings"]
 
@@ -59,6 +62,8 @@ CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
 #: Full profile: baseline repeats per pattern and repeats per condition level, so that every
 #: pattern has at least 20 phantoms (issue 4 measures own-pattern ranking over them).
 FULL_REPEATS = {"brain": 3, "brain_healthy": 10, "cord": 10, "cord_condition": 2}
+#: Patterns profile: baseline phantoms per pattern and per healthy body part.
+PATTERN_REPEATS = 20
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,10 @@ def suite_plan(
 
     Parameters
     ----------
-    profile : {"quick", "full"}
+    profile : {"quick", "full", "patterns"}
     seed : int
-        Base seed; each session's seed follows from it and the session name.
+        Base seed; each session's seed follows from it and the session name (so the
+        baseline phantoms the profiles share, e.g. ``brain-ms_brain-baseline-r0``, are the same).
     patterns : list of (pattern id, body part), optional
         Default: every pattern of the library (cord ones only when the cord phantom exists).
     """
@@ -110,6 +116,10 @@ def suite_plan(
     brain = [pid for pid, part in patterns if part == "brain"] + ["healthy"]
     cord = [pid for pid, part in patterns if part == "cord"]
     cord = cord + ["healthy"] if cord else []
+    if profile == "patterns":
+        planned = [(part, pattern, "baseline", "", {}) for part, names in (("brain", brain), ("cord", cord))
+                   for pattern in names for _ in range(PATTERN_REPEATS)]
+        return _named_sessions(planned, seed)
     planned: list[tuple[str, str, str, str, dict[str, Any]]] = []  # body part, pattern, factor, level, settings
     repeats = 1 if profile == "quick" else FULL_REPEATS["brain"]
     healthy_repeats = 2 if profile == "quick" else FULL_REPEATS["brain_healthy"]
@@ -132,6 +142,11 @@ def suite_plan(
             for factor, levels in CORD_FACTORS.items():
                 for level, change in levels.items():
                     planned += [("cord", pattern, factor, level, change)] * FULL_REPEATS["cord_condition"]
+    return _named_sessions(planned, seed)
+
+
+def _named_sessions(planned: list[tuple[str, str, str, str, dict[str, Any]]], seed: int) -> list[SuiteSession]:
+    """Name and seed planned (body part, pattern, factor, level, settings) sessions."""
     sessions = []
     repeat_of: dict[str, int] = {}
     for body_part, pattern, factor, level, change in planned:
