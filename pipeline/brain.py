@@ -124,7 +124,7 @@ def _features(zmaps: dict, lesion: np.ndarray, table, largest_cluster_ml: float,
     return {
         "restricted_diffusion": None if "DWI" not in zmaps else bool(dwi_z is not None and dwi_z > config.detection.z_threshold["DWI"]),
         "enhancement": None if "T1w_ce" not in zmaps else bool(ce_z is not None and ce_z > config.detection.z_threshold["T1w_ce"]),
-        "confluent": bool(largest_cluster_ml >= 3.0),
+        "confluent": bool(largest_cluster_ml >= config.involvement.confluent_min_ml),
         "symmetric_white_matter": None if not np.isfinite(laterality) else bool(
             abs(laterality) <= config.involvement.symmetric_max_laterality),
     }

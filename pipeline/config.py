@@ -176,6 +176,8 @@ class InvolvementConfig(_Section):
     min_fraction: float = Field(0.02, ge=0, le=1)
     min_volume_ml: float = Field(0.05, ge=0)
     symmetric_max_laterality: float = Field(0.5, ge=0, le=1)
+    #: A brain session's lesions count as confluent when its largest lesion cluster is at least this big.
+    confluent_min_ml: float = Field(3.0, gt=0)
 
 
 class CordConfig(_Section):
@@ -329,8 +331,8 @@ class ValidationConfig(_Section):
     min_region_flag_accuracy: float = Field(0.95, ge=0, le=1)
     #: Share of lesion sessions whose true pattern ranks first.
     min_pattern_top1: float = Field(0.90, ge=0, le=1)
-    #: Share each pattern must reach on its own phantoms; checked for the patterns with at
-    #: least ``pattern_top1_min_phantoms`` finished lesion phantoms (the ``patterns`` profile has 20).
+    #: Share each pattern must reach on its own phantoms of one condition; checked where a pattern has
+    #: at least ``pattern_top1_min_phantoms`` finished lesion phantoms (the ``patterns`` profile has 20).
     min_pattern_top1_each: float = Field(0.90, ge=0, le=1)
     pattern_top1_min_phantoms: int = Field(10, ge=1)
     #: Largest share of healthy sessions where any pattern scores as a match.

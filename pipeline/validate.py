@@ -219,7 +219,8 @@ def check_thresholds(
     list of ThresholdCheck
         Lesion Dice at the reference acquisition, region-flag accuracy, pattern
         top-1, healthy false-match rate, the share of failed sessions and, for every
-        pattern with enough baseline phantoms, that pattern's own top-1 (:func:`per_pattern_top1`).
+        pattern with enough phantoms under one condition, that pattern's own top-1
+        there (:func:`per_pattern_top1`).
     """
     done = _finished(table)
     dice_value, dice_n = reference_dice(table, thresholds.dice_snr, thresholds.dice_slice_thickness_mm)
@@ -244,34 +245,34 @@ def check_thresholds(
                        failed / n_sessions if n_sessions else None, thresholds.max_failed_fraction, "<=",
                        n_sessions),
     ] + [
-        ThresholdCheck(f"pattern top-1 of {key} (baseline)", f"pattern_top1/{key}", value,
+        ThresholdCheck(f"pattern top-1 of {key}", f"pattern_top1/{key}", value,
                        thresholds.min_pattern_top1_each, ">=", n)
         for key, (value, n) in per_pattern_top1(table, thresholds.pattern_top1_min_phantoms).items()
     ]
 
 
 def per_pattern_top1(table: pd.DataFrame, min_phantoms: int) -> dict[str, tuple[float, int]]:
-    """Own-pattern top-1 of each pattern over its finished baseline phantoms.
+    """Own-pattern top-1 of each pattern under each condition, over its finished phantoms.
 
     Parameters
     ----------
     table : pandas.DataFrame
         ``evaluation.csv`` rows.
     min_phantoms : int
-        Patterns with fewer finished baseline lesion phantoms are left out (a rate
-        over three phantoms says little).
+        (Pattern, condition) groups with fewer finished lesion phantoms are left out
+        (a rate over three phantoms says little).
 
     Returns
     -------
     dict
-        ``"body_part/pattern"`` -> (top-1 rate, number of phantoms), sorted by key.
+        ``"body_part/pattern at condition"`` -> (top-1 rate, number of phantoms), sorted by key.
     """
     done = _finished(table)
-    baseline = done[(done["condition"] == "baseline") & (done["pattern"] != HEALTHY) & done["top1"].notna()]
+    lesioned = done[(done["pattern"] != HEALTHY) & done["top1"].notna()]
     rates = {}
-    for (body_part, pattern), group in sorted(baseline.groupby(["body_part", "pattern"])):
+    for (body_part, pattern, condition), group in sorted(lesioned.groupby(["body_part", "pattern", "condition"])):
         if len(group) >= min_phantoms:
-            rates[f"{body_part}/{pattern}"] = (float(group["top1"].astype(bool).mean()), len(group))
+            rates[f"{body_part}/{pattern} at {condition}"] = (float(group["top1"].astype(bool).mean()), len(group))
     return rates
 
 

@@ -97,6 +97,23 @@ def test_lesions_are_placed_exactly_inside_region_white_matter(anatomy):
     assert grade[confluent].min() > 0.3 and grade[~confluent].max() == 0
 
 
+def test_medium_lesions_are_discrete_and_never_confluent_sized(anatomy):
+    """``medium`` lesions in a large region: several separate foci, none as big as a confluent cluster."""
+    from pipeline.config import InvolvementConfig
+    from pipeline.phantoms.lesion_shapes import MEDIUM_LESION_MAX_MM3
+
+    juxtacortical = "Cerebrum > Cerebral white matter > Juxtacortical white matter"
+    targets = [LesionTarget(juxtacortical, "left")]
+    medium, _, placed = place_lesions(anatomy.tissue, anatomy.labels, anatomy.atlas, targets, "medium",
+                                      np.random.default_rng(5))
+    components, count = ndimage.label(medium, structure=np.ones((3, 3, 3)))
+    sizes_mm3 = np.bincount(components.ravel())[1:]  # 1 mm anatomy grid
+    region_mm3 = np.isin(anatomy.labels, anatomy.atlas.region(juxtacortical).label_values("left")).sum()
+    assert 0.02 * region_mm3 <= medium.sum() <= 0.065 * region_mm3
+    assert count == placed[0]["n_lesions"] >= medium.sum() / 1500
+    assert sizes_mm3.max() <= MEDIUM_LESION_MAX_MM3 < 1000 * InvolvementConfig().confluent_min_ml
+
+
 def test_healthy_phantom_has_no_lesions():
     phantom = make_brain_phantom("healthy", 2, **FAST)
     assert not _data(phantom.truth_lesions).any()

@@ -32,15 +32,19 @@ def test_full_plan_has_every_factor_level_and_stable_seeds():
         suite_plan("medium")
 
 
-def test_patterns_plan_has_20_baseline_phantoms_per_pattern_and_healthy_body_part():
+def test_patterns_plan_has_20_phantoms_per_pattern_and_healthy_body_part():
     plan = suite_plan("patterns", seed=0, patterns=PATTERNS)
-    counts: dict[tuple[str, str], int] = {}
+    counts: dict[tuple[str, str, str], int] = {}
     for session in plan:
-        counts[session.body_part, session.pattern] = counts.get((session.body_part, session.pattern), 0) + 1
-    assert counts == {("brain", "ms-brain"): 20, ("brain", "b12-leukoencephalopathy"): 20, ("brain", "healthy"): 20,
-                      ("cord", "b12-subacute-combined-degeneration"): 20, ("cord", "healthy"): 20}
-    assert {s.condition for s in plan} == {"baseline"} and all(s.settings == {} for s in plan)
-    # the baseline phantoms it shares with the full profile are the same phantoms (same name, same seed)
+        key = (session.body_part, session.pattern, session.condition)
+        counts[key] = counts.get(key, 0) + 1
+    flair = "acquisition=flair"
+    assert counts == {("brain", "ms-brain", flair): 20, ("brain", "b12-leukoencephalopathy", flair): 20,
+                      ("brain", "healthy", flair): 20, ("cord", "b12-subacute-combined-degeneration", "baseline"): 20,
+                      ("cord", "healthy", "baseline"): 20}
+    assert all(s.settings == {"sequences": ("FLAIR",)} for s in plan if s.body_part == "brain")
+    assert len({s.seed for s in plan}) == len(plan)
+    # the cord baselines it shares with the full profile are the same phantoms (same name, same seed)
     full = {s.session: s.seed for s in suite_plan("full", seed=0, patterns=PATTERNS)}
     shared = [s for s in plan if s.session in full]
-    assert len(shared) == 2 * 3 + 10 + 10 + 10 and all(full[s.session] == s.seed for s in shared)
+    assert len(shared) == 2 * 10 and all(full[s.session] == s.seed for s in shared)

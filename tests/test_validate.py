@@ -163,21 +163,24 @@ def test_thresholds_pass_on_a_good_suite_and_each_fails_alone():
     assert not _checks(failed)["failed_fraction"].passed
 
 
-def test_each_pattern_with_enough_baseline_phantoms_is_checked_on_its_own():
+def test_each_pattern_with_enough_phantoms_of_a_condition_is_checked_on_its_own():
     rows = [_row(f"ms-{i}", top1=i != 0) for i in range(12)]  # 11/12 = 0.917
     rows += [_row(f"svd-{i}", pattern="small-vessel-disease", top1=i > 1) for i in range(10)]  # 8/10
     rows += [_row(f"x-{i}", pattern="x-ald-parieto-occipital", top1=False) for i in range(3)]  # too few
-    rows += [_row(f"ms-snr-{i}", "snr=5", snr=5.0, top1=False) for i in range(5)]  # not baseline
+    rows += [_row(f"ms-snr-{i}", "snr=5", snr=5.0, top1=False) for i in range(5)]  # too few at SNR 5
     rows += [_row(f"h-{i}", pattern="healthy", false_match=False) for i in range(12)]
     table = pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
     checks = _checks(table)
     each = {key: check for key, check in checks.items() if key.startswith("pattern_top1/")}
-    assert set(each) == {"pattern_top1/brain/ms-brain", "pattern_top1/brain/small-vessel-disease"}
-    assert each["pattern_top1/brain/ms-brain"].passed and each["pattern_top1/brain/ms-brain"].n == 12
-    svd = each["pattern_top1/brain/small-vessel-disease"]
+    assert set(each) == {"pattern_top1/brain/ms-brain at baseline", "pattern_top1/brain/small-vessel-disease at baseline"}
+    ms = each["pattern_top1/brain/ms-brain at baseline"]
+    assert ms.passed and ms.n == 12
+    svd = each["pattern_top1/brain/small-vessel-disease at baseline"]
     assert not svd.passed
-    assert svd.line() == "FAIL pattern top-1 of brain/small-vessel-disease (baseline): 0.800 >= 0.9 (n=10)"
-    assert per_pattern_top1(table, 3)["brain/x-ald-parieto-occipital"] == (0.0, 3)
+    assert svd.line() == "FAIL pattern top-1 of brain/small-vessel-disease at baseline: 0.800 >= 0.9 (n=10)"
+    loose = per_pattern_top1(table, 3)
+    assert loose["brain/x-ald-parieto-occipital at baseline"] == (0.0, 3)
+    assert loose["brain/ms-brain at snr=5"] == (0.0, 5)
 
 
 def test_unmeasurable_threshold_fails():
@@ -352,6 +355,14 @@ def test_quick_suite_end_to_end_meets_thresholds(tmp_path):
     print(lines)
     assert result.passed, f"validation thresholds not met:\n{lines}"
     assert result.exit_code == 0
+    # issue 4: a B12 phantom imaged at one body part reports the other B12 pattern as not assessable
+    for session, other, missing in (
+        ("brain-b12-leukoencephalopathy-baseline-r0", "b12-subacute-combined-degeneration", "cord"),
+        ("cord-b12-subacute-combined-degeneration-baseline-r0", "b12-leukoencephalopathy", "brain"),
+    ):
+        scores = pd.read_csv(tmp_path / "out" / "results" / session / "scores.csv").set_index("pattern")
+        assert not scores.loc[other, "assessable"], session
+        assert scores.loc[other, "explanation"].startswith(f"not assessable: {missing} not imaged"), session
 
 
 def test_prepare_suite_resumes_and_regenerates_stale_phantoms(tmp_path):

@@ -21,9 +21,19 @@ from pipeline.atlas.tree import Atlas
 #: Lesion size modes and what they mean (per targeted region and side).
 LESION_SIZES = {
     "small": "3-8 separate foci of 8-29 mm3 each",
-    "medium": "irregular lesions totalling 3-6% of the region (at least 0.3 ml), one per ~4 ml plus 0-2",
+    "medium": "discrete irregular lesions totalling 3-6% of the region (at least 0.3 ml), one per ~1.5 ml "
+              "plus 0-2, each 20 mm3 to 2.5 ml (below the 3 ml a session calls confluent)",
     "confluent": "confluent irregular patches covering 10-25% of the region's white matter",
 }
+
+#: ``medium`` lesions: volume per lesion (mm3, 1 mm anatomy grid) and the largest single lesion. Real MS
+#: or small-vessel lesions are discrete foci of a few mm to ~1.5 cm; a 2.5 ml cap keeps every lesion of a
+#: phantom whose truth says "not confluent" below the largest cluster a session calls confluent
+#: (``involvement.confluent_min_ml``, 3 ml).
+MEDIUM_LESION_MM3 = 1500
+MEDIUM_LESION_MAX_MM3 = 2500
+#: 26-neighbourhood: the gap kept around a lesion holds diagonally too, so lesions stay separate components.
+_CUBE = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,10 @@ def place_lesions(
     grade = np.zeros(labels.shape, dtype=np.float32)
     placed = []
     for target in targets:
-        candidates = lesion_candidates(tissue, labels, atlas, target) & ~mask
+        # discrete lesions keep their gap from the lesions of earlier targets too; confluent patches may merge
+        taken = mask if size == "confluent" or not mask.any() else ndimage.binary_dilation(
+            mask, structure=_CUBE, iterations=2)
+        candidates = lesion_candidates(tissue, labels, atlas, target) & ~taken
         available = int(candidates.sum())
         if available < 8:
             placed.append({"region": target.region, "side": target.side, "n_lesions": 0, "volume_mm3": 0.0})
@@ -193,8 +206,8 @@ def place_lesions(
             else:
                 total = max(rng.uniform(0.03, 0.06) * region_voxels, 300)
                 total = min(total, 0.6 * available)
-                count = int(np.clip(np.ceil(total / 4000), 1, 40)) + int(rng.integers(0, 3))
-                sizes = np.maximum(rng.dirichlet(np.full(count, 3.0)) * total, 20).astype(int)
+                count = int(np.clip(np.ceil(total / MEDIUM_LESION_MM3), 1, 40)) + int(rng.integers(0, 3))
+                sizes = np.clip(rng.dirichlet(np.full(count, 3.0)) * total, 20, MEDIUM_LESION_MAX_MM3).astype(int)
             free = candidates.copy()
             for n_voxels in sizes:
                 # keep a 2-voxel gap so separate lesions stay separate components
@@ -206,17 +219,18 @@ def place_lesions(
                 blobs.append(blob)
                 if blob.any():
                     box = _bounding_box(blob, margin=2)
-                    free[box] &= ~ndimage.binary_dilation(blob[box], iterations=2)
-        volume = 0
+                    free[box] &= ~ndimage.binary_dilation(blob[box], structure=_CUBE, iterations=2)
+        volume, n_lesions = 0, 0
         for blob in blobs:
             contrast = rng.uniform(*contrast_range)
             if not blob.any():
                 continue
+            n_lesions += 1
             box = _bounding_box(blob, margin=3)
             np.maximum(grade[box], graded_intensity(blob[box], contrast), out=grade[box])
             mask |= blob
             volume += int(blob.sum())
         placed.append(
-            {"region": target.region, "side": target.side, "n_lesions": len(blobs), "volume_mm3": float(volume)}
+            {"region": target.region, "side": target.side, "n_lesions": n_lesions, "volume_mm3": float(volume)}
         )
     return mask, grade, placed

@@ -10,9 +10,10 @@ rotation, lesion size, bias field, motion, atrophy, skull and acquisition.
 Profiles: ``quick`` (CI: every pattern at baseline, healthy controls and a few
 hard conditions, about 20 sessions), ``full`` (every pattern at every
 condition level plus repeats, at least 20 phantoms per pattern; 280 sessions)
-and ``patterns`` (20 baseline phantoms of every pattern and 20 healthy
-controls per body part: how well the scoring tells the patterns apart when
-the acquisition is good, the measurement issue 4 asks for).
+and ``patterns`` (20 phantoms of every pattern and 20 healthy controls per
+body part at a good acquisition: how well the scoring tells the patterns
+apart, the measurement issue 4 asks for; brain phantoms are FLAIR-only
+baseline acquisitions, ``acquisition=flair``, which halves their run time).
 Generation and ``suite.csv``: :func:`pipeline.validate.prepare_suite`.
 """
 
@@ -62,8 +63,10 @@ CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
 #: Full profile: baseline repeats per pattern and repeats per condition level, so that every
 #: pattern has at least 20 phantoms (issue 4 measures own-pattern ranking over them).
 FULL_REPEATS = {"brain": 3, "brain_healthy": 10, "cord": 10, "cord_condition": 2}
-#: Patterns profile: baseline phantoms per pattern and per healthy body part.
+#: Patterns profile: phantoms per pattern and per healthy body part, and the brain acquisition (the
+#: baseline with FLAIR only: one bias correction and no co-registration per session).
 PATTERN_REPEATS = 20
+PATTERN_BRAIN_CONDITION = ("acquisition", "flair", {"sequences": ("FLAIR",)})
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def suite_plan(
     profile : {"quick", "full", "patterns"}
     seed : int
         Base seed; each session's seed follows from it and the session name (so the
-        baseline phantoms the profiles share, e.g. ``brain-ms_brain-baseline-r0``, are the same).
+        phantoms the profiles share, e.g. ``cord-ms-cord-baseline-r0``, are the same).
     patterns : list of (pattern id, body part), optional
         Default: every pattern of the library (cord ones only when the cord phantom exists).
     """
@@ -117,8 +120,8 @@ def suite_plan(
     cord = [pid for pid, part in patterns if part == "cord"]
     cord = cord + ["healthy"] if cord else []
     if profile == "patterns":
-        planned = [(part, pattern, "baseline", "", {}) for part, names in (("brain", brain), ("cord", cord))
-                   for pattern in names for _ in range(PATTERN_REPEATS)]
+        planned = [("brain", pattern, *PATTERN_BRAIN_CONDITION) for pattern in brain for _ in range(PATTERN_REPEATS)]
+        planned += [("cord", pattern, "baseline", "", {}) for pattern in cord for _ in range(PATTERN_REPEATS)]
         return _named_sessions(planned, seed)
     planned: list[tuple[str, str, str, str, dict[str, Any]]] = []  # body part, pattern, factor, level, settings
     repeats = 1 if profile == "quick" else FULL_REPEATS["brain"]
