@@ -9,8 +9,9 @@ SNR, slice thickness, rotation and lesion size.
 Profiles: quick (every pattern at baseline, healthy controls and a few hard
 conditions; about 20 sessions, minutes) and full (every pattern at every
 condition level with repeats, at least 20 phantoms per pattern; 280 sessions, hours
-on a small machine) and patterns (20 baseline phantoms of every pattern and 20
-healthy controls per body part; each pattern's own top-1 is checked). A stopped run resumes; --evaluate-only reports on what finished.
+on a small machine) and patterns (20 phantoms of every pattern and 20 healthy
+controls per body part at a good acquisition, brain FLAIR-only; each pattern's
+own top-1 is checked). A stopped run resumes; --evaluate-only reports on what finished.
 Thresholds come from the `validation` section of the configuration.
 Exit status: 0 when every threshold passes, 1 when one fails, 2 for bad
 arguments or configuration.
