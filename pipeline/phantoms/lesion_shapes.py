@@ -187,11 +187,11 @@ def place_lesions(
     mask = np.zeros(labels.shape, dtype=bool)
     grade = np.zeros(labels.shape, dtype=np.float32)
     placed = []
+    # voxels no later lesion may take: discrete lesions grown by their 2-voxel gap (within and across
+    # targets); confluent patches only themselves, so they may merge
+    keep_out = np.zeros(labels.shape, dtype=bool)
     for target in targets:
-        # discrete lesions keep their gap from the lesions of earlier targets too; confluent patches may merge
-        taken = mask if size == "confluent" or not mask.any() else ndimage.binary_dilation(
-            mask, structure=_CUBE, iterations=2)
-        candidates = lesion_candidates(tissue, labels, atlas, target) & ~taken
+        candidates = lesion_candidates(tissue, labels, atlas, target) & ~keep_out
         available = int(candidates.sum())
         if available < 8:
             placed.append({"region": target.region, "side": target.side, "n_lesions": 0, "volume_mm3": 0.0})
@@ -219,7 +219,9 @@ def place_lesions(
                 blobs.append(blob)
                 if blob.any():
                     box = _bounding_box(blob, margin=2)
-                    free[box] &= ~ndimage.binary_dilation(blob[box], structure=_CUBE, iterations=2)
+                    grown = ndimage.binary_dilation(blob[box], structure=_CUBE, iterations=2)
+                    free[box] &= ~grown
+                    keep_out[box] |= grown
         volume, n_lesions = 0, 0
         for blob in blobs:
             contrast = rng.uniform(*contrast_range)
@@ -230,6 +232,8 @@ def place_lesions(
             np.maximum(grade[box], graded_intensity(blob[box], contrast), out=grade[box])
             mask |= blob
             volume += int(blob.sum())
+        if size == "confluent":
+            keep_out |= mask
         placed.append(
             {"region": target.region, "side": target.side, "n_lesions": n_lesions, "volume_mm3": float(volume)}
         )
