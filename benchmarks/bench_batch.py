@@ -13,7 +13,7 @@ the per-session overhead of the batch machinery relative to session time:
   order (so unequal session times at the end of the batch are not counted).
 
 Modes: ``real`` (default when the brain stage is importable) runs
-``pipeline.session.run_session`` on copies of one brain phantom (FLAIR), so
+``regiontag.workflows.session.run_session`` on copies of one brain phantom (FLAIR), so
 every session does the same work; ``synthetic`` runs a CPU-bound stand-in of
 fixed work (``--work`` matrix products) to measure the machinery alone.
 
@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import outputs
-from pipeline.types import Session, SessionResult
+from regiontag import outputs
+from regiontag.types import Session, SessionResult
 
 
 def synthetic_session(session, output_dir, config, *, force=False, cord_atlas_path=None, patterns_dir=None):
@@ -65,11 +65,11 @@ def synthetic_session(session, output_dir, config, *, force=False, cord_atlas_pa
 
 def make_inputs(root: Path, n_sessions: int, mode: str) -> list[Session]:
     """``n_sessions`` session folders holding copies of one brain phantom FLAIR (or tiny volumes)."""
-    from pipeline.discovery import discover_sessions
+    from regiontag.inputs.discovery import discover_sessions
 
     inputs = root / "inputs"
     if mode == "real":
-        from pipeline.phantoms.brain import make_brain_phantom, write_phantom
+        from regiontag.phantoms.brain import make_brain_phantom, write_phantom
 
         phantom = make_brain_phantom("healthy", 0, sequences=("FLAIR",))
         write_phantom(phantom, root / "phantom", "phantom")
@@ -88,7 +88,7 @@ def make_inputs(root: Path, n_sessions: int, mode: str) -> list[Session]:
 
 def cluster_seconds(workers: int, n_sessions: int) -> float:
     """Time to start and stop the local Dask cluster with ``workers`` workers."""
-    from pipeline.batch_cluster import open_client
+    from regiontag.workflows.cluster import open_client
 
     start = time.perf_counter()
     with open_client(workers=workers, n_sessions=n_sessions) as (client, _):
@@ -107,8 +107,8 @@ def ideal_makespan(session_seconds: list[float], workers: int) -> float:
 
 def run_once(root: Path, sessions: list[Session], workers: int, mode: str) -> dict[str, float]:
     """One batch with ``workers`` workers; wall time and the sessions' own times."""
-    from pipeline.batch import run_batch
-    from pipeline.config import Config
+    from regiontag.workflows.batch import run_batch
+    from regiontag.config import Config
 
     output_dir = root / f"out-{workers}"
     runner = synthetic_session if mode == "synthetic" else None
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = args.mode
     if mode is None:
         try:
-            import pipeline.brain  # noqa: F401
-            import pipeline.session  # noqa: F401
+            import regiontag.brain.stage  # noqa: F401
+            import regiontag.workflows.session  # noqa: F401
 
             mode = "real"
         except ImportError:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["REGIONTAG_BENCH_WORK"] = str(args.work)
     # One native thread per session in both runs (the default config's registration.threads),
     # so the ratio measures the batch's scaling, whatever the environment says.
-    from pipeline.batch_cluster import THREAD_VARIABLES
+    from regiontag.workflows.cluster import THREAD_VARIABLES
 
     os.environ.update({name: "1" for name in THREAD_VARIABLES})
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_batch_"))
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                   "of session time")
         ratio = rows[1]["wall"] / rows[2]["wall"]
         print(f"throughput ratio 2 workers / 1 worker: {ratio:.2f}x (target >= 1.7x with 2 idle cores)")
-        from pipeline.batch_task import estimate_session_memory
+        from regiontag.workflows.task import estimate_session_memory
 
         estimate, _ = estimate_session_memory(sessions[0])
         peak = max(row["peak_worker_mb"] for row in rows.values())

@@ -1,6 +1,6 @@
 """Benchmark one brain session against the plain ANTs route, in the same run.
 
-Route A (regiontag): ``pipeline.brain.process_brain`` on a single FLAIR
+Route A (regiontag): ``regiontag.brain.stage.process_brain`` on a single FLAIR
 (N4 on a 2 mm copy, rigid+affine+SyN at 2 mm against a FLAIR-contrast
 template, detection, region table).
 Route B (plain ANTs): ``ants.n4_bias_field_correction`` at full resolution
@@ -36,8 +36,8 @@ DICE_REGIONS = ("Cerebrum > Cerebral white matter", "Thalamus", "Caudate nucleus
 def _regiontag_route(scan_path: str, queue: mp.Queue) -> None:
     import nibabel as nib
 
-    from pipeline.brain import process_brain
-    from pipeline.config import Config
+    from regiontag.brain.stage import process_brain
+    from regiontag.config import Config
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
@@ -51,9 +51,9 @@ def _plain_ants_route(scan_path: str, queue: mp.Queue) -> None:
     import ants
     import nibabel as nib
 
-    from pipeline.brain import brain_atlas
-    from pipeline.preprocess import from_ants, to_ants
-    from pipeline.templates import load_template
+    from regiontag.brain.stage import brain_atlas
+    from regiontag.brain.preprocess import from_ants, to_ants
+    from regiontag.brain.templates import load_template
 
     template = to_ants(load_template("FLAIR", 1.0))
     atlas = to_ants(brain_atlas().labels_img)
@@ -84,7 +84,7 @@ def run_route(target, scan_path: Path) -> dict:
 
 def region_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Dice per benchmark region between two leaf-label volumes on the same grid."""
-    from pipeline.brain import brain_atlas
+    from regiontag.brain.stage import brain_atlas
 
     atlas = brain_atlas()
     scores = {}
@@ -129,7 +129,7 @@ def phantom_accuracy(seed: int) -> tuple[dict, dict, str]:
     """Registration Dice of both routes on one healthy brain phantom."""
     import nibabel as nib
 
-    from pipeline.phantoms.brain import make_brain_phantom, write_phantom
+    from regiontag.phantoms.brain import make_brain_phantom, write_phantom
 
     with tempfile.TemporaryDirectory() as folder:
         phantom = make_brain_phantom("healthy", seed)

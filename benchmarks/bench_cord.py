@@ -1,6 +1,6 @@
 """Benchmark one spinal cord session end to end (target: under 20 s on 2 cores).
 
-Times ``pipeline.session.run_session`` on a 1 mm isotropic sagittal cervical
+Times ``regiontag.workflows.session.run_session`` on a 1 mm isotropic sagittal cervical
 cord phantom (dorsal-column "inverted V" lesion, 160 mm of cord) and, when
 ``../shared`` is present, on the real cord scan; with and without the HTML
 report, so the report's share of the session time is printed too.
@@ -22,9 +22,9 @@ REAL_CORD = Path(__file__).resolve().parents[2] / "shared/data/real/cord/t2.nii.
 
 def time_session(scan: Path, report: bool) -> float:
     """Seconds for one cord session (fresh output folder)."""
-    from pipeline.config import Config
-    from pipeline.session import run_session
-    from pipeline.types import ScanInput, Session
+    from regiontag.config import Config
+    from regiontag.workflows.session import run_session
+    from regiontag.types import ScanInput, Session
 
     session = Session("bench", (ScanInput(scan, "T2w", "benchmark", "cord", "benchmark"),))
     with tempfile.TemporaryDirectory() as out:
@@ -43,8 +43,8 @@ def main() -> None:
 
     import nibabel as nib
 
-    from pipeline.atlas.cord import load_cord_atlas
-    from pipeline.phantoms.cord import make_cord_phantom
+    from regiontag.atlas.cord import load_cord_atlas
+    from regiontag.phantoms.cord import make_cord_phantom
 
     load_cord_atlas()  # build/cache outside the timed region
     with tempfile.TemporaryDirectory() as folder:

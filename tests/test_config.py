@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config import (
+from regiontag.config import (
     Config,
     ConfigError,
     InputPath,
@@ -17,7 +17,7 @@ from pipeline.config import (
     load_config,
     read_yaml,
 )
-from pipeline.resources import configs_dir
+from regiontag.resources import configs_dir
 
 
 def _write(tmp_path: Path, text: str, name: str = "user config.yaml") -> Path:
@@ -57,6 +57,23 @@ def test_user_config_overrides_only_its_keys(tmp_path):
 def test_unknown_keys_rejected(tmp_path, text, field):
     message = _error(_write(tmp_path, text))
     assert f": {field}: Extra inputs are not permitted" in message
+
+
+@pytest.mark.parametrize("text", ["validation:\n  min_lesion_dice: 0.8\n", "validation: {}\n"])
+def test_old_validation_section_named_in_one_line(tmp_path, text):
+    """The accuracy thresholds were renamed ``validation:`` -> ``accuracy:``; the old name says so."""
+    path = _write(tmp_path, text, name="my.yaml")
+    message = _error(path)
+    assert message == (
+        f"{path}: validation: this section is now called 'accuracy' (accuracy thresholds of regiontag validate)"
+    )
+
+
+def test_accuracy_section_overrides_thresholds(tmp_path):
+    config = load_config(_write(tmp_path, "accuracy:\n  min_lesion_dice: 0.8\n"))
+    assert config.accuracy.min_lesion_dice == 0.8
+    assert config.accuracy.min_pattern_top1 == Config().accuracy.min_pattern_top1
+    assert "validation" not in Config.model_fields
 
 
 @pytest.mark.parametrize(
@@ -185,7 +202,7 @@ def test_relative_path_type_confined(tmp_path, value, problem):
     ],
 )
 def test_cli_commands_reject_a_bad_config_in_one_line(tmp_path, capsys, command):
-    from pipeline.cli import main
+    from regiontag.cli.main import main
 
     bad = _write(tmp_path, "detection:\n  min_cluster_mm3: -1\n")
     argv = [part.format(tmp=tmp_path) for part in command] + ["--config", str(bad)]

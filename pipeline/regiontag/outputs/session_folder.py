@@ -1,0 +1,299 @@
+"""One session's output folder: the single owner of its status, log and completeness.
+
+Every piece of code that asks "did this session finish, how, and is it
+current?" -- the session runner, the Dask task wrapper, the batch tables and
+the reports -- asks a :class:`SessionFolder`.  File *names* stay with
+:mod:`regiontag.outputs.contract`; this class owns what the files mean:
+
+* ``status.json``: written for every finished attempt (ok, warning or failed),
+  keys :data:`STATUS_KEYS`;
+* ``provenance.json``: written last by a successful attempt, it marks the
+  session complete (and carries the resume fingerprint);
+* ``log.txt``: the ``regiontag`` logger's records during an attempt, plus
+  blocks appended by the batch (refusals, worker deaths, native output).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from regiontag.outputs import contract
+from regiontag.outputs.provenance import utc_now
+from regiontag.types import SessionResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The package logger; every module logs under ``regiontag.*``, so its records reach this logger.
+PACKAGE_LOGGER = "regiontag"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: Files whose presence (with a current ``provenance.json``) makes a session complete.
+REQUIRED_FILES = (contract.REGIONS_CSV, contract.FINDINGS_JSON, contract.SCORES_CSV, contract.PROVENANCE_JSON)
+#: Keys of ``status.json``, in the order they are built.
+STATUS_KEYS = ("status", "error", "seconds", "body_parts", "lesion_volume_ml", "top_pattern", "finished")
+#: Statuses an attempt can leave in ``status.json``.
+FINISHED_ATTEMPT_STATUSES = ("ok", "warning", "failed")
+#: Statuses shown by the reports (``incomplete``: no record of a finished attempt).
+REPORT_STATUSES = (*FINISHED_ATTEMPT_STATUSES, "incomplete")
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def status_record(result: SessionResult) -> dict[str, Any]:
+    """The ``status.json`` content for a result.
+
+    Examples
+    --------
+    >>> record = status_record(SessionResult("s1", "failed", "InputError: bad header", 1.23456))
+    >>> record["status"], record["seconds"], record["body_parts"]
+    ('failed', 1.235, [])
+    """
+    return {
+        "status": result.status,
+        "error": result.error,
+        "seconds": round(float(result.seconds), 3),
+        "body_parts": list(result.body_parts),
+        "lesion_volume_ml": _float_or_nan(result.lesion_volume_ml),
+        "top_pattern": result.top_pattern,
+        "finished": utc_now(),
+    }
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+class LogAttachment:
+    """The ``log.txt`` handler of one attempt, attached to the ``regiontag`` logger until closed.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, handler: logging.Handler, logger: logging.Logger) -> None:
+        self.handler = handler
+        self.logger = logger
+
+    def close(self) -> None:
+        """Detach the handler from the logger and close the file (idempotent)."""
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+
+    def __enter__(self) -> LogAttachment:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class SessionFolder:
+    """``OUTPUT_DIR/<session>``: reads and writes the session's status, log and completeness.
+
+    Parameters
+    ----------
+    path : str or Path
+        The session's output folder (it need not exist yet).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = SessionFolder(Path(tempfile.mkdtemp()) / "sub-01")
+    >>> folder.status, folder.read_status()
+    ('incomplete', None)
+    >>> _ = folder.write_status(SessionResult("sub-01", "failed", "InputError: not a NIfTI file"))
+    >>> folder.status, folder.error
+    ('failed', 'InputError: not a NIfTI file')
+    >>> folder.is_complete("any fingerprint")
+    False
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"SessionFolder({str(self.path)!r})"
+
+    # --- paths ------------------------------------------------------------------------------
+    @property
+    def session_id(self) -> str:
+        """The folder name, which is the session id."""
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        """Path of a file of the output contract in this folder (it may not exist)."""
+        return self.path / name
+
+    @property
+    def status_path(self) -> Path:
+        """``status.json``."""
+        return self.path / contract.STATUS_JSON
+
+    @property
+    def log_path(self) -> Path:
+        """``log.txt``."""
+        return self.path / contract.LOG_FILE
+
+    @property
+    def provenance_path(self) -> Path:
+        """``provenance.json``."""
+        return self.path / contract.PROVENANCE_JSON
+
+    # --- status -----------------------------------------------------------------------------
+    def read_provenance(self) -> dict[str, Any] | None:
+        """``provenance.json`` content, or None when absent or unreadable."""
+        return _read_json_object(self.provenance_path)
+
+    def read_status(self, *, from_provenance: bool = True) -> dict[str, Any] | None:
+        """The record of the last finished attempt.
+
+        Parameters
+        ----------
+        from_provenance : bool
+            When ``status.json`` is absent or unreadable, rebuild the record from
+            ``provenance.json`` (a run killed after writing it, before status.json).
+
+        Returns
+        -------
+        dict or None
+            ``status.json`` keys (:data:`STATUS_KEYS`); None when neither file gives one.
+        """
+        content = _read_json_object(self.status_path)
+        if content is not None and content.get("status"):
+            return content
+        return self._status_from_provenance() if from_provenance else None
+
+    def _status_from_provenance(self) -> dict[str, Any] | None:
+        provenance = self.read_provenance()
+        if provenance is None:
+            return None
+        timings = provenance.get("timings") or {}
+        warnings = provenance.get("warnings") or []
+        status = provenance.get("status") or ("warning" if warnings else "ok")
+        return {
+            "status": status,
+            "error": "; ".join(warnings[:3]) if status == "warning" else "",
+            "seconds": round(sum(float(v) for v in timings.values() if isinstance(v, (int, float))), 3),
+            "body_parts": sorted((provenance.get("reference") or {}).keys()),
+            "lesion_volume_ml": math.nan,
+            "top_pattern": "",
+            "finished": provenance.get("finished", ""),
+        }
+
+    def write_status(self, result_or_record: SessionResult | Mapping[str, Any]) -> dict[str, Any]:
+        """Write ``status.json`` (atomically) from a result or a ready record; returns the record."""
+        if isinstance(result_or_record, SessionResult):
+            record = status_record(result_or_record)
+        else:
+            record = dict(result_or_record)
+        contract.write_json(record, self.status_path)
+        return record
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``warning`` or ``failed`` from the last finished attempt, else ``incomplete``."""
+        record = self.read_status()
+        status = record.get("status") if record else None
+        return status if status in FINISHED_ATTEMPT_STATUSES else "incomplete"
+
+    @property
+    def error(self) -> str:
+        """The one-line reason of a failed attempt ("" unless :attr:`status` is ``failed``)."""
+        record = self.read_status()
+        if not record or record.get("status") != "failed":
+            return ""
+        error = record.get("error")
+        return error if isinstance(error, str) else ""
+
+    # --- attempts and log -------------------------------------------------------------------
+    def start_attempt(self) -> LogAttachment:
+        """Begin an attempt: a fresh ``log.txt`` fed by the ``regiontag`` logger, stale markers removed.
+
+        ``status.json`` and ``provenance.json`` of an earlier attempt are deleted,
+        so a killed attempt never looks finished or complete.
+
+        Returns
+        -------
+        LogAttachment
+            Close it (or leave its ``with`` block) to detach the log.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.log_path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger = logging.getLogger(PACKAGE_LOGGER)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)  # at least INFO; a DEBUG level set for --verbose stays
+        for stale in (self.status_path, self.provenance_path):
+            stale.unlink(missing_ok=True)
+        return LogAttachment(handler, logger)
+
+    def append_log(self, text: str) -> None:
+        """Append a timestamped block to ``log.txt`` (creates the folder)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {text.rstrip()}\n")
+
+    # --- completeness -----------------------------------------------------------------------
+    def has_outputs(self) -> bool:
+        """True when every file of :data:`REQUIRED_FILES` is present."""
+        return all(self.file(name).is_file() for name in REQUIRED_FILES)
+
+    def is_complete(self, fingerprint: str | Callable[[], str]) -> bool:
+        """True when the outputs are present and ``provenance.json`` carries this fingerprint.
+
+        Parameters
+        ----------
+        fingerprint : str or callable
+            The current fingerprint, or a function computing it; the function is
+            called only when the files are present (hashing the inputs is the
+            costly part), and an ``OSError`` / ``ValueError`` from it means "not complete".
+        """
+        if not self.has_outputs():
+            return False
+        provenance = self.read_provenance()
+        if provenance is None:
+            return False
+        try:
+            expected = fingerprint() if callable(fingerprint) else fingerprint
+        except (OSError, ValueError):
+            return False
+        return provenance.get("fingerprint") == expected
+
+    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """A CSV of the folder (``regions.csv``, ``scores.csv``...), reindexed to ``columns``; None if unreadable."""
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(self.file(name), keep_default_na=True)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            return None
+        return table.reindex(columns=columns) if columns is not None else table
+
+
+__all__ = [
+    "REPORT_STATUSES",
+    "REQUIRED_FILES",
+    "STATUS_KEYS",
+    "LogAttachment",
+    "SessionFolder",
+    "status_record",
+]

@@ -1,0 +1,99 @@
+"""`regiontag demo OUT`: the parser, the demo session list and input generation (the full run is slow)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+import pytest
+
+from regiontag.cli import demo as demo_cli
+from regiontag.cli.main import main
+from regiontag.patterns.library import load_library
+from regiontag.phantoms.brain import HEALTHY
+from regiontag.phantoms.cord import LESION_TYPES
+
+
+def _parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="regiontag")
+    demo_cli.add_parser(root.add_subparsers(dest="command"))
+    return root
+
+
+def test_parser_defaults():
+    args = _parser().parse_args(["demo", "out"])
+    assert (args.output_dir, args.config, args.workers, args.force, args.quiet) == ("out", None, None, False, False)
+    assert args.func is demo_cli.run_demo
+    args = _parser().parse_args(["demo", "out", "--workers", "2", "--force", "--quiet", "--config", "c.yaml"])
+    assert (args.workers, args.force, args.quiet, args.config) == (2, True, True, "c.yaml")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo"], "regiontag demo: error: the following arguments are required: OUT"),
+        (["demo", "out", "--workers", "two"], "regiontag demo: error: argument --workers: invalid int value: 'two'"),
+    ],
+)
+def test_bad_arguments_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+
+
+def test_a_bad_config_fails_in_one_line_before_any_phantom_is_made(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detection: {z_threshold: [1, 2\n")
+    assert main(["demo", str(tmp_path / "out"), "--config", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"regiontag demo: {bad}: invalid YAML: line ") and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_sessions_are_known_patterns_with_distinct_ids_and_seeds():
+    library = {pattern.id: pattern for pattern in load_library().patterns}
+    ids = [session_id for session_id, *_ in demo_cli.DEMO_SESSIONS]
+    assert len(set(ids)) == len(ids) and all(session_id.startswith("demo-") for session_id in ids)
+    assert len({seed for *_, seed in demo_cli.DEMO_SESSIONS}) == len(ids)
+    body_parts = set()
+    for _, body_part, pattern, _ in demo_cli.DEMO_SESSIONS:
+        body_parts.add(body_part)
+        if body_part == "brain":
+            assert pattern == HEALTHY or library[pattern].body_part == "brain"
+        else:
+            assert body_part == "cord" and pattern in LESION_TYPES
+    assert body_parts == {"brain", "cord"}
+
+
+def test_make_demo_inputs_keeps_sessions_whose_truth_exists(tmp_path, monkeypatch):
+    import regiontag.phantoms.brain as brain
+    import regiontag.phantoms.cord as cord
+
+    made = []
+    monkeypatch.setattr(brain, "make_brain_phantom", lambda pattern, seed: made.append(("brain", pattern, seed)))
+    monkeypatch.setattr(cord, "make_cord_phantom", lambda pattern, seed: made.append(("cord", pattern, seed)))
+    monkeypatch.setattr(brain, "write_phantom", lambda phantom, folder, session_id: None)
+    monkeypatch.setattr(cord, "write_cord_phantom", lambda phantom, folder, session_id: None)
+    first_id, first_part, first_pattern, first_seed = demo_cli.DEMO_SESSIONS[0]
+    (tmp_path / "truth" / first_id).mkdir(parents=True)
+    demo_cli.make_demo_inputs(tmp_path)
+    assert made == [(part, pattern, seed) for _, part, pattern, seed in demo_cli.DEMO_SESSIONS[1:]]
+    for session_id, *_ in demo_cli.DEMO_SESSIONS:
+        (tmp_path / "truth" / session_id).mkdir(parents=True, exist_ok=True)
+    made.clear()
+    demo_cli.make_demo_inputs(tmp_path)
+    assert made == []
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    from regiontag.cli.main import main
+
+    assert main(["demo", str(tmp_path), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"regiontag demo: writing {len(demo_cli.DEMO_SESSIONS)} phantom sessions to ")
+    assert "evaluation against phantom truth: " in out
+    sessions = pd.read_csv(tmp_path / "results" / "sessions.csv")
+    assert sorted(sessions["session"]) == sorted(session_id for session_id, *_ in demo_cli.DEMO_SESSIONS)
+    assert (tmp_path / "results" / "index.html").is_file()

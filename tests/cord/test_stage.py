@@ -1,0 +1,146 @@
+"""The cord stage end to end on phantoms and the real scan: outputs, region flags, findings."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from regiontag import outputs
+from regiontag.atlas.cord import load_cord_atlas
+from regiontag.config import load_config
+from regiontag.cord.segmentation import CENTERLINE_COLUMNS
+from regiontag.cord.stage import process_cord
+from regiontag.phantoms.cord import make_cord_phantom
+
+COLUMNS = "Spinal cord > Spinal white matter > "
+CENTRAL_OR_ANTERIOR = (
+    COLUMNS + "Anterior column",
+    "Spinal cord > Spinal grey matter > Ventral horn",
+    "Spinal cord > Spinal grey matter > Central canal region",
+)
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_cord_atlas()
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+def _involved(table: pd.DataFrame, region: str, side: str = "both") -> bool:
+    return bool(table.loc[(table.region == region) & (table.side == side), "involved"].iloc[0])
+
+
+def _flag_accuracy(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[int, int]:
+    merged = table.merge(truth, on=["region", "side"], suffixes=("", "_truth"))
+    merged = merged[merged["involved_truth"].notna()]
+    correct = (merged["involved"].astype(bool) == merged["involved_truth"].astype(bool)).sum()
+    return int(correct), len(merged)
+
+
+@pytest.fixture(scope="module")
+def dorsal_result(atlas, config, tmp_path_factory):
+    phantom = make_cord_phantom("dorsal", 31, "axial", length_mm=100, supersample_mm=0.8)
+    return phantom, process_cord(phantom.images, config, atlas, tmp_path_factory.mktemp("cord"))
+
+
+def test_outputs_in_input_space_with_contract_names(dorsal_result):
+    phantom, result = dorsal_result
+    reference = phantom.images["T2w"]
+    expected = {outputs.CORD_MASK_NII, outputs.CORD_LABELS_NII, outputs.LESIONS_NII, outputs.ZMAP_NII}
+    assert set(result.images) == expected
+    for image in result.images.values():
+        assert image.shape == reference.shape
+        assert np.allclose(image.affine, reference.affine)
+    assert list(result.region_table.columns) == [c for c in outputs.REGION_COLUMNS if c != "session"]
+    assert list(result.tables[outputs.CENTERLINE_CSV].columns) == CENTERLINE_COLUMNS
+    labels = np.asarray(result.images[outputs.CORD_LABELS_NII].dataobj)
+    cord = np.asarray(result.images[outputs.CORD_MASK_NII].dataobj) > 0
+    assert np.all(labels[cord] > 0) and np.all(labels[~cord] == 0)
+
+
+def test_dorsal_phantom_posterior_columns_not_central(dorsal_result):
+    phantom, result = dorsal_result
+    table = result.region_table
+    assert _involved(table, COLUMNS + "Posterior column", "left")
+    assert _involved(table, COLUMNS + "Posterior column", "right")
+    for region in CENTRAL_OR_ANTERIOR:
+        assert not _involved(table, region), region
+    features = result.findings["features"]
+    assert features["cord_dorsal"] is True and features["cord_central"] is False
+    assert features["axial_dorsal_share"] > 0.6 > features["axial_lateral_share"]
+    assert features["longitudinally_extensive"] is phantom.info["longitudinally_extensive"]
+    assert features["cord_swelling"] is False
+    assert abs(features["cord_symmetry_index"]) < 0.3  # bilateral, symmetric
+    row = table[(table.region == COLUMNS + "Posterior column") & (table.side == "both")].iloc[0]
+    assert row["lesion_length_mm"] == pytest.approx(phantom.info["lesion_length_mm"], abs=9)
+    assert 0.85 < row["csa_ratio"] < load_config().cord.swelling_ratio  # not swollen
+    correct, total = _flag_accuracy(table, phantom.truth_regions)
+    assert correct == total
+
+
+def test_central_phantom_longitudinally_extensive_swollen(atlas, config, tmp_path):
+    phantom = make_cord_phantom("central", 32, "axial", length_mm=100, supersample_mm=0.8)
+    result = process_cord(phantom.images, config, atlas, tmp_path)
+    features = result.findings["features"]
+    assert features["cord_central"] is True
+    assert features["longitudinally_extensive"] is True
+    assert features["cord_swelling"] is True
+    assert _involved(result.region_table, "Spinal cord > Spinal grey matter")
+    lesions = np.asarray(result.images[outputs.LESIONS_NII].dataobj) > 0
+    truth = np.asarray(phantom.truth_lesions.dataobj) > 0
+    assert 2 * (lesions & truth).sum() / (lesions.sum() + truth.sum()) > 0.7
+
+
+def test_healthy_phantom_has_no_lesions(atlas, config, tmp_path):
+    phantom = make_cord_phantom("healthy", 33, "sagittal", length_mm=70, supersample_mm=0.8)
+    result = process_cord(phantom.images, config, atlas, tmp_path)
+    assert result.findings["n_lesions"] == 0
+    assert not result.region_table["involved"].any()
+    assert result.findings["features"]["longitudinally_extensive"] is False
+    assert result.warnings == []
+
+
+def test_no_cord_gives_a_warning_and_unassessable_features(atlas, config, tmp_path):
+    rng = np.random.default_rng(1)
+    image = nib.Nifti1Image(rng.normal(100, 10, (30, 30, 20)).astype(np.float32), np.eye(4))
+    result = process_cord({"T2w": image}, config, atlas, tmp_path)
+    assert any("cord not found" in warning for warning in result.warnings)
+    assert result.findings["features"]["cord_swelling"] is None
+    assert result.tables[outputs.CENTERLINE_CSV].empty
+    assert not result.region_table["involved"].any()
+
+
+def test_column_flags_on_phantoms(atlas, config, tmp_path):
+    """Column involvement flags >= 95 % correct; dorsal phantoms never central or anterior."""
+    cases = [
+        ("dorsal", 41, "sagittal"), ("dorsal_lateral", 42, "axial"), ("lateral", 43, "axial"),
+        ("eccentric", 44, "axial"), ("central", 45, "sagittal"), ("dorsal", 46, "axial"),
+    ]
+    correct = total = 0
+    for lesion_type, seed, orientation in cases:
+        phantom = make_cord_phantom(lesion_type, seed, orientation, length_mm=90, supersample_mm=0.8)
+        result = process_cord(phantom.images, config, atlas, tmp_path)
+        hits, count = _flag_accuracy(result.region_table, phantom.truth_regions)
+        correct, total = correct + hits, total + count
+        if lesion_type == "dorsal":
+            for region in CENTRAL_OR_ANTERIOR:
+                assert not _involved(result.region_table, region), (seed, region)
+            assert result.findings["features"]["cord_central"] is False
+    print(f"cord column flags: {correct}/{total} correct")
+    assert correct / total >= 0.95
+
+
+@pytest.mark.real
+def test_real_cord_scan(real_cord_dir, atlas, config, tmp_path):
+    image = nib.load(str(real_cord_dir / "t2.nii.gz"))
+    result = process_cord({"T2w": image}, config, atlas, tmp_path)
+    assert result.warnings == []
+    assert result.findings["n_lesions"] == 0  # healthy volunteer scan
+    centerline = result.tables[outputs.CENTERLINE_CSV]
+    assert centerline["distance_mm"].max() > 45  # cord followed over the whole 55 mm field of view

@@ -1,0 +1,62 @@
+"""Helpers shared by the pattern tests: region paths, a minimal disease file, typical sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from regiontag.patterns.library import Library, build_library, parse_disease
+from regiontag.patterns.simulate import synthetic_region_table
+
+POSTERIOR = "Spinal cord > Spinal white matter > Posterior column"
+LATERAL = "Spinal cord > Spinal white matter > Lateral column"
+BOTH_PARTS = ("brain", "cord")
+
+
+def minimal_disease(**pattern_changes) -> dict:
+    """A valid one-pattern disease (``test-disease`` / ``test-pattern``); keyword arguments change the pattern."""
+    pattern = {
+        "id": "test-pattern",
+        "name": "Test pattern",
+        "body_part": "cord",
+        "sequences": ["T2w"],
+        "regions": [{"region": POSTERIOR, "role": "core", "laterality": "bilateral", "p_involved": 0.9}],
+    }
+    pattern.update(pattern_changes)
+    return {"id": "test-disease", "disease": "Test disease", "references": ["Doe J (2020). A study."],
+            "patterns": [pattern]}
+
+
+def write(tmp_path: Path, content: dict, name: str = "test-disease.yaml") -> Path:
+    """``content`` as a YAML file ``tmp_path/name``."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def library_of(*contents: dict[str, Any]) -> Library:
+    """A library built in memory from disease dicts (one file ``<id>.yaml`` each)."""
+    return build_library({Path(f"{c['id']}.yaml"): parse_disease(c, f"{c['id']}.yaml") for c in contents})
+
+
+def typical_session(pattern, body_parts=None):
+    """Core regions plus the usual supportive ones (p >= 0.5), sides as the pattern expects;
+    features at their more likely value."""
+    lesioned = {
+        item.region: ("left" if item.laterality == "unilateral" else "both")
+        for item in pattern.regions
+        if item.role == "core" or (item.role == "supportive" and item.p_involved >= 0.5)
+    }
+    body_parts = body_parts or (pattern.body_part,)
+    features = {name: item.p_present >= 0.5 for name, item in {**pattern.extent, **pattern.features}.items()}
+    findings = {"body_parts_imaged": list(body_parts), "features": features,
+                "sequences": {part: ["FLAIR", "T2w"] for part in body_parts}}
+    return synthetic_region_table(lesioned, body_parts), findings
+
+
+def row(scores: pd.DataFrame, pattern_id: str) -> pd.Series:
+    """The score row of one pattern."""
+    return scores.set_index("pattern").loc[pattern_id]

@@ -1,0 +1,140 @@
+"""Table sections of the session report (``regiontag.report.sections``): regions, scores, provenance."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regiontag.outputs.contract import REGION_COLUMNS, SCORE_COLUMNS
+from regiontag.report.sections import provenance_section, region_section, scores_section, split_list
+
+POSTERIOR = "Spinal cord > Spinal white matter > Posterior column"
+
+
+def regions_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows).reindex(columns=REGION_COLUMNS)
+
+
+def region(path, side="both", involved=False, fraction=0.0, atlas="brain", **extra) -> dict:
+    return {"atlas": atlas, "region": path, "name": path.split(" > ")[-1], "depth": path.count(" > "),
+            "side": side, "involved": involved, "fraction_involved": fraction, **extra}
+
+
+def rows_of(document: str, table_id: str) -> list[str]:
+    body = re.search(rf'<table class="data sortable" id="{table_id}">.*?<tbody>(.*?)</tbody>', document, re.S)
+    return re.findall(r"<tr.*?</tr>", body.group(1), re.S)
+
+
+@pytest.mark.parametrize(("value", "items"), [
+    ("a; b;c", ["a", "b", "c"]), ("a|b", ["a", "b"]), ('["x; y", "z"]', ["x; y", "z"]), ("[not json", ["[not json"]),
+    ("", []), (None, []), (float("nan"), []), (3, ["3"]),
+])
+def test_split_list(value, items):
+    assert split_list(value) == items
+
+
+def test_region_section_without_table():
+    assert region_section(pd.DataFrame()) == (
+        '<div class="missing">regions.csv not available: no region table for this session.</div>')
+
+
+def test_region_section_rows_symmetry_and_escaping():
+    table = regions_table([
+        region("Putamen", involved=True, fraction=0.25, lesion_volume_ml=1.234, laterality_index=1.0),
+        region("Putamen", "left", True, 0.5),
+        region("Putamen", "right", False, 0.0),
+        region("Corpus callosum", involved=False, fraction=0.0),
+        region("Odd <name>", involved="False", fraction=np.nan),
+    ])
+    document = region_section(table)
+    assert '<h3>brain atlas <small class="help">(1 of 3 regions involved)</small></h3>' in document
+    assert "show all 3 regions" in document
+    rows = rows_of(document, "regions-brain")
+    assert [r.split('"', 2)[1] for r in rows] == ["involved", "uninvolved", "uninvolved"]
+    putamen, callosum, odd = rows
+    assert '<td class="num" data-sort="1.234">1.23</td>' in putamen
+    assert '<span class="bar "><span style="width:25.0%"></span></span> <small>25.0%</small>' in putamen
+    assert 'title="left 50.0% / right 0.0%"' in putamen and '<span style="width:100%">' in putamen
+    assert "<small>1.00</small>" in putamen  # laterality index
+    assert '<span class="badge failed">involved</span>' in putamen
+    assert '<small class="help">unpaired</small>' in callosum
+    assert "Odd &lt;name&gt;" in odd and "<name>" not in document
+    assert "length mm" not in document  # no cord column without cord measurements
+
+
+def test_region_section_one_table_per_atlas_with_cord_columns():
+    table = regions_table([
+        region("Putamen", atlas="brain"),
+        region(POSTERIOR, atlas="cord", involved=True, fraction=0.4, lesion_length_mm=42.4, vertebral_levels="C3-C5",
+               longitudinally_extensive=True, csa_ratio=1.157),
+    ])
+    document = region_section(table)
+    assert 'id="regions-brain"' in document and 'id="regions-cord"' in document
+    assert '<small class="help">(no region involved)</small>' in document
+    (cord_row,) = rows_of(document, "regions-cord")
+    assert '<td class="num">42</td><td>C3-C5 (LE)</td><td class="num">1.16</td>' in cord_row
+    assert 'padding-left:28px">Posterior column<' in cord_row  # depth 2 indented
+    brain, cord = document.split('id="regions-cord"')
+    assert brain.count("<th class=") == 8  # region ... laterality, involved
+    assert cord.count("<th class=") == 11 and "<th class=\"\">levels</th>" in cord  # + length, levels, CSA ratio
+
+
+def scores_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows).reindex(columns=SCORE_COLUMNS)
+
+
+def test_scores_section_order_badges_and_chips():
+    table = scores_table([
+        {"pattern": "brain-only", "disease": "B", "assessable": False, "match": False, "score": np.nan,
+         "rank": np.nan, "explanation": "not assessable: brain not imaged"},
+        {"pattern": "second", "disease": "S", "assessable": True, "match": "False", "score": 1.0, "rank": 2,
+         "missing_core_regions": POSTERIOR, "explanation": "x < y"},
+        {"pattern": "first", "disease": "F <d>", "assessable": "True", "match": "True", "score": 3.0, "rank": 1,
+         "matched_core_regions": f"{POSTERIOR}; Spinal cord > Spinal white matter > Lateral column"},
+    ])
+    document = scores_section(table)
+    rows = rows_of(document, "scores")
+    assert [re.search(r"<b>(.*?)</b>", r).group(1) for r in rows] == ["first", "second", "brain-only"]
+    first, second, unassessable = rows
+    assert '<span class="badge match">match</span>' in first and "F &lt;d&gt;" in first
+    assert '<span class="chip ">Posterior column</span><span class="chip ">Lateral column</span>' in first
+    assert 'style="width:100.0%"' in first and "<small>3.00</small>" in first
+    assert 'style="width:33.3%"' in second  # bars run from min(lowest score, 0) to the highest score
+    assert '<span class="chip miss">Posterior column</span>' in second and "x &lt; y" in second
+    assert unassessable.startswith('<tr class="na">') and '<span class="badge na">not assessable</span>' in unassessable
+    assert 'style="width:0.0%"' in unassessable
+    assert scores_section(pd.DataFrame()) == (
+        '<div class="missing">scores.csv not available: the session was not scored.</div>')
+
+
+def test_provenance_section():
+    provenance = {
+        "regiontag_version": "1.2.3", "session": "s<1>", "status": "ok",
+        "warnings": ["<script>x</script>"],
+        "inputs": [{"path": "/data/flair.nii.gz", "sequence": "FLAIR", "body_part": "brain",
+                    "sha256": "0123456789abcdef", "echo_time": 0.1}, "junk"],
+        "reference": {"brain": "/data/flair.nii.gz"},
+        "software": {"numpy": "2.0"}, "atlases": {"brain": {"space": "MNI", "sha256": "feedfacecafebeef"}},
+        "timings": {"register": 3.0, "tag": 1.0, "note": "x"},
+        "qc": {"brain": {"dice": 0.91234}},
+        "parameters": {"b": 1, "a": "<x>"},
+    }
+    document = provenance_section(provenance)
+    assert "<dt>regiontag</dt><dd>1.2.3</dd><dt>session</dt><dd>s&lt;1&gt;</dd>" in document
+    assert '<h3>Warnings (1)</h3><ul class="warnings"><li>&lt;script&gt;x&lt;/script&gt;</li></ul>' in document
+    assert "/data/flair.nii.gz <b>(reference)</b>" in document
+    assert '<code title="0123456789abcdef">0123456789ab</code>' in document and "echo_time: 0.1" in document
+    assert "<dt>brain</dt><dd>MNI  sha256 feedfacecafe</dd>" in document
+    assert '<tr><td><b>total</b></td><td class="num"><b>4.0</b></td><td></td></tr>' in document
+    assert 'style="width:75.0%"' in document  # register: 3 of 4 s
+    assert "<dt>brain.dice</dt><dd>0.912</dd>" in document
+    assert '"a": "&lt;x&gt;",\n  &quot;b&quot;' not in document
+    assert "<pre>{\n  &quot;a&quot;: &quot;&lt;x&gt;&quot;,\n  &quot;b&quot;: 1\n}</pre>" in document
+    assert "<script>" not in document
+    assert provenance_section({}) == (
+        '<div class="missing">provenance.json not available: the session did not complete.</div>')
+    assert "Timings" not in provenance_section({"session": "s"})
+    assert '<p class="help">none recorded</p>' in provenance_section({"session": "s"})

@@ -1,0 +1,79 @@
+"""Batch console output: the progress bar's counts, per-session lines, ETA and the summary line."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from regiontag.workflows import progress as progress_module
+from regiontag.workflows.progress import BatchProgress, format_duration
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=200, force_terminal=False, soft_wrap=True), buffer
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.84, "0.8s"), (45, "45s"), (192, "3m12s"), (3720, "1h02m")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [-1.0, float("nan"), float("inf")])
+def test_format_duration_of_unknown_time_is_a_question_mark(seconds):
+    assert format_duration(seconds) == "?"
+
+
+def test_progress_counts_lines_and_summary():
+    console, buffer = _console()
+    with BatchProgress(4, 2, console=console) as progress:
+        progress.update("s1", "ok", "", 10.0, resumed=True)
+        progress.update("s2", "warning", "registration quality 0.4", 20.0, resumed=False)
+        assert (progress.done, progress.remaining) == (2, 2)
+        assert progress.eta_seconds() is not None and progress.eta_seconds() >= 0
+        progress.update("s[3]", "failed", "InputError: not a NIfTI", 1.0, resumed=False)
+        progress.update("s4", "ok", "", 5.0, resumed=False)
+    text = buffer.getvalue()
+    # normal mode: failed sessions only, markup in names kept literally
+    assert "failed  s[3] (1.0s): InputError: not a NIfTI" in text
+    assert "s2 (" not in text
+    line = progress.summary_line("/data/out")
+    assert line.startswith("4 sessions: 2 ok, 1 warning, 1 failed (1 already complete) in ")
+    assert line.endswith("; results in /data/out")
+
+
+def test_progress_quiet_prints_nothing_and_verbose_every_session():
+    console, buffer = _console()
+    with BatchProgress(1, 1, quiet=True, console=console) as progress:
+        progress.update("s1", "failed", "boom", 1.0, resumed=False)
+    assert buffer.getvalue() == ""
+    console, buffer = _console()
+    with BatchProgress(1, 1, verbose=True, console=console) as progress:
+        progress.update("s1", "ok", "", 2.0, resumed=True)
+    assert "ok      s1 (already complete)" in buffer.getvalue()
+    assert progress.summary_line("out").startswith("1 session: 1 ok, 0 warning, 0 failed (1 already complete)")
+
+
+def test_unknown_status_counts_as_failed_and_status_text_counts_down():
+    progress = BatchProgress(3, 1, quiet=True)
+    assert progress.status_text() == "[green]0 ok[/], [yellow]0 warning[/], [red]0 failed[/], 3 left"
+    progress.update("s1", "exploded", "", 1.0, resumed=False)
+    assert progress.counts == {"ok": 0, "warning": 0, "failed": 1}
+    assert progress.status_text().endswith("[red]1 failed[/], 2 left")
+
+
+def test_eta_unknown_before_a_computed_session_and_zero_when_done(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    progress = BatchProgress(4, 1, quiet=True)  # started at t=100
+    progress.update("resumed", "ok", "", 0.0, resumed=True)
+    assert progress.eta_seconds() is None  # resumed sessions say nothing about the rate
+    progress.update("s2", "ok", "", 30.0, resumed=False)
+    now[0] = 130.0
+    assert progress.eta_seconds() == pytest.approx(30.0 * 2)  # 30 s per computed session, 2 left
+    progress.update("s3", "ok", "", 1.0, resumed=True)
+    progress.update("s4", "ok", "", 1.0, resumed=True)
+    assert progress.remaining == 0 and progress.eta_seconds() == 0.0
