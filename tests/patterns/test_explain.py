@@ -26,9 +26,9 @@ def test_format_ratio(ratio, text):
     assert format_ratio(ratio) == text
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: ratios in [99.5, 100) print as 'x1e+02' ('.2g' rounds up)")
 def test_format_ratio_just_below_100_is_not_scientific():
     assert format_ratio(99.6) == "x100"
+    assert format_ratio(99.4) == "x99"
 
 
 def test_describe_with_and_without_detail():

@@ -17,7 +17,7 @@ NEGLIGIBLE_LOG10_LR = 0.02
 
 def format_ratio(ratio: float) -> str:
     """A likelihood ratio for people: ``x12``, ``x1.5``, ``x0.44``, ``x0.003``, ``x2300``."""
-    if ratio >= 100:
+    if ratio >= 99.5:  # two significant digits would round these up to "1e+02"
         return f"x{ratio:.0f}"
     if ratio >= 1:
         return f"x{ratio:.2g}"
