@@ -26,6 +26,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROOT = REPO_ROOT / "pipeline"
 PACKAGE_DIR = SOURCE_ROOT / "regiontag"
 
+#: The layers of ARCHITECTURE.md: a module imports only from lower layers (layer 1 modules also from each other).
+LAYERS = {
+    "regiontag.resources": 1, "regiontag.config": 1, "regiontag.types": 1, "regiontag.stage": 1,
+    "regiontag.inputs": 2,
+    "regiontag.niimg": 3, "regiontag.outputs": 3,
+    "regiontag.atlas": 4,
+    "regiontag.brain": 5, "regiontag.cord": 5, "regiontag.patterns": 5, "regiontag.report": 5,
+    "regiontag.workflows": 6,
+    "regiontag.phantoms": 7,
+    "regiontag.accuracy": 8,
+    "regiontag.cli": 9,
+}
+
 #: Sub-packages that may import the phantom generator (they generate phantoms on purpose).
 PHANTOM_USERS = ("regiontag.cli", "regiontag.accuracy", "regiontag.phantoms")
 
@@ -145,6 +158,22 @@ def test_no_cycles_between_sub_packages():
             _package_of(imported) for imported in imported_modules(path) if _package_of(imported) != package
         )
     assert _cycles(graph) == []
+
+
+def test_sub_packages_import_only_from_lower_layers():
+    assert set(LAYERS) == {_package_of(name) for name in MODULES if name != "regiontag"}
+    upward = []
+    for name, path in MODULES.items():
+        if name == "regiontag":
+            continue
+        layer = LAYERS[_package_of(name)]
+        for imported in imported_modules(path):
+            target = _package_of(imported)
+            if target in ("regiontag", _package_of(name)):
+                continue  # the version, or a sibling module of the same sub-package
+            if LAYERS[target] > layer or (LAYERS[target] == layer and layer != 1):
+                upward.append(f"{name} (layer {layer}) imports {imported} (layer {LAYERS[target]})")
+    assert upward == []
 
 
 def test_library_code_imports_neither_the_cli_nor_the_phantom_generator():
