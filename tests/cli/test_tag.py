@@ -74,6 +74,7 @@ def test_missing_mask_is_one_line_and_exit_1(tmp_path, capsys):
     assert main(["tag", str(mask), "--space", "MNI152", "--output", str(tmp_path / "out")]) == 1
     error = _one_line_error(capsys)
     assert error.startswith(f"regiontag tag: {mask}: ") and "not found" in error
+    assert error.count(mask.name) == 1  # the file is named once
     assert not (tmp_path / "out" / outputs.REGIONS_CSV).exists()
 
 

@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"regiontag tag: {error}", file=sys.stderr)
         return 2
     except (OSError, ValueError, nib.filebasedimages.ImageFileError) as error:
-        print(f"regiontag tag: {args.mask}: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())
+        message = message.removeprefix(f"{Path(args.mask).name}: ")  # input errors name their file already
+        print(f"regiontag tag: {args.mask}: {message}", file=sys.stderr)
         return 1
     for warning in result.warnings:
         print(f"regiontag tag: warning: {warning}", file=sys.stderr)
