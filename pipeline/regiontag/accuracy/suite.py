@@ -88,7 +88,6 @@ class SuiteSession:
 
 
 def _library_patterns() -> list[tuple[str, str]]:
-
     return [(pattern.id, pattern.body_part) for pattern in load_library().patterns]
 
 

@@ -68,7 +68,6 @@ def one_line(error: BaseException) -> str:
 
 
 def _decide_body_parts(session: Session, images: dict[Path, Any]) -> list[ScanInput]:
-
     decided = []
     for scan in session.scans:
         if scan.body_part is None:
@@ -138,7 +137,6 @@ def merge_findings(results: dict[str, StageOutput], scans: list[ScanInput]) -> d
 
 
 def _score(region_table: pd.DataFrame, findings: dict, config: Config, patterns_dir) -> pd.DataFrame:
-
     library = load_library(pattern_library_dir(patterns_dir, config))
     return score_session(region_table, findings, library, config.scoring)
 
@@ -207,7 +205,6 @@ def _skipped_result(session: Session, folder: SessionFolder) -> SessionResult:
 
 
 def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_dir, report) -> SessionResult:
-
     started = utc_now()
     timings: dict[str, float] = {}
     start = time.perf_counter()
