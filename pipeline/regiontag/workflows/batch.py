@@ -153,7 +153,6 @@ def remove_stale_temporaries(output_dir: Path) -> int:
 def _discover(
     input_dir: Path, config: Config, participant_labels: list[str] | None
 ) -> list[Session]:
-
     if participant_labels and not is_bids_dataset(input_dir):
         raise BatchError(f"{input_dir}: --participant-label needs a BIDS dataset (no dataset_description.json)")
     return discover_sessions(input_dir, config, participant_labels)
