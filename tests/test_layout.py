@@ -37,7 +37,11 @@ LAYERS = {
     "regiontag.phantoms": 7,
     "regiontag.accuracy": 8,
     "regiontag.cli": 9,
+    "regiontag.__main__": 10,
 }
+
+#: The command line: its sub-package and ``python -m regiontag``.
+COMMAND_LINE = ("regiontag.cli", "regiontag.__main__")
 
 #: Sub-packages that may import the phantom generator (they generate phantoms on purpose).
 PHANTOM_USERS = ("regiontag.cli", "regiontag.accuracy", "regiontag.phantoms")
@@ -180,7 +184,7 @@ def test_library_code_imports_neither_the_cli_nor_the_phantom_generator():
     offenders = []
     for name, path in MODULES.items():
         for imported in imported_modules(path):
-            if imported.startswith("regiontag.cli") and not name.startswith("regiontag.cli"):
+            if imported.startswith("regiontag.cli") and not name.startswith(COMMAND_LINE):
                 offenders.append(f"{name} imports {imported}")
             if imported.startswith("regiontag.phantoms") and not name.startswith(PHANTOM_USERS):
                 offenders.append(f"{name} imports {imported}")
