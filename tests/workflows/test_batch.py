@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,9 @@ from distributed import LocalCluster
 
 from regiontag import outputs
 from regiontag.workflows.batch import BatchError, output_lock, run_batch
-from regiontag.config import Config
+from regiontag.config import Config, load_config
+from regiontag.phantoms.cord import make_cord_phantom, write_cord_phantom
+from regiontag.resources import patterns_dir
 from regiontag.types import SessionResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -336,3 +339,27 @@ def test_cli_exit_status_and_one_line_errors(tmp_path, loopback_cluster, monkeyp
         assert main(["run", str(input_dir), str(tmp_path / "out3"), "--scheduler", "tcp://127.0.0.1:9", "-q"]) == 2
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
     assert not (tmp_path / "out3" / outputs.SESSIONS_CSV).exists()
+
+
+def test_run_rescores_after_a_pattern_edit_and_not_after_a_report_setting(tmp_path, monkeypatch):
+    """The real session runner on a cord phantom: the fingerprint decides what a re-run recomputes."""
+    shipped, library = patterns_dir(), tmp_path / "patterns"
+    shutil.copytree(shipped, library)
+    monkeypatch.setenv("REGIONTAG_PATTERNS", str(library))  # the default library, as a user's edited copy
+    write_cord_phantom(make_cord_phantom("dorsal", 3), tmp_path / "phantom", "cord-01")
+    inputs, out = tmp_path / "phantom" / "inputs", tmp_path / "out"
+    config = load_config()
+    first = run_batch(inputs, out, config, workers=1, quiet=True)
+    assert first.counts["ok"] + first.counts["warning"] == 1 and first.resumed == 0
+    scores_before = (out / "cord-01" / outputs.SCORES_CSV).read_text()
+
+    without_report = Config.model_validate({**config.model_dump(), "report": {"enabled": False}})
+    assert run_batch(inputs, out, without_report, workers=1, quiet=True).resumed == 1
+
+    edited = library / "vitamin-b12-deficiency.yaml"
+    edited.write_text(edited.read_text().replace("p_involved: 0.9", "p_involved: 0.6", 1))
+    assert edited.read_text() != (shipped / edited.name).read_text()
+    again = run_batch(inputs, out, config, workers=1, quiet=True)
+    assert again.resumed == 0 and again.counts["ok"] + again.counts["warning"] == 1
+    assert (out / "cord-01" / outputs.SCORES_CSV).read_text() != scores_before  # re-scored with the edit
+
