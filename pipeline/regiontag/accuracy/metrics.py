@@ -211,7 +211,7 @@ def _status_table(results_dir: Path) -> dict[str, tuple[str, str]]:
     path = results_dir / "sessions.csv"
     if not path.is_file():
         return {}
-    table = pd.read_csv(path, dtype={"session": str}).fillna("")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)  # every column as text, empty cells as ""
     return {row.session: (str(row.status), str(row.error)) for row in table.itertuples()}
 
 
