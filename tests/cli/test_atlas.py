@@ -13,11 +13,11 @@ from regiontag.atlas.tree import Atlas, Region
 from regiontag.cli import atlas as atlas_cli
 from regiontag.config import ConfigError
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    atlas_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(atlas_cli)
 
 
 def _usage_error(argv: list[str], capsys) -> str:

@@ -13,11 +13,11 @@ from regiontag.patterns.library import load_library
 from regiontag.phantoms.brain import HEALTHY
 from regiontag.phantoms.cord import LESION_TYPES
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    demo_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(demo_cli)
 
 
 def test_parser_defaults():

@@ -9,11 +9,11 @@ import pytest
 import regiontag.accuracy.metrics as metrics
 from regiontag.cli import evaluate as evaluate_cli
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    evaluate_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(evaluate_cli)
 
 
 def test_parser_positionals_and_out():

@@ -9,11 +9,11 @@ import pytest
 from regiontag.cli import phantom as phantom_cli
 from regiontag.patterns.library import load_library
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    phantom_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(phantom_cli)
 
 
 def test_parser_defaults():

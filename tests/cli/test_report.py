@@ -12,11 +12,11 @@ import regiontag.report.session as session_report
 from regiontag import outputs
 from regiontag.cli import report as report_cli
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    report_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(report_cli)
 
 
 def test_parser_defaults_and_options():

@@ -15,11 +15,11 @@ import pytest
 
 from regiontag.cli import run as run_cli
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    run_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(run_cli)
 
 
 def test_parser_defaults():

@@ -14,11 +14,11 @@ import pytest
 from regiontag import outputs
 from regiontag.cli import score as score_cli
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    score_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(score_cli)
 
 
 def test_parser_defaults():

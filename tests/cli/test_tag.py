@@ -17,11 +17,11 @@ from regiontag import outputs
 from regiontag.cli import tag as tag_cli
 from regiontag.cli.main import main
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    tag_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(tag_cli)
 
 
 def test_parser_defaults():

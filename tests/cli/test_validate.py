@@ -12,11 +12,11 @@ import regiontag.accuracy.report as accuracy_report
 import regiontag.accuracy.validate as accuracy_validate
 from regiontag.cli import validate as validate_cli
 
+from tests.cli.helpers import command_parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="regiontag")
-    validate_cli.add_parser(root.add_subparsers(dest="command"))
-    return root
+    return command_parser(validate_cli)
 
 
 def test_parser_defaults():
