@@ -65,14 +65,3 @@ def test_first_access_imports_only_what_it_needs():
     code = ("import regiontag, sys; regiontag.load_config; print('regiontag.config' in sys.modules, "
             "'regiontag.workflows' in sys.modules)")
     assert _fresh_python(code) == "True False"
-
-
-def test_library_code_does_not_import_the_cli():
-    """Only ``regiontag/cli/`` may import ``regiontag.cli``; library code is usable without it."""
-    pattern = re.compile(r"^\s*(from\s+regiontag\.cli\b|import\s+regiontag\.cli\b|from\s+regiontag\s+import\s+cli\b)",
-                         re.MULTILINE)
-    offenders = [
-        str(path.relative_to(PACKAGE_DIR)) for path in sorted(PACKAGE_DIR.rglob("*.py"))
-        if "cli" not in path.relative_to(PACKAGE_DIR).parts[:1] and pattern.search(path.read_text(encoding="utf-8"))
-    ]
-    assert offenders == []
