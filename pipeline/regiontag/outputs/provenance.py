@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+import nibabel as nib
+
 from regiontag import __version__
 from regiontag.config import Config, config_to_dict
 from regiontag.inputs.scan import sha256_file
@@ -23,6 +25,7 @@ __all__ = [
     "definitions_hash",
     "fingerprint_of",
     "input_checksums",
+    "input_record",
     "pattern_library_dir",
     "session_fingerprint",
     "sha256_file",
@@ -120,6 +123,27 @@ def definitions_hash(patterns_dir: str | Path | None = None, cord_atlas_path: st
         digest.update(f"patterns missing:{library}".encode())
     digest.update(f"cord atlas:{cord_atlas_path or ''}".encode())
     return digest.hexdigest()
+
+
+def input_record(
+    path: str | Path, image: nib.spatialimages.SpatialImage, sha256: str, **fields: Any
+) -> dict[str, Any]:
+    """The ``provenance.json`` entry of one input file: path, ``fields``, checksum and grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.diag([2.0, 2.0, 3.0, 1.0]))
+    >>> record = input_record("/data/s1_FLAIR.nii.gz", image, "ab12", sequence="FLAIR")
+    >>> record["sequence"], record["shape"], record["zooms"], record["orientation"]
+    ('FLAIR', [4, 5, 6], [2.0, 2.0, 3.0], 'RAS')
+    """
+    return {
+        "path": str(Path(path).resolve()), **fields, "sha256": sha256,
+        "shape": [int(n) for n in image.shape],
+        "zooms": [round(float(z), 4) for z in image.header.get_zooms()[:3]],
+        "orientation": "".join(nib.aff2axcodes(image.affine)),
+    }
 
 
 def input_checksums(session: Session) -> dict[str, str]:

@@ -15,7 +15,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import pandas as pd
 
 from regiontag import outputs
@@ -30,6 +29,7 @@ from regiontag.outputs.provenance import (
     build_provenance,
     fingerprint_of,
     input_checksums,
+    input_record,
     pattern_library_dir,
     utc_now,
 )
@@ -220,14 +220,10 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     checksums = input_checksums(session)
     scans = _decide_body_parts(session, images)
     for scan in scans:
-        image = images[scan.path]
-        inputs.append({
-            "path": str(scan.path.resolve()), "sequence": scan.sequence, "sequence_source": scan.sequence_source,
-            "body_part": scan.body_part, "body_part_source": scan.body_part_source,
-            "sha256": checksums[scan.path.name], "shape": list(image.shape),
-            "zooms": [round(float(z), 4) for z in image.header.get_zooms()[:3]],
-            "orientation": "".join(nib.aff2axcodes(image.affine)),
-        })
+        inputs.append(input_record(
+            scan.path, images[scan.path], checksums[scan.path.name], sequence=scan.sequence,
+            sequence_source=scan.sequence_source, body_part=scan.body_part, body_part_source=scan.body_part_source,
+        ))
     timings["load"] = time.perf_counter() - start
     groups = _group_by_body_part(scans, images, warnings)
     results = _run_stages(groups, config, session_dir, cord_atlas_path, timings)

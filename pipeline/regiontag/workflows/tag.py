@@ -29,7 +29,7 @@ from regiontag.config import Config
 from regiontag.cord.template_space import tag_pam50_lesions
 from regiontag.inputs.scan import sha256_file
 from regiontag.niimg import check_niimg, resample_to, voxel_volume_ml
-from regiontag.outputs.provenance import build_provenance, session_fingerprint, utc_now
+from regiontag.outputs.provenance import build_provenance, input_record, session_fingerprint, utc_now
 from regiontag.patterns.library import load_library
 from regiontag.patterns.scoring import score_session
 
@@ -227,21 +227,8 @@ def mask_findings(mask: nib.Nifti1Image, source: str, *, confluent_min_ml: float
     }
 
 
-def input_record(path: Path, role: str) -> dict[str, Any]:
-    """Provenance entry of one input file (path, checksum, grid).
-
-    Examples
-    --------
-    >>> input_record(Path("lesion.nii.gz"), "mask")["role"]  # doctest: +SKIP
-    'mask'
-    """
-    image = nib.load(str(path))
-    return {
-        "path": str(Path(path).resolve()), "role": role, "sha256": sha256_file(path),
-        "shape": [int(n) for n in image.shape],
-        "zooms": [round(float(z), 4) for z in image.header.get_zooms()[:3]],
-        "orientation": "".join(nib.aff2axcodes(image.affine)),
-    }
+def _input_of(path: Path, role: str) -> dict[str, Any]:
+    return input_record(path, nib.load(str(path)), sha256_file(path), role=role)
 
 
 def write_tag_provenance(
@@ -357,7 +344,7 @@ def tag_mask(
         pam50_folder = find_pam50_dir(pam50_dir, config.cord.atlas_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     mask = binary_mask(check_niimg(mask_path), threshold)
-    inputs = [input_record(mask_path, "mask")] + ([input_record(image, "image")] if image is not None else [])
+    inputs = [_input_of(mask_path, "mask")] + ([_input_of(image, "image")] if image is not None else [])
     source = f"regiontag tag {mask_path} ({'image ' + str(image) if image else space})"
     if pam50_folder is not None:
         tagging = tag_pam50_lesions(mask, pam50_folder, config)
