@@ -8,7 +8,10 @@ import math
 
 import pandas as pd
 from regiontag import outputs
-from regiontag.outputs.session_folder import REQUIRED_FILES, STATUS_KEYS, SessionFolder
+from regiontag.outputs.session_folder import REQUIRED_FILES, SessionFolder
+
+#: The keys of status.json (the format earlier versions wrote, which resumed runs read).
+STATUS_KEYS = ("status", "error", "seconds", "body_parts", "lesion_volume_ml", "top_pattern", "finished")
 from regiontag.types import SessionResult
 
 

@@ -118,12 +118,8 @@ class BatchTables:
         for session_id in sorted(self.records):
             if self.records[session_id].get("status") not in FINISHED_STATUSES:
                 continue
-            path = self.output_dir / session_id / file_name
-            if not path.is_file():
-                continue
-            try:
-                table = pd.read_csv(path, keep_default_na=True)
-            except (OSError, ValueError, pd.errors.EmptyDataError):
+            table = SessionFolder(self.output_dir / session_id).read_table(file_name)
+            if table is None:  # missing or unreadable
                 continue
             table["session"] = session_id
             frames.append(table.reindex(columns=columns))

@@ -6,7 +6,7 @@ the reports -- asks a :class:`SessionFolder`.  File *names* stay with
 :mod:`regiontag.outputs.contract`; this class owns what the files mean:
 
 * ``status.json``: written for every finished attempt (ok, warning or failed),
-  keys :data:`STATUS_KEYS`;
+  keys of :func:`status_record`;
 * ``provenance.json``: written last by a successful attempt, it marks the
   session complete (and carries the resume fingerprint);
 * ``log.txt``: the ``regiontag`` logger's records during an attempt, plus
@@ -37,12 +37,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: Files whose presence (with a current ``provenance.json``) makes a session complete.
 REQUIRED_FILES = (contract.REGIONS_CSV, contract.FINDINGS_JSON, contract.SCORES_CSV, contract.PROVENANCE_JSON)
-#: Keys of ``status.json``, in the order they are built.
-STATUS_KEYS = ("status", "error", "seconds", "body_parts", "lesion_volume_ml", "top_pattern", "finished")
 #: Statuses an attempt can leave in ``status.json``.
 FINISHED_ATTEMPT_STATUSES = ("ok", "warning", "failed")
-#: Statuses shown by the reports (``incomplete``: no record of a finished attempt).
-REPORT_STATUSES = (*FINISHED_ATTEMPT_STATUSES, "incomplete")
 
 
 def _float_or_nan(value: Any) -> float:
@@ -173,7 +169,7 @@ class SessionFolder:
         Returns
         -------
         dict or None
-            ``status.json`` keys (:data:`STATUS_KEYS`); None when neither file gives one.
+            ``status.json`` keys (see :func:`status_record`); None when neither file gives one.
         """
         content = _read_json_object(self.status_path)
         if content is not None and content.get("status"):
@@ -290,9 +286,7 @@ class SessionFolder:
 
 
 __all__ = [
-    "REPORT_STATUSES",
     "REQUIRED_FILES",
-    "STATUS_KEYS",
     "LogAttachment",
     "SessionFolder",
     "status_record",
