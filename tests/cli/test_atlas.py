@@ -7,24 +7,16 @@ import sys
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from regiontag.atlas.tree import Atlas, Region
 from regiontag.cli import atlas as atlas_cli
 from regiontag.config import ConfigError
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
     return command_parser(atlas_cli)
-
-
-def _usage_error(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_parser_actions_and_defaults():
@@ -37,12 +29,12 @@ def test_parser_actions_and_defaults():
 
 
 def test_bad_arguments_exit_2(capsys):
-    error = _usage_error(["atlas", "list", "--atlas", "spine"], capsys)
+    error = usage_error(_parser().parse_args, ["atlas", "list", "--atlas", "spine"], capsys)
     assert error.startswith("regiontag atlas list: error: argument --atlas: invalid choice: 'spine'")
     assert "brain" in error and "cord" in error
-    assert _usage_error(["atlas", "show"], capsys).startswith(
+    assert usage_error(_parser().parse_args, ["atlas", "show"], capsys).startswith(
         "regiontag atlas: error: argument ACTION: invalid choice: 'show'")
-    assert _usage_error(["atlas", "build", "--fast"], capsys) == "regiontag: error: unrecognized arguments: --fast"
+    assert usage_error(_parser().parse_args, ["atlas", "build", "--fast"], capsys) == "regiontag: error: unrecognized arguments: --fast"
 
 
 def test_atlas_without_action_prints_help_and_returns_2(capsys):

@@ -13,7 +13,7 @@ from regiontag.patterns.library import load_library
 from regiontag.phantoms.brain import HEALTHY
 from regiontag.phantoms.cord import LESION_TYPES
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,10 +36,7 @@ def test_parser_defaults():
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert usage_error(_parser().parse_args, argv, capsys) == message
 
 
 def test_a_bad_config_fails_in_one_line_before_any_phantom_is_made(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 from regiontag.cli import phantom as phantom_cli
 from regiontag.patterns.library import load_library
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,10 +45,7 @@ def test_parser_options():
     ],
 )
 def test_bad_arguments_exit_2(argv, start, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(start)
+    assert usage_error(_parser().parse_args, argv, capsys).startswith(start)
 
 
 def test_session_name():

@@ -12,7 +12,7 @@ import regiontag.report.session as session_report
 from regiontag import outputs
 from regiontag.cli import report as report_cli
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,10 +36,7 @@ def test_parser_defaults_and_options():
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert usage_error(_parser().parse_args, argv, capsys) == message
 
 
 @pytest.fixture()

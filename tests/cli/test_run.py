@@ -15,7 +15,7 @@ import pytest
 
 from regiontag.cli import run as run_cli
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,10 +50,7 @@ def test_parser_options():
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert usage_error(_parser().parse_args, argv, capsys) == message
 
 
 def test_help_explains_the_cluster_resuming_and_exit_status(capsys):

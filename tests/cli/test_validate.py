@@ -12,7 +12,7 @@ import regiontag.accuracy.report as accuracy_report
 import regiontag.accuracy.validate as accuracy_validate
 from regiontag.cli import validate as validate_cli
 
-from tests.cli.helpers import command_parser
+from tests.cli.helpers import command_parser, usage_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,10 +37,7 @@ def test_parser_defaults():
     ],
 )
 def test_bad_arguments_exit_2(argv, start, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(start)
+    assert usage_error(_parser().parse_args, argv, capsys).startswith(start)
 
 
 @pytest.fixture()
