@@ -27,7 +27,8 @@ import pandas as pd
 from scipy import ndimage
 
 from regiontag.config import Config, CordConfig
-from regiontag.cord.csf_column import normalise_slices, track_column
+from regiontag.cord.centreline import find_centreline
+from regiontag.cord.csf_column import normalise_slices
 from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space
 
 CENTERLINE_COLUMNS = ["slice", "x_mm", "y_mm", "z_mm", "distance_mm", "csa_mm2", "vertebral_level"]
@@ -216,7 +217,13 @@ class CordSegmentation:
     valid : ndarray
         Slices that contain cord.
     ring_score : float
-        Median CSF-ring detector score on the cord slices (0 = no CSF column).
+        Median cord likelihood (CSF-ring detector) on the cord slices (0 = no CSF column).
+    polarity : int
+        +1 dark cord in bright CSF (T2-like), -1 bright cord in dark CSF (T1-like).
+    slice_scores : ndarray
+        (n_slices,) cord likelihood along the centreline.
+    contrast : ndarray
+        (n_slices,) cord/CSF contrast ``(CSF - cord) / CSF`` per slice (polarity-corrected).
     """
 
     mask: np.ndarray
@@ -224,15 +231,24 @@ class CordSegmentation:
     area_mm2: np.ndarray
     valid: np.ndarray
     ring_score: float
+    polarity: int = 1
+    slice_scores: np.ndarray | None = None
+    contrast: np.ndarray | None = None
 
 
-def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConfig | None = None) -> CordSegmentation:
+def segment_cord_canonical(
+    canonical: nib.Nifti1Image, config: Config | CordConfig | None = None, *, polarity: int = 1
+) -> CordSegmentation:
     """Segment the cord on an image already in canonical orientation (see :func:`segment_cord`)."""
     cord = _cord_config(config)
     zooms = voxel_sizes(canonical.affine)
     data = np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3])
     volume = normalise_slices(np.nan_to_num(data))
-    track = track_column(volume, tuple(zooms), step_mm=cord.search_step_mm)
+    track = find_centreline(
+        volume, zooms, step_mm=cord.search_step_mm, stiffness=cord.centerline_stiffness, polarity=polarity
+    )
+    if track.polarity < 0:  # T1-like: make the cord dark in bright CSF for the boundary search
+        volume = (1.0 - volume).astype(np.float32)
     angles = np.arange(cord.n_rays) * 2 * np.pi / cord.n_rays
     radii_mm = np.arange(0.0, cord.max_radius_mm + 1e-6, 0.25)
     centres = track.centres
@@ -255,7 +271,7 @@ def segment_cord_canonical(canonical: nib.Nifti1Image, config: Config | CordConf
     valid = _largest_run(valid)
     mask = _rasterise(volume.shape, centres, radius, angles, zooms, valid, cord.max_radius_mm)
     score = float(np.median(track.scores[valid])) if valid.any() else 0.0
-    return CordSegmentation(mask, centres, area, valid, score)
+    return CordSegmentation(mask, centres, area, valid, score, track.polarity, track.scores, contrast)
 
 
 def _largest_run(valid: np.ndarray) -> np.ndarray:
@@ -269,16 +285,18 @@ def _largest_run(valid: np.ndarray) -> np.ndarray:
 
 
 def segment_cord(
-    image: nib.Nifti1Image | str, config: Config | CordConfig | None = None
+    image: nib.Nifti1Image | str, config: Config | CordConfig | None = None, *, polarity: int = 1
 ) -> tuple[nib.Nifti1Image, pd.DataFrame]:
-    """Segment the spinal cord and its centreline on a T2-weighted image.
+    """Segment the spinal cord and its centreline on a T2w, T2*w, STIR or T1w image.
 
     Parameters
     ----------
     image : Nifti1Image or path
-        Sagittal or axial T2 (cord dark in bright CSF), any orientation and voxel size.
+        Sagittal or axial scan, any orientation and voxel size.
     config : Config or CordConfig, optional
         Parameters of the ``cord`` section (defaults when omitted).
+    polarity : {1, -1}
+        +1 cord dark in bright CSF (T2w, T2*w, STIR); -1 cord bright in dark CSF (T1w).
 
     Returns
     -------
@@ -292,7 +310,7 @@ def segment_cord(
     """
     source = check_niimg(image)
     canonical = to_canonical(source)
-    result = segment_cord_canonical(canonical, config)
+    result = segment_cord_canonical(canonical, config, polarity=polarity)
     table = centerline_table(result.centres, result.area_mm2, result.valid, canonical.affine)
     mask_img = to_input_space(new_image_like(result.mask.astype(np.uint8), canonical), source, order=0)
     return mask_img, table

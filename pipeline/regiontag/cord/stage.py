@@ -37,6 +37,8 @@ LOGGER = logging.getLogger(__name__)
 
 #: Preferred sequence for the cord (T2: cord dark in bright CSF).
 SEQUENCE_ORDER = ("T2w", "FLAIR", "DWI", "T1w", "T1w_ce")
+#: Sequences with CSF darker than the cord.
+T1_LIKE = ("T1w", "T1w_ce")
 CORD_COLUMNS = ["lesion_length_mm", "longitudinally_extensive", "vertebral_levels", "csa_ratio"]
 #: Axial shares: atlas regions (last path component) forming the dorsal / lateral / anterior parts.
 AXIAL_PARTS = {
@@ -46,6 +48,11 @@ AXIAL_PARTS = {
 }
 #: The central part: normalised cord radius below this (a quarter of the cross-section's area).
 CENTRAL_RADIUS = 0.5
+
+
+def polarity_of(sequence: str) -> int:
+    """+1 for sequences with the cord dark in bright CSF (T2w, T2*w, STIR...), -1 for T1w (bright cord, dark CSF)."""
+    return -1 if sequence in T1_LIKE else 1
 
 
 def _reference(images: dict[str, nib.Nifti1Image]) -> tuple[str, nib.Nifti1Image]:
@@ -247,7 +254,7 @@ def process_cord(
     canonical = to_canonical(source)
     zooms = voxel_sizes(canonical.affine)
     volume = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3]))
-    segmentation = segment_cord_canonical(canonical, config)
+    segmentation = segment_cord_canonical(canonical, config, polarity=polarity_of(sequence))
     mask, valid = segmentation.mask, segmentation.valid
     centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine)
     config, segment_source = _with_segment_length(config, volume, zooms, segmentation, centerline)

@@ -1,0 +1,181 @@
+"""Cord likelihood per axial slice: a contrast-invariant "cord inside a CSF ring" detector.
+
+The spinal cord in an axial cross-section is an elliptic disc surrounded by a ring
+of CSF of the opposite brightness: dark cord in bright CSF on T2w, T2*w and STIR,
+bright cord in dark CSF on T1w.  Each slice of the canonical (RAS+) volume is
+resampled to a ~1 mm in-plane grid and compared with a disc/annulus template by
+*normalised cross-correlation* (NCC, in [-1, 1]): it is invariant to the local
+brightness and contrast, so a low-contrast T2*w cord scores like a high-contrast
+T2w one, and a dark muscle framed by very bright fat does not outscore the cord
+because it is brighter.  The template is tried at a few sizes (cervical to conus)
+and the ring must be *closed* (most of its sectors brighter than the disc),
+which distinguishes the CSF ring from a dark band or a corner.  The polarity is
+chosen from the image (:func:`choose_polarity`), not from the file name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+#: Template geometry (mm) at scale 1: cord disc and CSF annulus semi-axes (left-right, anterior-posterior).
+#: (Adult cervical cord ~12 x 8 mm: the disc covers its inner 70 %, the annulus the CSF just outside it.)
+DISC_SEMI_AXES = (4.2, 2.8)
+ANNULUS_INNER = (6.6, 4.4)
+ANNULUS_OUTER = (8.4, 5.6)
+#: Template sizes tried: conus / thoracic cord (0.75) to a large cervical canal (1.3).
+SCALES = (0.75, 1.0, 1.3)
+N_SECTORS = 8
+#: Pixels whose CSF annulus lies outside the field of view by more than this share score 0 (the disc must be inside).
+MAX_OUTSIDE = 0.5
+#: Plausible darker/brighter ratio of cord and CSF means (below: a signal void such as air; above: no contrast).
+TISSUE_RATIO = (0.1, 1.05)
+#: A sector is "bright" when its mean exceeds the disc mean by this many local standard deviations.
+SECTOR_MARGIN = 0.5
+
+
+def _template(scale: float, spacing_mm: float):
+    half = int(np.ceil(ANNULUS_OUTER[0] * scale / spacing_mm))
+    axis = np.arange(-half, half + 1) * spacing_mm
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    ellipse = lambda axes: (x / (axes[0] * scale)) ** 2 + (y / (axes[1] * scale)) ** 2
+    disc = ellipse(DISC_SEMI_AXES) <= 1
+    ring = (ellipse(ANNULUS_OUTER) <= 1) & (ellipse(ANNULUS_INNER) > 1)
+    angle = np.mod(np.arctan2(y, x), 2 * np.pi)
+    sectors = [
+        ring & (angle >= i * 2 * np.pi / N_SECTORS) & (angle < (i + 1) * 2 * np.pi / N_SECTORS)
+        for i in range(N_SECTORS)
+    ]
+    return disc, ring, sectors
+
+
+def _correlate(planes: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    kernel = np.asarray(kernel, dtype=np.float32)[::-1, ::-1, None]
+    return signal.fftconvolve(planes, kernel, mode="same", axes=(0, 1))
+
+
+def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
+    """NCC with the bright-ring / dark-disc template and the closed-ring fractions, per pixel.
+
+    Parameters
+    ----------
+    planes : ndarray
+        (nx, ny, nz) stack of axial slices on a square in-plane grid of ``spacing_mm``.
+    scale : float
+        Template size relative to an adult cervical cord.
+    spacing_mm : float
+        In-plane grid spacing.
+
+    Returns
+    -------
+    ncc : ndarray
+        Normalised cross-correlation in [-1, 1] (+1: dark disc in a bright ring, -1: the reverse).
+    closed_bright, closed_dark : ndarray
+        Fraction of the ``N_SECTORS`` ring sectors brighter / darker than the disc (0..1).
+    ratio : ndarray
+        Disc mean / ring mean (intensities assumed non-negative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21), indexing="ij")
+    >>> r = np.hypot(x / 1.5, y)
+    >>> plane = np.where(r < 4, 0.3, np.where(r < 6, 1.0, 0.2))[:, :, None]
+    >>> ncc, bright, dark, ratio = ncc_ring(plane)
+    >>> bool(ncc[20, 20, 0] > 0.7 and bright[20, 20, 0] == 1.0 and dark[20, 20, 0] == 0.0)
+    True
+    """
+    planes = np.asarray(planes, dtype=np.float32)
+    disc, ring, sectors = _template(scale, spacing_mm)
+    inside = np.ones(planes.shape[:2] + (1,), dtype=np.float32)  # the field of view (same for every slice)
+    # only the pixels inside the field of view count: masked region means
+    n_disc, n_ring = _correlate(inside, disc), _correlate(inside, ring)
+    sum_disc, sum_ring = _correlate(planes, disc), _correlate(planes, ring)
+    n_all = n_disc + n_ring
+    sum_sq = _correlate(planes * planes, disc | ring)
+    safe = lambda count: np.maximum(count, 1e-6)
+    mean_disc, mean_ring = sum_disc / safe(n_disc), sum_ring / safe(n_ring)
+    mean_all = (sum_disc + sum_ring) / safe(n_all)
+    sd = np.sqrt(np.maximum(sum_sq / safe(n_all) - mean_all**2, 1e-12))
+    # Pearson correlation with the two-level template (point-biserial) on the pixels inside the image
+    ncc = (mean_ring - mean_disc) / sd * np.sqrt(n_disc * n_ring) / safe(n_all)
+    margin = SECTOR_MARGIN * sd
+    bright = np.zeros(planes.shape, dtype=np.float32)
+    dark = np.zeros(planes.shape, dtype=np.float32)
+    present = np.zeros(inside.shape, dtype=np.float32)
+    for sector in sectors:
+        n_sector = _correlate(inside, sector)
+        there = n_sector >= 0.5 * sector.sum()
+        sector_mean = _correlate(planes, sector) / safe(n_sector)
+        bright += there & (sector_mean > mean_disc + margin)
+        dark += there & (sector_mean < mean_disc - margin)
+        present += there
+    keep = (n_disc >= 0.9 * disc.sum()) & (n_ring >= (1 - MAX_OUTSIDE) * ring.sum()) & (present >= N_SECTORS // 2)
+    present = np.maximum(present, 1)
+    finish = lambda array: np.where(keep, array, 0.0).astype(np.float32)
+    ratio = mean_disc / np.maximum(mean_ring, 1e-6)
+    return np.clip(finish(ncc), -1, 1), finish(bright / present), finish(dark / present), ratio.astype(np.float32)
+
+
+def tissue_weight(ratio: np.ndarray) -> np.ndarray:
+    """1 where the darker of cord and CSF is tissue, not a signal void, relative to the brighter (0..1).
+
+    Real cords are darker than their CSF but not void (T2*w cords reach ~0.9 of the CSF mean where
+    the CSF is thin); air in the airway framed by bright mucosa or a flow void gives ratios near 0.
+    """
+    low, high = TISSUE_RATIO
+    return np.clip((ratio - low) / 0.1, 0, 1) * np.clip((high - ratio) / 0.1, 0, 1)
+
+
+def to_detector_grid(volume: np.ndarray, zooms, spacing_mm: float = 1.0) -> tuple[np.ndarray, tuple[float, float]]:
+    """Axial slices resampled to a square ``spacing_mm`` in-plane grid, and the grid -> voxel scale (x, y)."""
+    factors = (spacing_mm / zooms[0], spacing_mm / zooms[1])
+    small = ndimage.zoom(volume, (1 / factors[0], 1 / factors[1], 1), order=1, grid_mode=False)
+    scale = tuple((volume.shape[axis] - 1) / max(small.shape[axis] - 1, 1) for axis in (0, 1))
+    return small.astype(np.float32), scale
+
+
+def cord_likelihoods(
+    volume: np.ndarray, zooms, *, spacing_mm: float = 1.0, scales=SCALES
+) -> tuple[dict[int, np.ndarray], tuple[float, float]]:
+    """Cord likelihood (0..1) per axial slice on a ``spacing_mm`` in-plane grid, for both polarities.
+
+    Parameters
+    ----------
+    volume : ndarray
+        Canonical (x, y, z) intensities.
+    zooms : sequence of float
+        Voxel sizes (mm).
+    spacing_mm : float
+        In-plane detector grid spacing.
+    scales : sequence of float
+        Template sizes tried (the best one counts at each pixel).
+
+    Returns
+    -------
+    likelihoods : dict
+        ``{+1: dark cord in bright CSF (T2w, T2*w, STIR), -1: bright cord in dark CSF (T1w)}``, each
+        (nx', ny', nz): ``max over scales of clip(polarity * NCC, 0, 1) * closed-ring fraction``.
+    factors : tuple of float
+        Detector grid index -> canonical voxel index scale along x and y.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y, _ = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21), np.arange(3), indexing="ij")
+    >>> r = np.hypot(x / 1.5, y)
+    >>> t2 = np.where(r < 4, 0.3, np.where(r < 6, 1.0, 0.2))
+    >>> likelihoods, _ = cord_likelihoods(t2, (1.0, 1.0, 3.0))
+    >>> tuple(int(i) for i in np.unravel_index(likelihoods[1][:, :, 1].argmax(), (41, 41)))
+    (20, 20)
+    >>> float(likelihoods[-1][20, 20, 1])
+    0.0
+    """
+    small, factors = to_detector_grid(np.asarray(volume, dtype=np.float32), zooms, spacing_mm)
+    small = np.maximum(small, 0.0)
+    best = {1: np.zeros(small.shape, dtype=np.float32), -1: np.zeros(small.shape, dtype=np.float32)}
+    for scale in scales:
+        ncc, bright, dark, ratio = ncc_ring(small, scale, spacing_mm)
+        np.maximum(best[1], np.clip(ncc, 0, 1) * bright * tissue_weight(ratio), out=best[1])
+        np.maximum(best[-1], np.clip(-ncc, 0, 1) * dark * tissue_weight(1.0 / np.maximum(ratio, 1e-6)), out=best[-1])
+    return best, factors
