@@ -61,15 +61,25 @@ def _crossing(profiles, radii_mm, last_below, threshold, valid):
     s, r = np.nonzero(valid)
     i0 = last_below[s, r]
     p0, p1 = profiles[s, r, i0], profiles[s, r, i0 + 1]
-    t = np.clip((threshold[s, 0, 0] - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
+    level = np.broadcast_to(threshold, valid.shape + (1,))[s, r, 0]
+    t = np.clip((level - p0) / np.where(p1 - p0 > 1e-9, p1 - p0, 1e-9), 0, 1)
     radius[s, r] = radii_mm[i0] + t * (radii_mm[i0 + 1] - radii_mm[i0])
     return radius
 
 
-def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2.5):
+#: The CSF level of a ray is its peak within this distance (mm) outside the cord/CSF rise.
+LOCAL_PEAK_MM = 2.5
+
+
+def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2.5, boundary_fraction: float = 0.5):
     """Boundary radius per slice and ray (NaN where undetermined), plus contrast per slice.
 
-    Two candidates per ray: the crossing of the cord/CSF midpoint found walking
+    The boundary level of each ray is ``cord + boundary_fraction * (CSF - cord)`` with the
+    CSF level of *that ray*: the peak of the CSF just outside the cord (within
+    ``LOCAL_PEAK_MM`` of where the profile first rises through the slice's midpoint),
+    not the brightest sample anywhere on the ray (epidural fat, a thick CSF pocket
+    further out), so a thin, partial-volumed CSF layer places its own edge.  Two
+    candidates per ray: the crossing of that level found walking
     inward from the first clearly-CSF sample (ignores hyperintense lesions inside
     the cord), and the first outward crossing (thin, partial-volumed CSF).  The
     first is used unless it lies beyond the largest plausible cord outline
@@ -82,13 +92,20 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     reference = ndimage.median_filter(cord_level, size=min(15, n_slices), mode="nearest")
     cord_level = np.minimum(cord_level, 1.1 * reference)
     outer = radii_mm >= inner_mm
-    ray_peak = profiles[:, :, outer].max(axis=2)
+    smooth = ndimage.uniform_filter1d(profiles, 3, axis=2, mode="nearest")
+    ray_peak = smooth[:, :, outer].max(axis=2)  # smoothed: the peak of noisy samples is biased upward
     csf_level = np.median(ray_peak, axis=1)
     span = np.maximum(csf_level - cord_level, 1e-6)
-    threshold = (cord_level + 0.5 * span)[:, None, None]
+    midpoint = (cord_level + 0.5 * span)[:, None, None]
     clear_csf = (cord_level + 0.75 * span)[:, None, None]
-    smooth = ndimage.uniform_filter1d(profiles, 3, axis=2, mode="nearest")
     index = np.arange(n_samples)[None, None, :]
+    rises = (smooth >= midpoint) & outer[None, None, :]
+    first_rise = np.where(rises.any(axis=2), np.argmax(rises, axis=2), n_samples)
+    step = radii_mm[1] - radii_mm[0]
+    near = (index >= first_rise[:, :, None]) & (index <= first_rise[:, :, None] + LOCAL_PEAK_MM / step)
+    local_peak = np.where(near, smooth, -np.inf).max(axis=2)
+    local_span = np.where(np.isfinite(local_peak), local_peak - cord_level[:, None], span[:, None])
+    threshold = (cord_level[:, None] + boundary_fraction * local_span)[:, :, None]
     # candidate 1: inward from the first clearly-CSF sample
     is_csf = (smooth >= clear_csf) & outer[None, None, :]
     has_csf = is_csf.any(axis=2)
@@ -126,7 +143,8 @@ def _regularise(radius, zooms, n_rays):
     ok_index = np.nonzero(slice_ok)[0]
     for ray in range(n_rays):
         filled[~slice_ok, ray] = np.interp(np.nonzero(~slice_ok)[0], ok_index, filled[ok_index, ray])
-    z_window = max(1, int(round(5.0 / zooms[2])) | 1)
+    # at least 3 slices: thick axial slices (5-8 mm) are regularised by their neighbours too
+    z_window = max(3, int(round(5.0 / zooms[2])) | 1) if len(radius) >= 3 else 1
     padded = np.concatenate([filled[:, -2:], filled, filled[:, :2]], axis=1)  # angles wrap around
     filled = ndimage.median_filter(padded, size=(z_window, 5), mode="nearest")[:, 2:-2]
     filled = ndimage.gaussian_filter(filled, sigma=(0.7 / zooms[2], 1.0), mode=("nearest", "wrap"))
@@ -257,13 +275,15 @@ def segment_cord_canonical(
     max_axes = (semi_lr, semi_lr / 1.5)
     for iteration in range(3):
         profiles = _cast_rays(volume, centres, angles, radii_mm, zooms)
-        radius, contrast = _boundary_radii(profiles, radii_mm, angles, max_axes)
+        radius, contrast = _boundary_radii(profiles, radii_mm, angles, max_axes, boundary_fraction=cord.boundary_fraction)
         radius, slice_ok = _regularise(radius, zooms, cord.n_rays)
         if iteration == 2:
             break
         centroid, _ = _polygon_centroid_area(centres, radius, angles, zooms)
         sigma = cord.centerline_smoothing_mm / zooms[2]
         shift = np.where(slice_ok[:, None], centroid - centres, 0.0)
+        if len(shift) >= 3:  # one slice's outline does not move its centre away from its neighbours'
+            shift = ndimage.median_filter(shift, size=(3, 1), mode="nearest")
         centres = centres + ndimage.gaussian_filter1d(shift, sigma, axis=0, mode="nearest")
     _, area = _polygon_centroid_area(centres, radius, angles, zooms)
     valid = slice_ok & (area >= 0.6 * cord.min_csa_mm2) & (area <= 1.3 * cord.max_csa_mm2)
