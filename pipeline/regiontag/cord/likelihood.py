@@ -27,18 +27,19 @@ ANNULUS_OUTER = (8.4, 5.6)
 SCALES = (0.75, 1.0, 1.3)
 N_SECTORS = 8
 #: Pixels whose CSF annulus lies outside the field of view by more than this share score 0 (the disc must be inside).
-MAX_OUTSIDE = 0.5
+MAX_OUTSIDE = 0.25
 #: Plausible darker/brighter ratio of cord and CSF means (below: a signal void such as air; above: no contrast).
 TISSUE_RATIO = (0.1, 1.05)
 #: A sector is "bright" when its mean exceeds the disc mean by this many local standard deviations.
 SECTOR_MARGIN = 0.5
 
 
-def _template(scale: float, spacing_mm: float):
-    half = int(np.ceil(ANNULUS_OUTER[0] * scale / spacing_mm))
+def _template(scale, spacing_mm: float):
+    sx, sy = (scale, scale) if np.isscalar(scale) else scale
+    half = int(np.ceil(ANNULUS_OUTER[0] * max(sx, sy) / spacing_mm))
     axis = np.arange(-half, half + 1) * spacing_mm
     x, y = np.meshgrid(axis, axis, indexing="ij")
-    ellipse = lambda axes: (x / (axes[0] * scale)) ** 2 + (y / (axes[1] * scale)) ** 2
+    ellipse = lambda axes: (x / (axes[0] * sx)) ** 2 + (y / (axes[1] * sy)) ** 2
     disc = ellipse(DISC_SEMI_AXES) <= 1
     ring = (ellipse(ANNULUS_OUTER) <= 1) & (ellipse(ANNULUS_INNER) > 1)
     angle = np.mod(np.arctan2(y, x), 2 * np.pi)
@@ -110,7 +111,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
         bright += there & (sector_mean > mean_disc + margin)
         dark += there & (sector_mean < mean_disc - margin)
         present += there
-    keep = (n_disc >= 0.9 * disc.sum()) & (n_ring >= (1 - MAX_OUTSIDE) * ring.sum()) & (present >= N_SECTORS // 2)
+    keep = (n_disc >= 0.9 * disc.sum()) & (n_ring >= (1 - MAX_OUTSIDE) * ring.sum()) & (present >= N_SECTORS - 2)
     present = np.maximum(present, 1)
     finish = lambda array: np.where(keep, array, 0.0).astype(np.float32)
     ratio = mean_disc / np.maximum(mean_ring, 1e-6)
@@ -136,7 +137,7 @@ def to_detector_grid(volume: np.ndarray, zooms, spacing_mm: float = 1.0) -> tupl
 
 
 def cord_likelihoods(
-    volume: np.ndarray, zooms, *, spacing_mm: float = 1.0, scales=SCALES
+    volume: np.ndarray, zooms, *, spacing_mm: float = 1.0, scales=None
 ) -> tuple[dict[int, np.ndarray], tuple[float, float]]:
     """Cord likelihood (0..1) per axial slice on a ``spacing_mm`` in-plane grid, for both polarities.
 
@@ -148,8 +149,9 @@ def cord_likelihoods(
         Voxel sizes (mm).
     spacing_mm : float
         In-plane detector grid spacing.
-    scales : sequence of float
-        Template sizes tried (the best one counts at each pixel).
+    scales : sequence, optional
+        Template sizes tried (a float or a (left-right, anterior-posterior) pair each; the best
+        one counts at each pixel); default ``SCALES``.
 
     Returns
     -------
@@ -174,7 +176,7 @@ def cord_likelihoods(
     small, factors = to_detector_grid(np.asarray(volume, dtype=np.float32), zooms, spacing_mm)
     small = np.maximum(small, 0.0)
     best = {1: np.zeros(small.shape, dtype=np.float32), -1: np.zeros(small.shape, dtype=np.float32)}
-    for scale in scales:
+    for scale in SCALES if scales is None else scales:
         ncc, bright, dark, ratio = ncc_ring(small, scale, spacing_mm)
         np.maximum(best[1], np.clip(ncc, 0, 1) * bright * tissue_weight(ratio), out=best[1])
         np.maximum(best[-1], np.clip(-ncc, 0, 1) * dark * tissue_weight(1.0 / np.maximum(ratio, 1e-6)), out=best[-1])
