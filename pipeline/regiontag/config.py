@@ -219,6 +219,13 @@ class CordConfig(_Section):
     #: Cord rows above and below the lesion (mm) used as the reference for the CSA ratio.
     csa_reference_mm: float = Field(15.0, gt=0, le=100)
 
+    #: Self-check: physiological cross-sectional area (mm2); slices outside it are reported.
+    qc_csa_range_mm2: tuple[float, float] = (25.0, 110.0)
+    #: Self-check: cord likelihood (CSF ring) along the centreline below this = no CSF ring around the cord.
+    qc_min_ring: float = Field(0.15, ge=0, le=1)
+    #: Self-check: cord/CSF contrast ((CSF - cord) / CSF) below this is reported.
+    qc_min_contrast: float = Field(0.25, ge=0, le=1)
+
     @model_validator(mode="after")
     def _csa_bounds_ordered(self) -> "CordConfig":
         if self.min_csa_mm2 >= self.max_csa_mm2:

@@ -27,6 +27,7 @@ from regiontag.cord.levels import (
     slice_step_mm,
     span_length,
 )
+from regiontag.cord.qc import conus_end, cord_qc_warnings
 from regiontag.cord.segmentation import centerline_table, segment_cord_canonical, voxel_sizes
 from regiontag.cord.vertebrae import segment_height
 from regiontag.atlas.involvement import region_table
@@ -310,12 +311,31 @@ def process_cord(
             )
         if mask.sum() and lesions.sum() / mask.sum() > 0.5:
             warnings.append(f"hyperintensity covers {lesions.sum() / mask.sum():.0%} of the cord: check the scan")
+    self_checks, checks_qc = cord_qc_warnings(
+        centerline, mask, segmentation.slice_scores, segmentation.contrast, config.cord
+    )
+    warnings.extend(self_checks)
+    conus = (
+        conus_end(centerline, volume, segmentation.centres, zooms, polarity=segmentation.polarity)
+        if cord_found else None
+    )
+    if conus is not None and not conus["ends_in_csf"]:
+        warnings.append(
+            f"cord ends at slice {conus['slice']} (z {conus['z_mm']:.1f} mm, {conus['distance_mm']:.0f} mm below "
+            "the top of the cord) inside the field of view without clear CSF below it: the conus medullaris "
+            "among the roots of the cauda equina, or a lost cord; check cord_mask.nii.gz"
+        )
+    elif conus is not None:
+        LOGGER.info("conus medullaris ends at slice %d (z %.1f mm)", conus["slice"], conus["z_mm"])
     qc = {
         "cord_sequence": sequence,
         "cord_slices": int(valid.sum()),
         "cord_length_mm": float(centerline["distance_mm"].max()) if cord_found else 0.0,
         "cord_median_csa_mm2": float(np.median(centerline["csa_mm2"])) if cord_found else np.nan,
         "csf_ring_score": segmentation.ring_score,
+        "cord_polarity": "T2-like (dark cord, bright CSF)" if segmentation.polarity > 0 else "T1-like (bright cord)",
+        "self_checks": checks_qc,
+        "conus_end": conus,
         "vertebral_level_method": level_method(config.cord),
         "segment_length_mm": config.cord.segment_length_mm,
         "segment_length_source": segment_source,
