@@ -193,6 +193,7 @@ def cord_qc_warnings(
         "low_contrast_slices": slices[np.asarray(contrast)[slices] < config.qc_min_contrast].tolist(),
         "fov_edge_slices": [k for k in edge_slices(mask) if k in set(slices.tolist())],
     }
+    checks = {key: sorted(int(k) for k in found) for key, found in checks.items()}
     n = len(slices)
     few = lambda found: len(found) < max(2, int(np.ceil(0.05 * n)))  # isolated slices are not worth a warning
     messages = {
