@@ -201,7 +201,7 @@ class CordConfig(_Section):
     #: Optimal-path centreline: penalty per mm^2 of in-plane step per mm along z (higher = straighter).
     centerline_stiffness: float = Field(0.1, gt=0, le=10)
     #: Cord boundary on each ray at cord level + this fraction of that ray's cord-to-CSF step (0.5 = midpoint).
-    boundary_fraction: float = Field(0.45, gt=0, lt=1)
+    boundary_fraction: float = Field(0.42, gt=0, lt=1)
     #: Gaussian smoothing (sigma, mm) of the centreline along the cord.
     centerline_smoothing_mm: float = Field(3.0, ge=0, le=30)
     #: Minimum cord/CSF contrast ((CSF - cord) / CSF) for a slice to count as cord.

@@ -67,15 +67,35 @@ def test_no_cord_in_noise_returns_empty_mask_and_table():
     assert centerline.empty and list(centerline.columns) == CENTERLINE_COLUMNS
 
 
+#: Real cords with a manual mask on the scan's own grid: (scan, mask, polarity). References: SCT PropSeg
+#: Dice 0.86-0.90 (De Leener et al. 2014), SCT's deep-learning models ~0.95 (Gros et al. 2019).
+REAL_MASKED = [
+    pytest.param("t2", "t2_seg-manual", 1, id="sagittal-T2w"),
+    pytest.param("t1w", "t1w_seg-manual", -1, id="T1w"),
+    pytest.param("sub-test001_T2star", "sub-test001_T2star_seg-manual", 1, id="axial-T2star-7.5mm"),
+    pytest.param(
+        "t2s", "t2s_seg", 1, id="axial-T2star-cropped",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="crop of 24 x 27 mm around a 14 x 8 mm cord with thin lateral and no posterior CSF: the "
+            "optimal path takes the posterior edge of the crop (the self-check warns: cord at the FOV edge)",
+        ),
+    ),
+]
+
+
 @pytest.mark.real
-def test_real_cord_scan_dice_against_manual_mask(real_cord_dir):
-    image = nib.load(str(real_cord_dir / "t2.nii.gz"))
-    manual = nib.load(str(real_cord_dir / "t2_seg-manual.nii.gz"))
+@pytest.mark.parametrize(("scan", "mask_name", "polarity"), REAL_MASKED)
+def test_real_cord_scan_dice_against_manual_mask(real_cord_dir, scan, mask_name, polarity):
+    image_path = real_cord_dir / f"{scan}.nii.gz"
+    if not image_path.is_file():
+        pytest.skip(f"{image_path} is not in ../shared")
+    image = nib.load(str(image_path))
+    manual = nib.load(str(real_cord_dir / f"{mask_name}.nii.gz"))
     start = time.perf_counter()
-    mask, centerline = segment_cord(image, load_config())
+    mask, centerline = segment_cord(image, load_config(), polarity=polarity)
     seconds = time.perf_counter() - start
     score = dice(mask, manual)
-    print(f"real cord scan: Dice {score:.3f} against the manual mask, {seconds:.2f} s")
-    assert score >= 0.8
+    print(f"real cord {scan}: Dice {score:.3f} against the manual mask, {seconds:.2f} s")
     assert mask.shape == image.shape and np.allclose(mask.affine, image.affine)
-    assert 40 < centerline["csa_mm2"].median() < 110
+    assert score >= 0.90

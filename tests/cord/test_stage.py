@@ -144,3 +144,62 @@ def test_real_cord_scan(real_cord_dir, atlas, config, tmp_path):
     assert result.findings["n_lesions"] == 0  # healthy volunteer scan
     centerline = result.tables[outputs.CENTERLINE_CSV]
     assert centerline["distance_mm"].max() > 45  # cord followed over the whole 55 mm field of view
+
+
+def _real_or_skip(real_cord_dir, name):
+    path = real_cord_dir / f"{name}.nii.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in ../shared")
+    return nib.load(str(path))
+
+
+@pytest.mark.real
+def test_real_axial_ms_scan_csa_in_the_physiological_range(real_cord_dir, atlas, config, tmp_path):
+    result = process_cord({"T2w": _real_or_skip(real_cord_dir, "t2_ms_axial")}, config, atlas, tmp_path)
+    centerline = result.tables[outputs.CENTERLINE_CSV]
+    low, high = config.cord.qc_csa_range_mm2
+    print(f"t2_ms_axial: {len(centerline)} cord slices, CSA {centerline['csa_mm2'].min():.0f}-"
+          f"{centerline['csa_mm2'].max():.0f} mm2, {result.findings['n_lesions']} lesions, warnings {result.warnings}")
+    assert len(centerline) >= 15  # 19 slices of 7.5 mm: the cord is found on (nearly) all of them
+    assert centerline["csa_mm2"].between(low, high).all()
+    assert all(warning.endswith("check cord_mask.nii.gz") for warning in result.warnings)  # ok or reasoned
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_real_lumbar_scan_reports_where_the_cord_ends(real_cord_dir, atlas, config, tmp_path):
+    image = _real_or_skip(real_cord_dir, "t2_lumbar")
+    result = process_cord({"T2w": image}, config, atlas, tmp_path)
+    centerline = result.tables[outputs.CENTERLINE_CSV]
+    conus = result.qc["conus_end"]
+    print(f"t2_lumbar: CSA {centerline['csa_mm2'].min():.0f}-{centerline['csa_mm2'].max():.0f} mm2, end {conus}, "
+          f"warnings {result.warnings}")
+    assert conus is not None and conus["slice"] > 40  # ends well above the bottom of the field of view
+    assert centerline["slice"].min() == conus["slice"]  # no cord invented below its end
+    assert centerline["csa_mm2"].between(*config.cord.qc_csa_range_mm2).all()
+    assert conus["ends_in_csf"] or any(f"cord ends at slice {conus['slice']}" in w for w in result.warnings)
+
+
+@pytest.mark.real
+def test_dorsal_column_lesion_on_a_real_cord_is_in_the_posterior_columns(real_cord_dir, atlas, config, tmp_path):
+    """A hyperintensity added to the dorsal third of the real cord (manual mask) is tagged posterior columns."""
+    image = nib.as_closest_canonical(_real_or_skip(real_cord_dir, "t2"))
+    cord = np.asarray(nib.as_closest_canonical(nib.load(str(real_cord_dir / "t2_seg-manual.nii.gz"))).dataobj) > 0
+    data = np.asarray(image.dataobj, dtype=np.float32).copy()
+    truth = np.zeros(cord.shape, bool)
+    x, y = np.ogrid[: cord.shape[0], : cord.shape[1]]
+    for k in range(18, 34):
+        ii, jj = np.nonzero(cord[:, :, k])
+        u = (x - ii.mean()) / ((ii.max() - ii.min()) / 2)
+        v = (y - jj.mean()) / ((jj.max() - jj.min()) / 2)
+        truth[:, :, k] = cord[:, :, k] & (v < -0.35) & (np.abs(u) < 0.4)
+    data[truth] *= 1.7
+    result = process_cord({"T2w": nib.Nifti1Image(data, image.affine)}, config, atlas, tmp_path)
+    lesions = np.asarray(nib.as_closest_canonical(result.images[outputs.LESIONS_NII]).dataobj) > 0
+    dice = 2 * (lesions & truth).sum() / (lesions.sum() + truth.sum())
+    print(f"real cord, dorsal lesion: Dice {dice:.2f}, dorsal share {result.findings['features']['axial_dorsal_share']:.2f}")
+    assert dice >= 0.6
+    assert _involved(result.region_table, COLUMNS + "Posterior column")
+    for region in (COLUMNS + "Lateral column", *CENTRAL_OR_ANTERIOR):
+        assert not _involved(result.region_table, region), region
+    assert result.findings["features"]["cord_dorsal"] is True
