@@ -16,6 +16,7 @@ chosen from the image (:func:`choose_polarity`), not from the file name.
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import ndimage, signal
 
 #: Template geometry (mm) at scale 1: cord disc and CSF annulus semi-axes (left-right, anterior-posterior).
@@ -55,6 +56,22 @@ def _correlate(planes: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return signal.fftconvolve(planes, kernel, mode="same", axes=(0, 1))
 
 
+class _Correlator:
+    """In-plane correlation of one stack with many kernels of one size: the stack's FFT is computed once."""
+
+    def __init__(self, planes: np.ndarray, kernel_size: int):
+        self.shape = planes.shape
+        self.half = kernel_size // 2
+        self.full = tuple(sp_fft.next_fast_len(n + kernel_size - 1, real=True) for n in planes.shape[:2])
+        self.spectrum = sp_fft.rfft2(planes, s=self.full, axes=(0, 1))
+
+    def __call__(self, kernel: np.ndarray) -> np.ndarray:
+        flipped = np.asarray(kernel, dtype=np.float32)[::-1, ::-1]
+        out = sp_fft.irfft2(self.spectrum * sp_fft.rfft2(flipped, s=self.full)[:, :, None], s=self.full, axes=(0, 1))
+        h = self.half
+        return out[h : h + self.shape[0], h : h + self.shape[1]].astype(np.float32)
+
+
 def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     """NCC with the bright-ring / dark-disc template and the closed-ring fractions, per pixel.
 
@@ -91,7 +108,8 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     inside = np.ones(planes.shape[:2] + (1,), dtype=np.float32)  # the field of view (same for every slice)
     # only the pixels inside the field of view count: masked region means
     n_disc, n_ring = _correlate(inside, disc), _correlate(inside, ring)
-    sum_disc, sum_ring = _correlate(planes, disc), _correlate(planes, ring)
+    correlate = _Correlator(planes, disc.shape[0])
+    sum_disc, sum_ring = correlate(disc), correlate(ring)
     n_all = n_disc + n_ring
     sum_sq = _correlate(planes * planes, disc | ring)
     safe = lambda count: np.maximum(count, 1e-6)
@@ -107,7 +125,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     for sector in sectors:
         n_sector = _correlate(inside, sector)
         there = n_sector >= 0.5 * sector.sum()
-        sector_mean = _correlate(planes, sector) / safe(n_sector)
+        sector_mean = correlate(sector) / safe(n_sector)
         bright += there & (sector_mean > mean_disc + margin)
         dark += there & (sector_mean < mean_disc - margin)
         present += there
