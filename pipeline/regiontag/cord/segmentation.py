@@ -1,13 +1,14 @@
-"""Spinal cord segmentation and centreline on T2 (cord dark inside bright CSF), no learned weights.
+"""Spinal cord segmentation and centreline on T2w, T2*w, STIR (cord dark in bright CSF) or T1w, no learned weights.
 
 Method (canonical RAS+ grid, z = superior):
 
-1. *CSF column*: a ring detector plus dynamic programming finds the coarse cord
-   centre in every axial slice (:mod:`regiontag.cord.csf_column`).
+1. *Centreline*: the globally optimal path through a contrast-invariant cord
+   likelihood (:mod:`regiontag.cord.centreline`, :mod:`regiontag.cord.likelihood`);
+   T1w volumes (``polarity=-1``) are inverted for the boundary search.
 2. *Star-shaped boundary*: from the centre, rays at ``n_rays`` angles sample the
    intensity profile; on each ray the boundary is where, walking inward from the
-   first clearly-CSF sample, the signal falls below the midpoint between cord and
-   CSF levels.  Hyperintense lesions inside the cord stay below that CSF-anchored
+   first clearly-CSF sample, the signal falls below ``boundary_fraction`` of the way
+   from the cord level to that ray's CSF peak.  Hyperintense lesions inside the cord stay below that CSF-anchored
    crossing (or sit inside it), so they are not cut out.  Rays without CSF
    (effaced canal) are left undetermined and filled from neighbouring angles.
 3. *Shape prior*: radii are median-filtered over angle and along z and smoothed;
