@@ -13,7 +13,7 @@ from regiontag.config_checks import MAX_REGEX_REPEATS, DuplicateKeyError, check_
 
 def test_duplicate_keys_named_with_their_mapping_and_line():
     assert safe_load_unique("a: 1\nb:\n  c: 2\n  d: [1, 2]\n") == {"a": 1, "b": {"c": 2, "d": [1, 2]}}
-    with pytest.raises(DuplicateKeyError, match=r"^b\.inner: duplicate key 'c' at line 5 \(first given at line 3\)"):
+    with pytest.raises(DuplicateKeyError, match=r"^b\.inner: duplicate key 'c' at line 5 \(first given at line 4\)"):
         safe_load_unique("a: 1\nb:\n  inner:\n    c: 1\n    c: 2\n")
     with pytest.raises(DuplicateKeyError, match=r"^\(top level\): duplicate key 'a'"):
         safe_load_unique("a: 1\na: 1\n")
