@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-import nibabel as nib
 from dask.utils import format_bytes
 
 from regiontag.config import Config
+from regiontag.inputs.nifti_io import header_shape
 from regiontag.outputs.provenance import fingerprint_of
 from regiontag.outputs.session_folder import PACKAGE_LOGGER, SessionFolder
 from regiontag.types import Session, SessionResult
@@ -142,8 +142,12 @@ def capture_native_output(session_dir: Path, enabled: bool) -> Iterator[None]:
 
 
 def header_voxels(path: Path) -> int:
-    """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully)."""
-    shape = nib.load(str(path)).shape
+    """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully).
+
+    The header is read by :func:`regiontag.inputs.nifti_io.header_shape`, so a bad ``dim[0]``
+    raises an ``InputError`` instead of giving nibabel's byte-swapped guess (once 125829120 PiB).
+    """
+    shape = header_shape(path)
     count = 1
     for size in shape:
         count *= max(1, int(size))
