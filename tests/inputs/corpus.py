@@ -210,6 +210,11 @@ CASES: list[tuple[str, str, Callable[[Path], bytes | Path]]] = [
     ("pipe.nii", "not a regular file", _fifo),
     ("name with spaces ü 脑.nii.gz", "truncated gzip", lambda p: _valid_gz()[:-30]),
     ("new\nline\tname.nii", "wrong magic", _with_values(_DATA, edits={"magic": b"n+9"})),
+    # issue 17: a dim[0] nibabel takes for the other byte order (it reported 125829120 PiB), small gzip bombs
+    ("dim0_eight.nii", "invalid header: dim[0]=8",
+     _with_values(_DATA, edits={"dim": [8, 12, 14, 10, 32767, 32767, 32767, 32767]})),
+    ("bomb_zeros.nii.gz", "all voxels are zero", lambda p: write_gzip_bomb(p, 0.0, (200, 200, 150))),
+    ("bomb_ones.nii.gz", "constant image", lambda p: write_gzip_bomb(p, 1.0, (200, 200, 150))),
 ]
 
 #: File names of the corpus cases, in order.

@@ -242,9 +242,11 @@ def test_resume_skips_finished_sessions_and_force_redoes_them(tmp_path, loopback
 
 
 def test_output_folder_is_locked_against_a_second_run(tmp_path):
-    with output_lock(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    with output_lock(tmp_path / "out"):
         with pytest.raises(BatchError, match="another regiontag run"):
-            run_batch(tmp_path, tmp_path, Config(), sessions=[], quiet=True)
+            run_batch(tmp_path / "in", tmp_path / "out", Config(), sessions=[], quiet=True)
 
 
 def _marker_counts(marker_dir: Path) -> dict[str, int]:

@@ -327,8 +327,8 @@ def scaling_of(path: Path, header: nib.Nifti1Header) -> tuple[float, float] | No
 
 def _as_float32(path: Path, stored: np.ndarray, scaling: tuple[float, float] | None) -> np.ndarray:
     """One chunk of stored values as float32 (scaled), refusing values beyond float32 range."""
-    wide = stored.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
+        wide = stored.astype(np.float64)
         converted = (wide * scaling[0] + scaling[1] if scaling else wide).astype(np.float32)
     overflow = np.isinf(converted) & np.isfinite(wide)
     if np.any(overflow):

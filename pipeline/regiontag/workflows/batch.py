@@ -354,6 +354,23 @@ def run_batch(
     return summary
 
 
+def refresh_batch_tables(output_dir: str | Path, config: Config, *, report: bool = True) -> str:
+    """Rebuild ``sessions.csv`` from the session folders and rewrite ``index.html`` (after ``regiontag score``).
+
+    Call it under :func:`output_lock`.  Returns why the report was not written ("" when it was).
+    """
+    output_dir = Path(output_dir)
+    tables = BatchTables(output_dir)
+    tables.load()
+    for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
+        del tables.records[name]
+    if tables.records:
+        tables.write_sessions_csv()
+    if report and config.report.enabled:
+        return _write_batch_report(output_dir)
+    return ""
+
+
 def _write_guarded(problems: WriteProblems, *, outputs_name: str, write: Callable[[], object]) -> None:
     """Run one batch-file writer; an ``OSError`` (a full disk) is noted and the batch goes on."""
     try:
@@ -392,4 +409,4 @@ def _run_on_cluster(
             take(session, result)
 
 
-__all__ = ["BatchError", "BatchSummary", "output_lock", "run_batch"]
+__all__ = ["BatchError", "BatchSummary", "output_lock", "refresh_batch_tables", "run_batch"]
