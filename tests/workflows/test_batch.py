@@ -501,6 +501,7 @@ def test_bad_pattern_library_stops_the_batch_before_any_session(tmp_path):
     assert not (tmp_path / "out" / "p1").exists()
 
 
+@pytest.mark.slow  # two worker deaths and restarts on a fresh local cluster
 def test_worker_killed_by_a_signal_is_reported_with_the_signal(tmp_path):
     """Item 8: a worker killed by a signal was reported as "most likely out of memory"."""
     input_dir = _plain_inputs(tmp_path / "in", ["p1", "sigkill"])

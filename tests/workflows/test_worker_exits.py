@@ -7,7 +7,18 @@ import logging
 from regiontag.workflows.worker_exits import NANNY_LOGGER, WorkerExits, signal_name, worker_death_reason
 
 
-def test_nanny_records_are_read_by_pid_and_stay_silent(caplog):
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_nanny_records_are_read_by_pid_and_stay_silent():
+    caplog = _Collect()
+    logging.getLogger().addHandler(caplog)
     nanny = logging.getLogger(NANNY_LOGGER)
     nanny.setLevel(logging.CRITICAL)  # as open_client leaves it without --verbose
     try:
@@ -21,6 +32,7 @@ def test_nanny_records_are_read_by_pid_and_stay_silent(caplog):
         assert nanny.level == logging.CRITICAL and not nanny.filters
     finally:
         nanny.setLevel(logging.NOTSET)
+        logging.getLogger().removeHandler(caplog)
 
 
 def test_reasons():
