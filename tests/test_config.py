@@ -162,6 +162,8 @@ def test_missing_or_empty_path_rejected(tmp_path):
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
     folder = tmp_path / "study é"
     (folder / "patterns").mkdir(parents=True)
+    shipped = configs_dir() / "patterns" / "nmosd.yaml"  # a library needs at least one disease file
+    (folder / "patterns" / shipped.name).write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
     (folder / "my cord atlas.yaml").write_text("regions: []\n")
     config_path = _write(folder, "cord:\n  atlas_path: my cord atlas.yaml\nscoring:\n  patterns_dir: patterns\n")
     monkeypatch.chdir(tmp_path)  # not the config folder
@@ -211,3 +213,66 @@ def test_cli_commands_reject_a_bad_config_in_one_line(tmp_path, capsys, command)
     assert error.startswith(f"regiontag {command[0]}: ") and bad.name in error
     assert "detection.min_cluster_mm3" in error and "\n" not in error
     assert not (tmp_path / "out").exists()  # nothing started
+
+
+# --- issue 17, item 7: configs that validated and failed later --------------------------------------
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['fl[air']\n", "invalid regular expression"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['(a+)+$']\n", "nested quantifier"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['(a*)*b']\n", "nested quantifier"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['(x|xx)+y']\n", "alternation inside a repeat"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['(t1)\\1']\n", "backreference"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['a.*b.*c.*d']\n", "3 repeats"),
+        ("discovery:\n  sequence_patterns:\n    FLAIR: ['" + "a" * 300 + "']\n", "longer than"),
+    ],
+)
+def test_unsafe_or_invalid_sequence_regex_rejected_at_load(tmp_path, text, problem):
+    message = _error(_write(tmp_path, text))
+    assert ": discovery.sequence_patterns.FLAIR.0: " in message and problem in message, message
+    assert len(message.splitlines()) == 1
+
+
+def test_safe_sequence_regexes_still_accepted(tmp_path):
+    config = load_config(_write(tmp_path, "discovery:\n  sequence_patterns:\n    FLAIR: ['t2[-_]?flair', '(^|_)dark.*fluid']\n"))
+    assert config.discovery.sequence_patterns["FLAIR"] == ["t2[-_]?flair", "(^|_)dark.*fluid"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "problem"),
+    [
+        ("root", "no pattern files"),
+        ("empty", "no pattern files"),
+        ("file", "not a folder"),
+        ("not_patterns", "not a pattern library"),
+    ],
+)
+def test_patterns_dir_checked_for_content_at_load(tmp_path, setup, problem):
+    if setup == "root":
+        value = "/"
+    elif setup == "empty":
+        (tmp_path / "empty").mkdir()
+        value = str(tmp_path / "empty")
+    elif setup == "file":
+        value = str(_write(tmp_path, "a: 1\n", "single.yaml"))
+    else:
+        (tmp_path / "lib").mkdir()
+        (tmp_path / "lib" / "notes.yml").write_text("shopping: [milk, eggs]\n")
+        value = str(tmp_path / "lib")
+    message = _error(_write(tmp_path, f"scoring:\n  patterns_dir: '{value}'\n"))
+    assert ": scoring.patterns_dir: " in message and problem in message, message
+
+
+def test_duplicate_yaml_keys_rejected_with_file_and_field(tmp_path):
+    message = _error(_write(tmp_path, "limits:\n  max_voxels: 1000\n  min_slices: 2\n  max_voxels: 5\n"))
+    assert "duplicate key 'max_voxels'" in message and "limits" in message and "line 4" in message, message
+    message = _error(_write(tmp_path, "report:\n  enabled: false\nreport:\n  enabled: true\n"))
+    assert "duplicate key 'report'" in message
+
+
+def test_yaml_syntax_error_names_the_file_not_a_unicode_string(tmp_path):
+    for text in ("limits: {max_voxels: 1\n", "a: b: c\n", "limits:\n\t- tab\n", "key: 'unterminated\n"):
+        message = _error(_write(tmp_path, text))
+        assert "<unicode string>" not in message and "invalid YAML" in message, message
+        assert len(message.splitlines()) == 1

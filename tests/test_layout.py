@@ -28,7 +28,8 @@ PACKAGE_DIR = SOURCE_ROOT / "regiontag"
 
 #: The layers of ARCHITECTURE.md: a module imports only from lower layers (layer 1 modules also from each other).
 LAYERS = {
-    "regiontag.resources": 1, "regiontag.config": 1, "regiontag.types": 1, "regiontag.stage": 1,
+    "regiontag.resources": 1, "regiontag.config": 1, "regiontag.config_checks": 1, "regiontag.types": 1,
+    "regiontag.stage": 1,
     "regiontag.inputs": 2,
     "regiontag.niimg": 3, "regiontag.outputs": 3,
     "regiontag.atlas": 4,

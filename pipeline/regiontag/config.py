@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from regiontag.resources import configs_dir
+from regiontag.resources import configs_dir, pattern_files
+from regiontag.config_checks import DuplicateKeyError, check_safe_regex, safe_load_unique
 
 SEQUENCES = ("FLAIR", "T2w", "DWI", "T1w", "T1w_ce")
 
@@ -63,8 +64,41 @@ def _check_relative_path(value: str) -> str:
     return value
 
 
+def _check_pattern_library(value: str, info: ValidationInfo) -> str:
+    """An existing folder holding at least one disease file (``*.yaml`` / ``*.yml`` with ``patterns:``).
+
+    Checked at load, so ``patterns_dir: /`` fails before any session is computed;
+    the files themselves are validated in full when a batch starts (``regiontag.patterns.library``).
+    """
+    path = Path(_check_input_path(value, info))
+    if not path.is_dir():
+        raise ValueError(f"not a folder: {str(path)!r} (a pattern library is a folder of disease YAML files)")
+    try:
+        files = pattern_files(path)
+    except OSError as error:
+        raise ValueError(f"cannot list {str(path)!r} ({error.strerror or error})") from None
+    if not files:
+        raise ValueError(f"no pattern files (*.yaml, *.yml) in {str(path)!r}: not a pattern library")
+    for file in files:
+        try:
+            content = read_yaml(file)
+        except ConfigError as error:
+            raise ValueError(f"pattern file {error}") from None
+        if "patterns" not in content or "id" not in content:
+            raise ValueError(
+                f"{str(file)!r} has no 'id' and 'patterns' keys: not a pattern library "
+                "(each file describes one disease and its lesion patterns)"
+            )
+    return str(path)
+
+
 #: Path to an existing file or folder; relative values are resolved against the config file's folder.
 InputPath = Annotated[str, AfterValidator(_check_input_path)]
+#: Folder of disease YAML files (checked for existence and content at load).
+PatternLibraryPath = Annotated[str, AfterValidator(_check_pattern_library)]
+
+#: A user regular expression, compiled and checked for catastrophic backtracking at load.
+SafeRegex = Annotated[str, AfterValidator(check_safe_regex)]
 #: Relative path confined to its base folder (no absolute paths, no '..').
 RelativePath = Annotated[str, AfterValidator(_check_relative_path)]
 
@@ -78,7 +112,7 @@ class DiscoveryConfig(_Section):
 
     extensions: tuple[str, ...] = (".nii", ".nii.gz")
     #: Regular expressions (case-insensitive, searched in the file name) per sequence, tried in order.
-    sequence_patterns: dict[str, list[str]] = Field(default_factory=dict)
+    sequence_patterns: dict[str, list[SafeRegex]] = Field(default_factory=dict)
     #: Sequence forced for file names matching a glob, e.g. {"*_tirm_*": "FLAIR"}.
     sequence_overrides: dict[str, str] = Field(default_factory=dict)
     #: Body part forced for file names matching a glob, e.g. {"*": "cord"}.
@@ -283,7 +317,7 @@ class ScoringConfig(_Section):
     disease); a pattern file may override them per region or feature.
     """
 
-    patterns_dir: InputPath | None = None
+    patterns_dir: PatternLibraryPath | None = None
     #: A pattern matches when its score (log10 posterior odds) reaches this (2 = 100:1).
     match_threshold: float = Field(2.0, ge=0.0, le=20.0)
     #: A match also needs at least one of the pattern's core regions involved.
@@ -415,9 +449,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
     try:
-        content = yaml.safe_load(text)
+        content = safe_load_unique(text)
+    except DuplicateKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(error)}") from error
+        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(error)}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):

@@ -104,3 +104,33 @@ def test_a_session_that_cannot_be_read_fails_alone_with_exit_1(tmp_path, capsys)
     assert captured.err.startswith("regiontag score: broken: ") and len(captured.err.strip().splitlines()) == 1
     assert captured.out.startswith("re-scored 0 of 1 sessions against ")
     assert pd.read_csv(tmp_path / outputs.SCORES_CSV).empty
+
+
+def test_score_takes_the_lock_and_rebuilds_sessions_csv_and_the_index(tmp_path, capsys):
+    """Issue 17 item 6: `regiontag score` took no lock and left sessions.csv top_pattern and index.html stale."""
+    from regiontag.outputs.session_folder import SessionFolder
+    from regiontag.types import SessionResult
+    from regiontag.workflows.batch import output_lock
+    from tests.cli.test_patterns import POSTERIOR, write_session
+
+    out = tmp_path / "out"
+    write_session(out, "scd", {POSTERIOR: "both", "Spinal cord > Spinal white matter > Lateral column": "both"},
+                  ("cord",), {"longitudinally_extensive": True})
+    write_session(out, "healthy", {}, ("brain", "cord"), {})
+    for name in ("scd", "healthy"):
+        SessionFolder(out / name).write_status(SessionResult(name, "ok", "", 3.0, ("cord",), 1.5, "stale-pattern"))
+    (out / outputs.INDEX_HTML).write_text("<p>stale</p>")
+    with output_lock(out):
+        assert score_cli.run(_parser().parse_args(["score", str(out)])) == 2
+    assert capsys.readouterr().err == f"regiontag score: {out}: another regiontag run is writing to this folder\n"
+    assert not (out / "scd" / outputs.SCORES_CSV).exists()
+
+    assert score_cli.run(_parser().parse_args(["score", str(out)])) == 0
+    sessions = pd.read_csv(out / outputs.SESSIONS_CSV, keep_default_na=False).set_index("session")
+    scd = pd.read_csv(out / "scd" / outputs.SCORES_CSV)
+    expected_top = scd[scd["match"]].sort_values("rank")["pattern"].iloc[0]  # as run_session picks it
+    assert sessions.loc["scd", "top_pattern"] == expected_top != "stale-pattern"
+    assert sessions.loc["healthy", "top_pattern"] == ""  # nothing matches any more
+    assert sessions.loc["scd", "seconds"] == 3.0 and sessions.loc["scd", "status"] == "ok"  # the rest is kept
+    assert (out / outputs.INDEX_HTML).read_text() != "<p>stale</p>"
+    assert "scd" in (out / outputs.INDEX_HTML).read_text()

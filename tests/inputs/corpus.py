@@ -210,6 +210,11 @@ CASES: list[tuple[str, str, Callable[[Path], bytes | Path]]] = [
     ("pipe.nii", "not a regular file", _fifo),
     ("name with spaces ü 脑.nii.gz", "truncated gzip", lambda p: _valid_gz()[:-30]),
     ("new\nline\tname.nii", "wrong magic", _with_values(_DATA, edits={"magic": b"n+9"})),
+    # issue 17: a dim[0] nibabel takes for the other byte order (it reported 125829120 PiB), small gzip bombs
+    ("dim0_eight.nii", "invalid header: dim[0]=8",
+     _with_values(_DATA, edits={"dim": [8, 12, 14, 10, 32767, 32767, 32767, 32767]})),
+    ("bomb_zeros.nii.gz", "all voxels are zero", lambda p: write_gzip_bomb(p, 0.0, (200, 200, 150))),
+    ("bomb_ones.nii.gz", "constant image", lambda p: write_gzip_bomb(p, 1.0, (200, 200, 150))),
 ]
 
 #: File names of the corpus cases, in order.
@@ -288,3 +293,30 @@ def is_fifo(path: Path) -> bool:
         return stat.S_ISFIFO(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+# --- gzip bombs (issue 17, item 5): big declared volumes that compress to about a megabyte ----------------
+#: Shape of the gzip bombs: 149 M voxels, just under ``limits.max_voxels`` (150 M), 1.19 GB as float64.
+BOMB_SHAPE = (1000, 1000, 149)
+
+
+def write_gzip_bomb(path: str | os.PathLike[str], value: float, shape: tuple[int, int, int] = BOMB_SHAPE,
+                    dtype: object = np.float64) -> Path:
+    """Write a ``.nii.gz`` whose every voxel is ``value``, streamed slice by slice (never in memory whole).
+
+    1000 x 1000 x 149 float64 of zeros (or ones) compresses to about 1.2 MB.
+    """
+    path = Path(path)
+    header = nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(shape)
+    header.set_qform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    header.set_sform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    header["vox_offset"] = header.single_vox_offset
+    header["magic"] = header.single_magic
+    plane = np.full(shape[:2], value, dtype=dtype).tobytes(order="F")
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(header.binaryblock + b"\x00" * 4)
+        for _ in range(shape[2]):
+            handle.write(plane)
+    return path

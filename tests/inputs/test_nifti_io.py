@@ -114,7 +114,7 @@ def test_read_raw_nifti_returns_header_shape_and_exact_bytes(tmp_path, compresse
     raw = read_raw_nifti(path, max_voxels=10_000, min_slices=3)
     assert raw.shape == (6, 7, 8) and raw.compressed is compressed and not raw.is_nifti2
     assert raw.warnings == []
-    assert raw.data_bytes == data.tobytes(order="F")
+    np.testing.assert_array_equal(raw.data, data.ravel(order="F").astype(np.float32))
     assert raw.header.get_data_dtype() == np.int16
 
 
@@ -132,3 +132,22 @@ def test_read_raw_nifti_warns_about_a_misleading_suffix_and_rejects_truncation(t
     gz_named_plain.write_bytes(gzip.compress(content))
     assert "gzip-compressed although its name does not end in .gz" in read_raw_nifti(gz_named_plain, 10**6, 3).warnings[0]
     assert os.path.getsize(gz_named_plain) < len(content)
+
+
+def test_validation_streams_the_data_without_a_full_copy(tmp_path) -> None:
+    """Issue 17 item 5: the data are decompressed straight into the float32 result (no raw copy, no join)."""
+    import tracemalloc
+
+    shape = (200, 200, 150)  # 6 M voxels: 48 MB as float64 on disk, 24 MB as float32 in memory
+    bomb = corpus.write_gzip_bomb(tmp_path / "ones.nii.gz", 1.0, shape)
+    float32_bytes = 4 * int(np.prod(shape))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="constant image"):
+            load_scan(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < float32_bytes + 16e6, f"peak {peak / 1e6:.0f} MB for {float32_bytes / 1e6:.0f} MB of float32"
+    raw = read_raw_nifti(bomb, max_voxels=10**8, min_slices=3)
+    assert raw.data.dtype == np.float32 and raw.data.size == np.prod(shape) and float(raw.data.max()) == 1.0

@@ -293,3 +293,32 @@ def test_real_scans_load_unchanged(real_brain_dir, real_cord_dir):
         np.testing.assert_array_equal(np.asanyarray(loaded.dataobj), reference.get_fdata(dtype=np.float32))
         np.testing.assert_array_equal(loaded.affine, reference.affine)
     assert nib.aff2axcodes(load_scan(real_cord_dir / "t2.nii.gz")[0].affine) == ("P", "S", "R")
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from regiontag.inputs.scan import InputError, load_scan
+try:
+    load_scan(sys.argv[1])
+    print("loaded")
+except InputError as error:
+    print(error)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("value", "reason"), [(0.0, "all voxels are zero"), (1.0, "constant image")])
+def test_gzip_bomb_validation_peak_is_the_float32_volume(tmp_path, value, reason):
+    """Issue 17 item 5: 1000 x 1000 x 149 float64 (1.2 MB .nii.gz) peaked at 2.35 GB; now its float32 (0.6 GB) + Python."""
+    import subprocess
+    import sys
+
+    bomb = corpus.write_gzip_bomb(tmp_path / f"bomb_{value:g}.nii.gz", value)
+    assert bomb.stat().st_size < 2e6
+    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(bomb)], capture_output=True, text=True,
+                            timeout=600, check=True)
+    message, peak = result.stdout.strip().splitlines()
+    assert reason in message
+    float32_bytes = 4 * np.prod(corpus.BOMB_SHAPE)
+    assert int(peak) < float32_bytes + 200e6, f"peak RSS {int(peak) / 1e6:.0f} MB"

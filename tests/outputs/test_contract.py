@@ -178,3 +178,43 @@ def test_package_reexports_the_contract():
     from regiontag import outputs
 
     assert outputs.write_csv is contract.write_csv and outputs.REGIONS_CSV == contract.REGIONS_CSV == "regions.csv"
+
+
+def test_atomic_writes_fsync_the_file_and_its_folder_before_the_rename(tmp_path, monkeypatch):
+    """Issue 17: after a power cut a renamed file must hold its data, and the rename must be on disk."""
+    import os
+    import stat
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    from regiontag.outputs import contract
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        mode = os.fstat(descriptor).st_mode
+        events.append(("fsync", "folder" if stat.S_ISDIR(mode) else "file"))
+        return real_fsync(descriptor)
+
+    def replace(source, destination):
+        events.append(("replace", Path(destination).name))
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(contract.os, "fsync", fsync)
+    monkeypatch.setattr(contract.os, "replace", replace)
+    writers = {
+        "t.csv": lambda path: contract.write_csv(pd.DataFrame({"a": [1]}), path),
+        "t.json": lambda path: contract.write_json({"a": 1}, path),
+        "t.txt": lambda path: contract.write_text("a", path),
+        "t.nii.gz": lambda path: contract.write_nifti(nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4)), path),
+    }
+    for name, write in writers.items():
+        events.clear()
+        write(tmp_path / name)
+        assert events[:2] == [("fsync", "file"), ("replace", name)], (name, events)
+        assert events[2:] == [("fsync", "folder")], (name, events)  # the rename itself made durable
+        assert (tmp_path / name).is_file()

@@ -59,6 +59,10 @@ def fake_run_session(session, output_dir, config, *, force=False, cord_atlas_pat
     subject = session.bids.get("subject", "")
     if subject.startswith("fail"):
         raise RuntimeError("synthetic failure in stage X\nsecond line of the message")
+    if subject.startswith("sigkill") or session.session_id.startswith("sigkill"):
+        os.kill(os.getpid(), signal.SIGKILL)  # a crash in native code, a batch system's kill...
+    if session.session_id.startswith("enospc"):
+        raise OSError(28, "No space left on device", str(session_dir / outputs.REGIONS_CSV))
     if subject.startswith("oom"):
         hoard = []
         for _ in range(60):  # up to 2.4 GB, 40 MB at a time: the nanny kills the worker first
@@ -238,9 +242,11 @@ def test_resume_skips_finished_sessions_and_force_redoes_them(tmp_path, loopback
 
 
 def test_output_folder_is_locked_against_a_second_run(tmp_path):
-    with output_lock(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    with output_lock(tmp_path / "out"):
         with pytest.raises(BatchError, match="another regiontag run"):
-            run_batch(tmp_path, tmp_path, Config(), sessions=[], quiet=True)
+            run_batch(tmp_path / "in", tmp_path / "out", Config(), sessions=[], quiet=True)
 
 
 def _marker_counts(marker_dir: Path) -> dict[str, int]:
@@ -363,3 +369,147 @@ def test_run_rescores_after_a_pattern_edit_and_not_after_a_report_setting(tmp_pa
     assert again.resumed == 0 and again.counts["ok"] + again.counts["warning"] == 1
     assert (out / "cord-01" / outputs.SCORES_CSV).read_text() != scores_before  # re-scored with the edit
 
+
+
+# --- issue 17: never write where it must not, never stop the batch ----------------------------------------
+def _plain_inputs(root: Path, names) -> Path:
+    for index, name in enumerate(names):
+        _save_volume(root / name / f"{name}_FLAIR.nii.gz", index)
+    return root
+
+
+def _sessions_rows(out: Path) -> dict[str, dict]:
+    return _csv(out / outputs.SESSIONS_CSV).set_index("session").to_dict("index")
+
+
+def test_session_named_like_a_batch_file_is_refused_alone(tmp_path, loopback_cluster):
+    """Item 1: session folders named regions.csv/, sessions.csv/, scores.csv/, index.html/ crashed every run."""
+    reserved = ["regions.csv", "sessions.csv", "scores.csv", "index.html", "Index.HTML"]
+    input_dir = _plain_inputs(tmp_path / "in", ["p1", *reserved])
+    out = tmp_path / "out"
+    common = dict(scheduler=loopback_cluster.scheduler_address, quiet=True, session_runner=RUNNER)
+    for attempt in range(2):  # the re-run neither crashes nor recomputes p1
+        summary = run_batch(input_dir, out, Config(), **common)
+        assert summary.counts == {"ok": 1, "warning": 0, "failed": 5} and summary.exit_code == 1
+        assert summary.resumed == attempt
+        rows = _sessions_rows(out)
+        assert set(rows) == {"p1", *reserved}
+        for name in reserved:
+            assert rows[name]["status"] == "failed"
+            assert rows[name]["error"] == (
+                f"session id {name!r} is reserved for a batch file of the output folder; rename the input "
+                "folder or file")
+        for name in ("regions.csv", "sessions.csv", "scores.csv", "index.html"):
+            assert (out / name).is_file()  # the batch files, not session folders
+        assert list(_csv(out / outputs.REGIONS_CSV)["session"].unique()) == ["p1"]
+    (out / outputs.INDEX_HTML).unlink()
+    (out / outputs.INDEX_HTML).mkdir()  # left by an older version, or made by hand
+    with pytest.raises(BatchError, match=r"index\.html is a folder where the batch writes a file"):
+        run_batch(input_dir, out, Config(), **common)
+
+
+def test_output_folder_equal_to_or_above_the_input_is_refused(tmp_path):
+    """Item 2: `run IN IN` (or OUT the parent of IN) overwrote IN's own sessions.csv and index.html."""
+    phantom = tmp_path / "phantom"  # the layout `regiontag phantom` writes: OUT/inputs/<session>, OUT/truth/<session>
+    input_dir = _plain_inputs(phantom / "inputs", ["p1"])
+    (phantom / "truth" / "p1").mkdir(parents=True)
+    for folder in (input_dir, phantom):
+        (folder / outputs.SESSIONS_CSV).write_text("the user's own table\n")
+        (folder / outputs.INDEX_HTML).write_text("<p>the user's own page</p>\n")
+    before = {path: path.read_bytes() for path in phantom.rglob("*") if path.is_file()}
+    for output_dir, problem in ((input_dir, "is the input folder"), (phantom, "contains the input folder"),
+                                (tmp_path, "contains the input folder")):
+        with pytest.raises(BatchError, match=problem) as caught:
+            run_batch(input_dir, output_dir, Config(), quiet=True, session_runner=RUNNER)
+        assert len(str(caught.value).splitlines()) == 1
+    with pytest.raises(BatchError, match="is the input folder"):  # the same folder through a symlink
+        (tmp_path / "link").symlink_to(input_dir)
+        run_batch(input_dir, tmp_path / "link", Config(), quiet=True, session_runner=RUNNER)
+    after = {path: path.read_bytes() for path in phantom.rglob("*") if path.is_file()}
+    assert after == before  # nothing of IN touched, not even a lock file
+
+
+def test_symlinks_inside_the_output_folder_never_lead_outside(tmp_path, loopback_cluster):
+    """Item 3: a symlinked session folder sent the session elsewhere; a symlinked log.txt truncated its target."""
+    input_dir = _plain_inputs(tmp_path / "in", ["p1", "p2", "p3"])
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    precious = elsewhere / "precious.txt"
+    precious.write_text("keep me\n")
+    stale_lookalike = elsewhere / ".notes.tmp.csv"  # looks like a temporary of ours, but is outside OUT
+    stale_lookalike.write_text("mine\n")
+    out.mkdir()
+    (out / "p1").symlink_to(elsewhere, target_is_directory=True)
+    (out / "p2").mkdir()
+    (out / "p2" / outputs.LOG_FILE).symlink_to(precious)
+    (out / "linked").symlink_to(elsewhere, target_is_directory=True)  # not a session: never entered
+    summary = run_batch(input_dir, out, Config(), scheduler=loopback_cluster.scheduler_address, quiet=True,
+                        session_runner=RUNNER)
+    assert summary.counts == {"ok": 1, "warning": 0, "failed": 2}
+    rows = _sessions_rows(out)
+    assert rows["p1"]["error"] == f"output folder {out / 'p1'} is a symlink (to {elsewhere}); refusing to write outside the output folder"
+    assert rows["p2"]["error"] == f"{out / 'p2' / outputs.LOG_FILE} is a symlink (to {precious}); refusing to write through it"
+    assert rows["p3"]["status"] == "ok"
+    assert precious.read_text() == "keep me\n" and stale_lookalike.read_text() == "mine\n"
+    assert sorted(path.name for path in elsewhere.iterdir()) == [".notes.tmp.csv", "precious.txt"]
+
+
+def test_full_disk_gives_one_line_reasons_tries_every_session_and_resumes(tmp_path, loopback_cluster, monkeypatch):
+    """Item 4: ENOSPC in the batch tables stopped the batch with a traceback and no index.html."""
+    import errno
+
+    from regiontag.outputs import contract
+
+    input_dir = _plain_inputs(tmp_path / "in", ["p1", "p2", "p3", "enospc"])
+    out = tmp_path / "out"
+    common = dict(scheduler=loopback_cluster.scheduler_address, quiet=True, session_runner=RUNNER)
+    attempts = []
+    original = contract.atomic_path
+
+    def full_disk(destination):
+        attempts.append(Path(destination).name)
+        raise OSError(errno.ENOSPC, "No space left on device", str(destination))
+
+    monkeypatch.setattr(contract, "atomic_path", full_disk)  # every write of this process: the workers still write
+    summary = run_batch(input_dir, out, Config(), **common)
+    assert len(summary.results) == 4  # every session tried
+    assert summary.results["enospc"].error == (
+        f"OSError: [Errno 28] No space left on device: '{out / 'enospc' / outputs.REGIONS_CSV}'")
+    assert summary.exit_code == 1
+    assert "outputs not written (disk full: No space left on device" in summary.line
+    assert len(summary.line.splitlines()) == 1
+    assert {outputs.SESSIONS_CSV, outputs.INDEX_HTML, outputs.REGIONS_CSV} <= set(attempts)  # index.html attempted
+    assert summary.report_error.startswith("OSError: [Errno 28] No space left on device")
+    monkeypatch.setattr(contract, "atomic_path", original)
+    again = run_batch(input_dir, out, Config(), **common)  # the disk has room again: resume
+    assert again.resumed == 3 and again.counts == {"ok": 3, "warning": 0, "failed": 1}
+    rows = _sessions_rows(out)
+    assert [rows[name]["status"] for name in ("p1", "p2", "p3", "enospc")] == ["ok", "ok", "ok", "failed"]
+    assert (out / outputs.INDEX_HTML).is_file()
+
+
+def test_bad_pattern_library_stops_the_batch_before_any_session(tmp_path):
+    """Item 7: a library that fails to load is found at the start, not after hours of sessions."""
+    from regiontag.config import ConfigError
+
+    input_dir = _plain_inputs(tmp_path / "in", ["p1"])
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "broken.yml").write_text("id: broken\ndisease: Broken\nreferences: [x]\npatterns: []\n")
+    with pytest.raises(ConfigError, match=r"broken\.yml: patterns: "):
+        run_batch(input_dir, tmp_path / "out", Config(), patterns_dir=library, quiet=True, session_runner=RUNNER)
+    assert not (tmp_path / "out" / "p1").exists()
+
+
+@pytest.mark.slow  # two worker deaths and restarts on a fresh local cluster
+def test_worker_killed_by_a_signal_is_reported_with_the_signal(tmp_path):
+    """Item 8: a worker killed by a signal was reported as "most likely out of memory"."""
+    input_dir = _plain_inputs(tmp_path / "in", ["p1", "sigkill"])
+    summary = run_batch(input_dir, tmp_path / "out", Config(), workers=1, quiet=True, session_runner=RUNNER,
+                        report=False)
+    error = summary.results["sigkill"].error
+    assert error.startswith("worker process killed by signal SIGKILL while running this session"), error
+    assert "out of memory" not in error
+    assert summary.results["p1"].status in ("ok", "skipped")  # re-run by Dask if its result died with the worker
+    assert _sessions_rows(tmp_path / "out")["p1"]["status"] == "ok"
+    assert error in (tmp_path / "out" / "sigkill" / outputs.LOG_FILE).read_text()

@@ -62,7 +62,7 @@ def test_header_voxels_counts_every_dimension_without_loading_data(tmp_path):
     single = tmp_path / "single.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((7, 1, 3), np.float32), np.eye(4)), str(single))
     assert header_voxels(single) == 21
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="missing.nii.gz: file not found"):
         header_voxels(tmp_path / "missing.nii.gz")
 
 
@@ -171,3 +171,30 @@ def test_capture_native_output_sends_file_descriptor_output_to_the_log(tmp_path)
 
 def test_worker_memory_limit_outside_a_worker_is_none():
     assert worker_memory_limit() is None
+
+
+def _validating_runner(session, output_dir, config, **kwargs):
+    from regiontag.inputs.scan import load_scan
+
+    for scan in session.scans:
+        load_scan(scan.path, config.limits)
+    raise AssertionError("a scan with dim[0]=8 must not validate")
+
+
+def test_bad_dim0_is_a_bad_header_not_a_memory_problem(tmp_path):
+    """Issue 17 item 8: dim[0]=8 (garbage dims after it) is reported by validation, never as "PiB of memory"."""
+    from tests.inputs import corpus
+
+    path = tmp_path / "in" / "s_FLAIR.nii"
+    path.parent.mkdir()
+    dims = [8, 12, 14, 10, 32767, 32767, 32767, 32767]
+    path.write_bytes(corpus.nifti_bytes(corpus.phantom_data(), edits={"dim": dims}))
+    session = Session("s", (ScanInput(path, "FLAIR"),))
+    assert estimate_session_memory(session) == (MEMORY_BASELINE_BYTES, "")  # counted as nothing
+    with pytest.raises(ValueError, match=r"dim\[0\]=8"):
+        header_voxels(path)
+    result = execute_session(session, tmp_path / "out", Config(), runner=_validating_runner,
+                             memory_limit_bytes=4 * 2**30)
+    assert result.status == "failed"
+    assert result.error == "InputError: s_FLAIR.nii: invalid header: dim[0]=8 (must be 1..7)"
+    assert "memory" not in result.error

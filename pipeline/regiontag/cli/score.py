@@ -1,8 +1,9 @@
 """``regiontag score OUTPUT_DIR``: re-score finished sessions against the (edited) pattern library.
 
 Reads each session's ``regions.csv`` and ``findings.json`` (nothing is registered or
-segmented again), rewrites ``<session>/scores.csv`` and rebuilds the batch
-``OUTPUT_DIR/scores.csv``, all atomically.
+segmented again), rewrites ``<session>/scores.csv`` and the ``top_pattern`` of its
+``status.json``, then rebuilds the batch ``scores.csv``, ``sessions.csv`` and ``index.html``,
+all atomically and under the output folder's lock (never while a run writes there).
 """
 
 from __future__ import annotations
@@ -51,8 +52,19 @@ def read_findings(session_dir: Path) -> dict[str, Any]:
     return content
 
 
+def top_pattern(scores: pd.DataFrame) -> str:
+    """The best matching pattern, chosen as ``run_session`` chooses it ("" when none matches)."""
+    top = scores[scores["match"].astype(bool)].sort_values("rank") if len(scores) else scores
+    return str(top["pattern"].iloc[0]) if len(top) else ""
+
+
 def rescore_session(session_dir: Path, library, config) -> pd.DataFrame:
-    """Score one session folder and write its ``scores.csv``; returns the table (with ``session``)."""
+    """Score one session folder, write its ``scores.csv`` and the ``top_pattern`` of its ``status.json``.
+
+    Returns the table (with ``session``).
+    """
+    from regiontag.outputs.session_folder import SessionFolder
+
     from regiontag.patterns.scoring import score_session
 
     regions = pd.read_csv(session_dir / outputs.REGIONS_CSV)
@@ -63,6 +75,10 @@ def rescore_session(session_dir: Path, library, config) -> pd.DataFrame:
         session_id = str(regions["session"].dropna().iloc[0])
     scores.insert(0, "session", session_id)
     outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
+    folder = SessionFolder(session_dir)
+    record = folder.read_status(from_provenance=False)
+    if record is not None and record.get("top_pattern", "") != top_pattern(scores):
+        folder.write_status({**record, "top_pattern": top_pattern(scores)})
     return scores
 
 
@@ -87,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     """Re-score; exit 0, 1 when a session could not be scored, 2 for a bad folder, config or library."""
     from regiontag.config import load_config
     from regiontag.patterns.library import load_library
+    from regiontag.workflows.batch import BatchError, output_lock
 
     output_dir: Path = args.output_dir
     if not output_dir.is_dir():
@@ -98,9 +115,26 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"regiontag score: {error}", file=sys.stderr)
         return 2
+    try:
+        with output_lock(output_dir):
+            return _rescore_all(output_dir, library, config)
+    except BatchError as error:
+        print(f"regiontag score: {error}", file=sys.stderr)
+        return 2
+
+
+def _rescore_all(output_dir: Path, library, config) -> int:
+    from regiontag.outputs.session_folder import SessionFolder
+    from regiontag.workflows.batch import refresh_batch_tables
+
     folders = session_dirs(output_dir)
     failed = 0
     for folder in folders:
+        unsafe = SessionFolder(folder).unsafe_reason(output_dir)
+        if unsafe:  # a symlinked session folder: never written through
+            failed += 1
+            print(f"regiontag score: {folder.name}: {unsafe}", file=sys.stderr)
+            continue
         try:
             scores = rescore_session(folder, library, config.scoring)
         except (OSError, ValueError, pd.errors.EmptyDataError) as error:
@@ -110,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
         matched = scores[scores["match"]].sort_values("rank")["pattern"].tolist()
         print(f"{folder.name}: {', '.join(matched) if matched else 'no pattern matched'}")
     batch = rebuild_batch_scores(output_dir)
+    report_error = refresh_batch_tables(output_dir, config)
+    if report_error:
+        print(f"regiontag score: batch report not written: {report_error}", file=sys.stderr)
     print(f"re-scored {len(folders) - failed} of {len(folders)} sessions against "
           f"{len(library.patterns)} patterns; batch table {batch}")
     return 1 if failed else 0

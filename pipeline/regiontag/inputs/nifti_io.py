@@ -5,7 +5,9 @@ the header structure so that a hostile file is rejected *before* nibabel or
 numpy allocate memory for it: the file type is checked with ``stat`` (no
 FIFOs, devices, directories or symlink loops), the header is parsed and its
 dimensions, datatype and voxel limit are checked, and only then is the data
-read, never more than the header says plus one slice.
+read, never more than the header says plus one slice, straight into the float32
+result chunk by chunk (no copy of the raw bytes: a gzip bomb of 149 M float64
+zeros peaks at its 0.6 GB of float32, not at 2.4 GB).
 """
 
 from __future__ import annotations
@@ -166,14 +168,36 @@ class _BoundedStream:
             remaining -= len(chunk)
         return b"".join(parts)
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` from the stream (fewer bytes only at its end); returns the bytes written."""
+        filled = 0
+        while filled < len(buffer):
+            try:
+                count = self._stream.readinto(buffer[filled:])
+            except EOFError:
+                raise input_error(
+                    self.path, "truncated gzip (compressed stream ends before its end marker)"
+                ) from None
+            except (zlib.error, gzip.BadGzipFile) as error:
+                raise input_error(self.path, f"corrupt gzip ({error})") from None
+            except OSError as error:
+                raise input_error(self.path, f"read error ({error.strerror or error})") from None
+            if not count:
+                break
+            filled += count
+        return filled
+
 
 @dataclass
 class RawNifti:
-    """A NIfTI file read with its checks done, data still as raw bytes."""
+    """A NIfTI file read with its checks done: the header, and the data as flat float32 (scaling applied).
+
+    ``data`` holds the voxels in file (Fortran) order; ``data.reshape(shape, order="F")`` is the volume.
+    """
 
     header: nib.Nifti1Header
     shape: tuple[int, ...]
-    data_bytes: bytes
+    data: np.ndarray
     compressed: bool
     warnings: list[str] = field(default_factory=list)
 
@@ -283,6 +307,102 @@ def _data_offset(path: Path, header: nib.Nifti1Header, warnings: list[str]) -> i
     return offset_bytes
 
 
+#: Voxels converted per step while streaming (bounds the scratch memory to a few MB).
+CHUNK_VOXELS = 1 << 18
+
+
+def scaling_of(path: Path, header: nib.Nifti1Header) -> tuple[float, float] | None:
+    """``(scl_slope, scl_inter)`` to apply as nibabel does, None for none; non-finite scaling is refused."""
+    slope = float(header["scl_slope"])
+    inter = float(header["scl_inter"])
+    if math.isinf(slope):
+        raise input_error(path, f"non-finite scaling: scl_slope={slope}")
+    scaled = slope != 0 and math.isfinite(slope)
+    if scaled and not math.isfinite(inter):
+        raise input_error(path, f"non-finite scaling: scl_inter={inter} with scl_slope={slope:g}")
+    if not scaled or (slope == 1 and inter == 0):
+        return None
+    return slope, inter
+
+
+def _as_float32(path: Path, stored: np.ndarray, scaling: tuple[float, float] | None) -> np.ndarray:
+    """One chunk of stored values as float32 (scaled), refusing values beyond float32 range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = stored.astype(np.float64)
+        converted = (wide * scaling[0] + scaling[1] if scaling else wide).astype(np.float32)
+    overflow = np.isinf(converted) & np.isfinite(wide)
+    if np.any(overflow):
+        if scaling:
+            raise input_error(
+                path,
+                f"scaling overflow: scl_slope={scaling[0]:g}, scl_inter={scaling[1]:g} turn stored values into "
+                "numbers beyond float32 range",
+            )
+        raise input_error(path, "extreme intensities: values beyond float32 range (> 3.4e38)")
+    return converted
+
+
+def _stream_float32(
+    path: Path, stream: _BoundedStream, dtype: np.dtype, n_voxels: int, scaling: tuple[float, float] | None
+) -> tuple[np.ndarray, int]:
+    """Decompress and convert the data chunk by chunk into one float32 array: ``(data, bytes read)``.
+
+    Only the float32 result (4 bytes per voxel) and one chunk exist at any time; a gzip bomb
+    of float64 zeros never holds its 8 bytes per voxel in memory.
+    """
+    out = np.empty(n_voxels, dtype=np.float32)
+    chunk_voxels = min(CHUNK_VOXELS, n_voxels)
+    buffer = bytearray(chunk_voxels * dtype.itemsize)
+    view = memoryview(buffer)
+    done = 0
+    while done < n_voxels:
+        count = min(chunk_voxels, n_voxels - done)
+        got = stream.readinto(view[: count * dtype.itemsize])
+        if got < count * dtype.itemsize:
+            return out, done * dtype.itemsize + got
+        out[done : done + count] = _as_float32(path, np.frombuffer(buffer, dtype=dtype, count=count), scaling)
+        done += count
+    return out, n_voxels * dtype.itemsize
+
+
+def _read_header(path: Path, stream: _BoundedStream) -> tuple[type[nib.Nifti1Header], bytes, nib.Nifti1Header]:
+    first4 = stream.read(4)
+    header_class, endian = _header_class(path, first4)
+    rest = stream.read(header_class.template_dtype.itemsize - 4)
+    block = first4 + rest
+    if len(block) < header_class.template_dtype.itemsize:
+        raise input_error(path, f"file too short for a NIfTI header ({len(block)} bytes)")
+    header = header_class(binaryblock=block, endianness=endian, check=False)
+    _check_magic(path, header)
+    return header_class, block, header
+
+
+def header_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
+    """The data shape a NIfTI header declares, read with the same checks as validation (header only).
+
+    Unlike ``nibabel.load(path).shape`` a ``dim[0]`` outside 1..7 is an error (nibabel takes it as a
+    sign of the other byte order and reads garbage dimensions).
+
+    Raises
+    ------
+    InputError
+        Not a NIfTI file, bad magic, ``dim[0]`` out of range, non-positive sizes.
+    """
+    path = Path(os.fsdecode(path))
+    check_regular_file(path)
+    with open_raw(path) as raw:
+        leading = raw.read(2)
+        raw.seek(0)
+        _, _, header = _read_header(path, _BoundedStream(path, raw, leading == GZIP_MAGIC))
+    dim = [int(value) for value in header["dim"]]
+    if not 1 <= dim[0] <= 7:
+        raise input_error(path, f"invalid header: dim[0]={dim[0]} (must be 1..7)")
+    shape = tuple(dim[1 : dim[0] + 1])
+    if any(size <= 0 for size in shape):
+        raise input_error(path, f"invalid header dimensions {shape} (sizes must be positive)")
+    return shape
+
+
 def read_raw_nifti(path: Path, max_voxels: int, min_slices: int) -> RawNifti:
     """Read and structurally validate a single-file NIfTI (``.nii`` or ``.nii.gz``).
 
@@ -296,7 +416,8 @@ def read_raw_nifti(path: Path, max_voxels: int, min_slices: int) -> RawNifti:
     Returns
     -------
     RawNifti
-        Header (with extensions when readable), stored shape and raw data bytes.
+        Header (with extensions when readable), stored shape and the data as flat float32,
+        decompressed and converted chunk by chunk (peak memory: the float32 result plus a few MB).
 
     Raises
     ------
@@ -318,18 +439,13 @@ def read_raw_nifti(path: Path, max_voxels: int, min_slices: int) -> RawNifti:
         if not compressed and name.endswith(".gz"):
             warnings.append("file is not gzip-compressed although its name ends in .gz")
         stream = _BoundedStream(path, raw, compressed)
-        first4 = stream.read(4)
-        header_class, endian = _header_class(path, first4)
-        rest = stream.read(header_class.template_dtype.itemsize - 4)
-        block = first4 + rest
-        if len(block) < header_class.template_dtype.itemsize:
-            raise input_error(path, f"file too short for a NIfTI header ({len(block)} bytes)")
-        header = header_class(binaryblock=block, endianness=endian, check=False)
-        _check_magic(path, header)
+        header_class, block, header = _read_header(path, stream)
         shape = check_dims(path, header, max_voxels, min_slices)
         dtype = check_datatype(path, header)
         offset = _data_offset(path, header, warnings)
-        expected = math.prod(shape) * dtype.itemsize
+        scaling = scaling_of(path, header)
+        n_voxels = math.prod(shape)
+        expected = n_voxels * dtype.itemsize
         slice_bytes = shape[0] * shape[1] * dtype.itemsize
         if not compressed and status.st_size < offset + expected:
             raise input_error(
@@ -338,9 +454,9 @@ def read_raw_nifti(path: Path, max_voxels: int, min_slices: int) -> RawNifti:
                 f"{expected} bytes after offset {offset}, file has {max(status.st_size - offset, 0)}",
             )
         extension_bytes = stream.read(offset - len(block))
-        data = stream.read(expected)
-        if len(extension_bytes) + len(block) < offset or len(data) < expected:
-            got = max(len(extension_bytes) + len(block) + len(data) - offset, 0)
+        data, data_read = _stream_float32(path, stream, dtype, n_voxels, scaling)
+        if len(extension_bytes) + len(block) < offset or data_read < expected:
+            got = max(len(extension_bytes) + len(block) + data_read - offset, 0)
             raise input_error(
                 path,
                 f"data size disagrees with header: dims {'x'.join(map(str, shape))} ({dtype.name}) need "
@@ -355,7 +471,7 @@ def read_raw_nifti(path: Path, max_voxels: int, min_slices: int) -> RawNifti:
             )
         # A short read means the stream reached its end, so gzip has verified its CRC and length.
     header = _with_extensions(header_class, block + extension_bytes, header, warnings)
-    return RawNifti(header=header, shape=shape, data_bytes=data, compressed=compressed, warnings=warnings)
+    return RawNifti(header=header, shape=shape, data=data, compressed=compressed, warnings=warnings)
 
 
 def _with_extensions(header_class, prefix: bytes, header, warnings: list[str]):

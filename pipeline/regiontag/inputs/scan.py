@@ -31,48 +31,27 @@ __all__ = ["InputError", "load_scan", "check_niimg", "safe_input_files", "sha256
 
 #: Largest absolute intensity accepted: its square summed over 1.5e8 voxels still fits in float32.
 MAX_ABS_INTENSITY = 1e15
-#: Voxels converted to float per step (bounds the float64 scratch memory).
-_CHUNK_VOXELS = 1 << 22
+#: Voxels checked per step (bounds the scratch memory of the intensity checks).
+_CHUNK_VOXELS = 1 << 20
 
 
-def _to_float32(path: Path, raw: RawNifti) -> np.ndarray:
-    """Apply scl_slope/scl_inter as nibabel does, in chunks, detecting overflow."""
-    header = raw.header
-    dtype = header.get_data_dtype()
-    stored = np.frombuffer(raw.data_bytes, dtype=dtype, count=math.prod(raw.shape))
-    slope = float(header["scl_slope"])
-    inter = float(header["scl_inter"])
-    if math.isinf(slope):
-        raise input_error(path, f"non-finite scaling: scl_slope={slope}")
-    scaled = slope != 0 and math.isfinite(slope)
-    if scaled and not math.isfinite(inter):
-        raise input_error(path, f"non-finite scaling: scl_inter={inter} with scl_slope={slope:g}")
-    if scaled and slope == 1 and inter == 0:
-        scaled = False
-    out = np.empty(stored.shape, dtype=np.float32)
-    for start in range(0, stored.size, _CHUNK_VOXELS):
-        stored_chunk = stored[start : start + _CHUNK_VOXELS].astype(np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            chunk = stored_chunk * slope + inter if scaled else stored_chunk
-            converted = chunk.astype(np.float32)
-        overflow = np.isinf(converted) & np.isfinite(stored_chunk)
-        if np.any(overflow):
-            if scaled:
-                raise input_error(
-                    path,
-                    f"scaling overflow: scl_slope={slope:g}, scl_inter={inter:g} turn stored values into "
-                    "numbers beyond float32 range",
-                )
-            raise input_error(path, "extreme intensities: values beyond float32 range (> 3.4e38)")
-        out[start : start + _CHUNK_VOXELS] = converted
-    return out.reshape(raw.shape, order="F")
+def _to_float32(raw: RawNifti) -> np.ndarray:
+    """The volume: the streamed float32 data (scaling applied while reading) in the stored shape."""
+    return raw.data.reshape(raw.shape, order="F")
 
 
 def _check_intensities(path: Path, data: np.ndarray, limits: LimitsConfig, warnings: list[str]) -> np.ndarray:
-    """Reject NaN-filled, infinite, extreme and constant data; zero out a few NaNs with a warning."""
-    n_voxels = data.size
-    n_nan = int(np.count_nonzero(np.isnan(data)))
-    n_inf = int(np.count_nonzero(np.isinf(data)))
+    """Reject NaN-filled, infinite, extreme and constant data; zero out a few NaNs with a warning.
+
+    Works chunk by chunk on the data in place, so the check adds a few MB, not a copy of the volume.
+    """
+    flat = data.reshape(-1, order="A")  # a view: the data are contiguous
+    n_voxels = flat.size
+    n_nan = n_inf = 0
+    for start in range(0, n_voxels, _CHUNK_VOXELS):
+        chunk = flat[start : start + _CHUNK_VOXELS]
+        n_nan += int(np.count_nonzero(np.isnan(chunk)))
+        n_inf += int(np.count_nonzero(np.isinf(chunk)))
     if n_nan == n_voxels:
         raise input_error(path, "all voxels are NaN")
     if n_inf:
@@ -83,16 +62,20 @@ def _check_intensities(path: Path, data: np.ndarray, limits: LimitsConfig, warni
             f"mostly NaN: {100 * n_nan / n_voxels:.1f}% of voxels are NaN "
             f"(limit {100 * limits.max_nonfinite_fraction:g}%, limits.max_nonfinite_fraction)",
         )
+    largest, low, high = 0.0, math.inf, -math.inf
+    for start in range(0, n_voxels, _CHUNK_VOXELS):
+        chunk = flat[start : start + _CHUNK_VOXELS]
+        if n_nan:
+            np.nan_to_num(chunk, copy=False, nan=0.0)
+        low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+        largest = max(largest, abs(low), abs(high))
     if n_nan:
-        data = np.where(np.isnan(data), np.float32(0), data)
         warnings.append(f"{n_nan} NaN voxels ({100 * n_nan / n_voxels:.2f}%) set to 0")
-    largest = float(np.max(np.abs(data)))
     if largest > MAX_ABS_INTENSITY:
         raise input_error(path, f"extreme intensities: |value| up to {largest:.3g} (limit {MAX_ABS_INTENSITY:g})")
     if largest == 0:
         raise input_error(path, "all voxels are zero (empty image)")
-    low = float(np.min(data))
-    if low == float(np.max(data)):
+    if low == high:
         raise input_error(path, f"constant image: all voxels have the same value {low:g}")
     return data
 
@@ -119,7 +102,7 @@ def _read_checked(path: Path, limits: LimitsConfig) -> tuple[np.ndarray, np.ndar
     units = units_warning(header)
     if units:
         warnings.append(units)
-    data = _to_float32(path, raw)
+    data = _to_float32(raw)
     if data.ndim > 3:
         data = data.reshape(data.shape[:3], order="F")
         warnings.append(f"{len(raw.shape)}D file with a single volume squeezed to 3D")

@@ -8,6 +8,7 @@ complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -133,8 +134,9 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place on success.
 
     The temporary file keeps the destination's suffixes (nibabel picks the
-    format from them).  On error the temporary file is removed and
-    ``destination`` is untouched.
+    format from them).  It is ``fsync``-ed before the rename and the folder after
+    it, so after a crash or power cut the final name holds complete data.  On
+    error the temporary file is removed and ``destination`` is untouched.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -147,10 +149,30 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     try:
         yield temporary_path
         os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared with the lab
+        _fsync_path(temporary_path)  # the data on disk before the name points at it
         os.replace(temporary_path, destination)
     except BaseException:
         temporary_path.unlink(missing_ok=True)
         raise
+    _fsync_path(destination.parent, folder=True)  # and the rename itself
+
+
+def _fsync_path(path: Path, *, folder: bool = False) -> None:
+    """``fsync`` a file or a folder by path; file systems that cannot sync a folder are tolerated."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        if folder:  # e.g. Windows cannot open a folder
+            return
+        raise
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if not folder or error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def write_nifti(image: nib.Nifti1Image, destination: str | Path) -> Path:

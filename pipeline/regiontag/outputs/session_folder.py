@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from regiontag.inputs.files import confine_to
 from regiontag.outputs import contract
 from regiontag.outputs.provenance import utc_now
 from regiontag.types import SessionResult
@@ -39,6 +41,39 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUIRED_FILES = (contract.REGIONS_CSV, contract.FINDINGS_JSON, contract.SCORES_CSV, contract.PROVENANCE_JSON)
 #: Statuses an attempt can leave in ``status.json``.
 FINISHED_ATTEMPT_STATUSES = ("ok", "warning", "failed")
+#: Names in OUTPUT_DIR that belong to the batch, never to a session folder (compared case-insensitively,
+#: for case-insensitive file systems): the batch tables and report, the lock, the BIDS description.
+RESERVED_NAMES = frozenset(
+    name.lower() for name in (
+        contract.REGIONS_CSV, contract.SCORES_CSV, contract.SESSIONS_CSV, contract.INDEX_HTML,
+        ".regiontag.lock", "dataset_description.json",
+    )
+)
+
+
+def reserved_name_reason(session_id: str) -> str:
+    """Why ``session_id`` cannot be a session folder of OUTPUT_DIR ("" when it can).
+
+    Examples
+    --------
+    >>> reserved_name_reason("sub-01")
+    ''
+    >>> reserved_name_reason("Regions.CSV")
+    "session id 'Regions.CSV' is reserved for a batch file of the output folder; rename the input folder or file"
+    """
+    if session_id.lower() in RESERVED_NAMES:
+        return (f"session id {session_id!r} is reserved for a batch file of the output folder; "
+                "rename the input folder or file")
+    if not session_id or session_id.startswith(".") or Path(session_id).name != session_id:
+        return f"session id {session_id!r} is not a plain folder name; rename the input folder or file"
+    return ""
+
+
+def _symlink_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def _float_or_nan(value: Any) -> float:
@@ -152,6 +187,35 @@ class SessionFolder:
         """``provenance.json``."""
         return self.path / contract.PROVENANCE_JSON
 
+    def unsafe_reason(self, output_dir: str | Path) -> str:
+        """Why writing this folder could write outside ``output_dir`` ("" when it cannot).
+
+        Refused: a folder that is a symlink or resolves outside ``output_dir``, a ``log.txt``
+        that is a symlink (opening it would truncate or append to its target) and symlinked
+        sub-folders (``transforms/``...).  Symlinked *files* of the contract are harmless: the
+        atomic writers rename over the link, never through it.
+        """
+        if self.path.is_symlink():
+            return (f"output folder {self.path} is a symlink (to {_symlink_target(self.path)}); "
+                    "refusing to write outside the output folder")
+        try:
+            confine_to(output_dir, self.path.relative_to(output_dir))
+        except ValueError as error:
+            return f"output folder {self.path}: {error}; refusing to write outside the output folder"
+        if not self.path.is_dir():
+            return ""
+        if self.log_path.is_symlink():
+            return f"{self.log_path} is a symlink (to {_symlink_target(self.log_path)}); refusing to write through it"
+        try:
+            entries = list(os.scandir(self.path))
+        except OSError as error:
+            return f"output folder {self.path} cannot be listed ({error.strerror or error})"
+        for entry in entries:
+            if entry.is_symlink() and entry.is_dir(follow_symlinks=True):
+                return (f"{entry.path} is a symlinked folder (to {_symlink_target(Path(entry.path))}); "
+                        "refusing to write through it")
+        return ""
+
     # --- status -----------------------------------------------------------------------------
     def read_provenance(self) -> dict[str, Any] | None:
         """``provenance.json`` content, or None when absent or unreadable."""
@@ -231,6 +295,9 @@ class SessionFolder:
             Close it (or leave its ``with`` block) to detach the log.
         """
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.log_path.is_symlink():
+            raise OSError(f"{self.log_path} is a symlink (to {_symlink_target(self.log_path)}); "
+                          "refusing to write through it")
         handler = logging.FileHandler(self.log_path, mode="w", encoding="utf-8")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger = logging.getLogger(PACKAGE_LOGGER)
@@ -245,7 +312,15 @@ class SessionFolder:
         """Append a timestamped block to ``log.txt`` (creates the folder)."""
         self.path.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.log_path, "a", encoding="utf-8") as handle:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            descriptor = os.open(self.log_path, flags, 0o666)
+        except OSError as error:
+            if self.log_path.is_symlink():  # O_NOFOLLOW: ELOOP
+                raise OSError(f"{self.log_path} is a symlink (to {_symlink_target(self.log_path)}); "
+                              "refusing to write through it") from None
+            raise error
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {text.rstrip()}\n")
 
     # --- completeness -----------------------------------------------------------------------
@@ -286,8 +361,10 @@ class SessionFolder:
 
 
 __all__ = [
+    "RESERVED_NAMES",
     "REQUIRED_FILES",
     "LogAttachment",
     "SessionFolder",
+    "reserved_name_reason",
     "status_record",
 ]

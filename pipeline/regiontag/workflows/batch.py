@@ -25,10 +25,9 @@ import os
 import time
 import uuid
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
@@ -38,20 +37,27 @@ from regiontag.inputs.bids import is_bids_dataset
 from regiontag.inputs.discovery import discover_sessions
 from regiontag.outputs.batch_tables import BatchTables, FINISHED_STATUSES
 from regiontag.outputs.bids import write_bids_derivatives, write_derivatives_description
-from regiontag.outputs.session_folder import SessionFolder
+from regiontag.outputs.provenance import pattern_library_dir
+from regiontag.outputs.session_folder import SessionFolder, status_record
+from regiontag.patterns.library import load_library
 from regiontag.types import Session, SessionResult
 from regiontag.workflows.cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
+from regiontag.workflows.output_guard import (
+    LOCK_FILE,
+    BatchError,
+    WriteProblems,
+    check_batch_files,
+    check_output_location,
+    output_lock,
+    refusal_reason,
+    remove_stale_temporaries,
+    unsafe_entry,
+)
 from regiontag.workflows.progress import BatchProgress
 from regiontag.workflows.task import execute_session, one_line_error
+from regiontag.workflows.worker_exits import WorkerExits, worker_death_reason
 
 logger = logging.getLogger(__name__)
-
-LOCK_FILE = ".regiontag.lock"
-
-
-class BatchError(RuntimeError):
-    """The batch cannot start (output folder in use, duplicate session ids, bad options)."""
-
 
 @dataclass
 class BatchSummary:
@@ -76,6 +82,8 @@ class BatchSummary:
         Session id -> SessionResult as returned by the workers.
     report_error : str
         Why the batch report could not be written ("" when it was, or was not asked for).
+    write_problems : WriteProblems
+        Batch files that could not be written (a full disk); the run then exits with 1.
     """
 
     output_dir: Path
@@ -87,6 +95,7 @@ class BatchSummary:
     cluster: str = ""
     results: dict[str, SessionResult] = field(default_factory=dict)
     report_error: str = ""
+    write_problems: WriteProblems = field(default_factory=WriteProblems)
 
     @property
     def ok(self) -> int:
@@ -110,44 +119,8 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every session finished (ok or warning), else 1."""
-        return 1 if self.counts["failed"] or self.not_run else 0
-
-
-@contextmanager
-def output_lock(output_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on OUTPUT_DIR so two runs never write the same tables.
-
-    The lock is an ``flock`` on ``OUTPUT_DIR/.regiontag.lock``; the kernel drops
-    it when the process dies, so a killed run never leaves a stale lock.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    handle = open(output_dir / LOCK_FILE, "a+")
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise BatchError(f"{output_dir}: another regiontag run is writing to this folder") from None
-        yield
-    finally:
-        handle.close()
-
-
-def remove_stale_temporaries(output_dir: Path) -> int:
-    """Delete temporary files a killed run left behind (``.name.XXXX.tmp.ext``, see ``outputs.atomic_path``).
-
-    Called under the output lock, so no other run is writing them.  Returns how many were removed.
-    """
-    removed = 0
-    for path in output_dir.rglob(".*.tmp*"):
-        if path.is_file() and ".tmp" in path.name:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+        """0 when every session finished (ok or warning) and every batch file was written, else 1."""
+        return 1 if self.counts["failed"] or self.not_run or self.write_problems else 0
 
 
 def _discover(
@@ -179,29 +152,34 @@ def _check_unique(sessions: list[Session]) -> None:
         seen.add(session.session_id)
 
 
+def _append_log(output_dir: Path, session_id: str, text: str) -> None:
+    """Append to a session's log; a full disk or a refused log never stops the batch."""
+    try:
+        SessionFolder(output_dir / session_id).append_log(text)
+    except OSError as error:
+        logger.warning("%s: log not written: %s", session_id, error)
+
+
 def _result_of(
-    future: Future, session: Session, client: Client, cluster: ClusterInfo, output_dir: Path
+    future: Future, session: Session, client: Client, cluster: ClusterInfo, output_dir: Path,
+    exits: WorkerExits | None = None,
 ) -> SessionResult | None:
     """The SessionResult of a finished future; worker deaths become failed results, None = not run."""
     try:
         return future.result()
     except KilledWorker as error:
         time.sleep(0.2)  # let the nanny's memory event reach the scheduler
-        address = getattr(error.last_worker, "address", "")
-        if address in memory_restarted_workers(client):
-            reason = f"worker ran out of memory (limit {cluster.memory_limit_text}) while running this session"
-        else:
-            reason = (
-                "worker process died while running this session (most likely out of memory; "
-                f"limit {cluster.memory_limit_text} per worker)"
-            )
-        SessionFolder(output_dir / session.session_id).append_log(f"ERROR {reason}\n{error}")
+        worker = error.last_worker
+        out_of_memory = getattr(worker, "address", "") in memory_restarted_workers(client)
+        end = exits.end_of(getattr(worker, "pid", None)) if exits is not None and not out_of_memory else ""
+        reason = worker_death_reason(end, out_of_memory, cluster.memory_limit_text)
+        _append_log(output_dir, session.session_id, f"ERROR {reason}\n{error}")
         return SessionResult(session.session_id, "failed", reason)
     except CancelledError:
         return None
     except Exception as error:  # noqa: BLE001 - e.g. regiontag not importable on a remote worker
         reason = one_line_error(error)
-        SessionFolder(output_dir / session.session_id).append_log(f"ERROR task failed on the cluster: {reason}")
+        _append_log(output_dir, session.session_id, f"ERROR task failed on the cluster: {reason}")
         return SessionResult(session.session_id, "failed", reason)
 
 
@@ -210,8 +188,7 @@ def _bids_view(output_dir: Path, session: Session, config: Config) -> None:
     try:
         write_bids_derivatives(output_dir, session, config.registration.template)
     except OSError as error:
-        folder = SessionFolder(output_dir / session.session_id)
-        folder.append_log(f"WARNING BIDS-derivatives view not written: {error}")
+        _append_log(output_dir, session.session_id, f"WARNING BIDS-derivatives view not written: {error}")
 
 
 def _write_batch_report(output_dir: Path) -> str:
@@ -292,77 +269,144 @@ def run_batch(
     """
     started = time.monotonic()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    check_output_location(input_dir, output_dir)
     limit_bytes = parse_memory_limit(memory_limit)
     if sessions is None:
         sessions = _without_outputs(_discover(input_dir, config, participant_labels), output_dir)
         sessions = sorted(sessions, key=lambda session: session.session_id)
     sessions = list(sessions)
     _check_unique(sessions)
+    if sessions:  # a library that cannot load fails the run now, not every session after hours of work
+        load_library(pattern_library_dir(patterns_dir, config))
     if session_runner is None:
         session_runner = os.environ.get("REGIONTAG_SESSION_RUNNER") or None
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(output_dir=output_dir)
+    problems = summary.write_problems
     with output_lock(output_dir):
+        check_batch_files(output_dir)
         remove_stale_temporaries(output_dir)
         if is_bids_dataset(input_dir):
-            write_derivatives_description(output_dir, input_dir)
+            try:
+                write_derivatives_description(output_dir, input_dir)
+            except OSError as error:
+                raise BatchError(f"{output_dir}: cannot write to the output folder ({error})") from None
         tables = BatchTables(output_dir)
         tables.load()
+        for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
+            del tables.records[name]  # a symlinked or reserved entry is no session of this folder
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
-        if sessions:
-            with open_client(
-                workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
-                n_sessions=len(sessions), threads=config.registration.threads, verbose=verbose,
-            ) as (client, cluster):
-                summary.cluster = cluster.description
-                progress.workers = max(1, cluster.n_workers)
-                if verbose and not quiet:
-                    progress.console.print(f"{len(sessions)} sessions on {cluster.description}", highlight=False)
-                batch_token = uuid.uuid4().hex[:8]
-                futures = {
-                    client.submit(
-                        execute_session, session, output_dir, config,
+        refused = {session.session_id: refusal_reason(output_dir, session.session_id) for session in sessions}
+        runnable = [session for session in sessions if not refused[session.session_id]]
+
+        def take(session: Session, result: SessionResult) -> None:
+            summary.results[session.session_id] = result
+            try:
+                record = tables.record(result) if not refused[session.session_id] else status_record(result)
+            except OSError as error:  # e.g. a full disk: listed from memory, the batch goes on
+                problems.note(f"{session.session_id}/status.json", error)
+                record = status_record(result if result.status != "skipped" else SessionResult(
+                    session.session_id, "ok", seconds=result.seconds))
+            tables.records[session.session_id] = record
+            progress.update(
+                session.session_id, record["status"], record.get("error", ""),
+                float(record.get("seconds") or 0.0), result.status == "skipped",
+            )
+            if session.bids and record["status"] in FINISHED_STATUSES:
+                _bids_view(output_dir, session, config)
+            _write_guarded(problems, outputs_name="sessions.csv", write=tables.write_sessions_csv)
+            _write_guarded(problems, outputs_name="regions.csv / scores.csv", write=tables.maybe_write_result_tables)
+
+        with progress:
+            for session in sessions:
+                if refused[session.session_id]:
+                    logger.warning("%s: refused: %s", session.session_id, refused[session.session_id])
+                    take(session, SessionResult(session.session_id, "failed", refused[session.session_id]))
+            if runnable:
+                _run_on_cluster(
+                    runnable, output_dir, config, take, summary, progress,
+                    options=dict(
                         force=force,
                         cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
                         patterns_dir=Path(patterns_dir) if patterns_dir else None,
                         memory_limit_bytes=limit_bytes,
                         runner=session_runner,
                         verbose=verbose,
-                        # one task group for the whole batch, so the scheduler queues the sessions
-                        key=(f"regiontag-session-{batch_token}", index),
-                        pure=False,
-                    ): session
-                    for index, session in enumerate(sessions)
-                }
-                with progress:
-                    for future in as_completed(futures):
-                        session = futures[future]
-                        result = _result_of(future, session, client, cluster, output_dir)
-                        future.release()
-                        if result is None:
-                            summary.not_run += 1
-                            continue
-                        summary.results[session.session_id] = result
-                        record = tables.record(result)
-                        resumed = result.status == "skipped"
-                        progress.update(
-                            session.session_id, record["status"], record.get("error", ""),
-                            float(record.get("seconds") or 0.0), resumed,
-                        )
-                        if session.bids and record["status"] in FINISHED_STATUSES:
-                            _bids_view(output_dir, session, config)
-                        tables.write_sessions_csv()
-                        tables.maybe_write_result_tables()
-        tables.write_all()
+                    ),
+                    cluster_options=dict(
+                        workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
+                        n_sessions=len(runnable), threads=config.registration.threads, verbose=verbose,
+                    ),
+                    quiet=quiet,
+                )
+        if sessions or tables.records:
+            _write_guarded(problems, outputs_name="batch tables", write=tables.write_all)
         summary.counts = dict(progress.counts)
         summary.resumed = progress.resumed
-        if report and config.report.enabled:
+        if report and config.report.enabled and (sessions or tables.records):
             summary.report_error = _write_batch_report(output_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
     if summary.not_run:
         summary.line += f"; {summary.not_run} not run (cluster connection lost)"
+    if problems:
+        summary.line += f"; {problems.line()}"
     return summary
 
 
-__all__ = ["BatchError", "BatchSummary", "output_lock", "run_batch"]
+def refresh_batch_tables(output_dir: str | Path, config: Config, *, report: bool = True) -> str:
+    """Rebuild ``sessions.csv`` from the session folders and rewrite ``index.html`` (after ``regiontag score``).
+
+    Call it under :func:`output_lock`.  Returns why the report was not written ("" when it was).
+    """
+    output_dir = Path(output_dir)
+    tables = BatchTables(output_dir)
+    tables.load()
+    for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
+        del tables.records[name]
+    if tables.records:
+        tables.write_sessions_csv()
+    if report and config.report.enabled:
+        return _write_batch_report(output_dir)
+    return ""
+
+
+def _write_guarded(problems: WriteProblems, *, outputs_name: str, write: Callable[[], object]) -> None:
+    """Run one batch-file writer; an ``OSError`` (a full disk) is noted and the batch goes on."""
+    try:
+        write()
+    except OSError as error:
+        problems.note(outputs_name, error)
+
+
+def _run_on_cluster(
+    sessions: list[Session], output_dir: Path, config: Config, take: Callable[[Session, SessionResult], None],
+    summary: BatchSummary, progress: BatchProgress, *, options: dict, cluster_options: dict, quiet: bool,
+) -> None:
+    """Submit every session as one Dask task and hand each result to ``take`` as it completes."""
+    with WorkerExits() as exits, open_client(**cluster_options) as (client, cluster):
+        summary.cluster = cluster.description
+        progress.workers = max(1, cluster.n_workers)
+        if cluster_options.get("verbose") and not quiet:
+            progress.console.print(f"{len(sessions)} sessions on {cluster.description}", highlight=False)
+        batch_token = uuid.uuid4().hex[:8]
+        futures = {
+            client.submit(
+                execute_session, session, output_dir, config, **options,
+                # one task group for the whole batch, so the scheduler queues the sessions
+                key=(f"regiontag-session-{batch_token}", index),
+                pure=False,
+            ): session
+            for index, session in enumerate(sessions)
+        }
+        for future in as_completed(futures):
+            session = futures[future]
+            result = _result_of(future, session, client, cluster, output_dir, exits)
+            future.release()
+            if result is None:
+                summary.not_run += 1
+                continue
+            take(session, result)
+
+
+__all__ = ["BatchError", "BatchSummary", "output_lock", "refresh_batch_tables", "run_batch"]

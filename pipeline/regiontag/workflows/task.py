@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-import nibabel as nib
 from dask.utils import format_bytes
 
 from regiontag.config import Config
+from regiontag.inputs.nifti_io import header_shape
 from regiontag.outputs.provenance import fingerprint_of
 from regiontag.outputs.session_folder import PACKAGE_LOGGER, SessionFolder
 from regiontag.types import Session, SessionResult
@@ -138,12 +138,24 @@ def capture_native_output(session_dir: Path, enabled: bool) -> Iterator[None]:
                 captured.seek(max(0, size - NATIVE_OUTPUT_MAX_BYTES))
                 text = collapse_repeated_lines(captured.read().decode("utf-8", errors="replace"))
                 cut = " (last 64 kB)" if size > NATIVE_OUTPUT_MAX_BYTES else ""
-                SessionFolder(session_dir).append_log(f"INFO output of native libraries{cut}:\n{text}")
+                _log(SessionFolder(session_dir), f"INFO output of native libraries{cut}:\n{text}")
+
+
+def _log(folder: SessionFolder, text: str) -> None:
+    """Append to the session log; a full disk or a refused (symlinked) log never makes the task raise."""
+    try:
+        folder.append_log(text)
+    except OSError:
+        logging.getLogger(__name__).warning("%s: log not written: %s", folder.session_id, text.splitlines()[0])
 
 
 def header_voxels(path: Path) -> int:
-    """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully)."""
-    shape = nib.load(str(path)).shape
+    """Voxels of a NIfTI volume from its header (all dimensions, so 4-D counts fully).
+
+    The header is read by :func:`regiontag.inputs.nifti_io.header_shape`, so a bad ``dim[0]``
+    raises an ``InputError`` instead of giving nibabel's byte-swapped guess (once 125829120 PiB).
+    """
+    shape = header_shape(path)
     count = 1
     for size in shape:
         count *= max(1, int(size))
@@ -224,7 +236,7 @@ def execute_session(
                     f"needs about {format_bytes(needed)} of memory, more than the worker limit of "
                     f"{format_bytes(min(limits))} (largest input {largest}); raise --memory-limit"
                 )
-                folder.append_log(f"ERROR session refused before loading: {reason}")
+                _log(folder, f"ERROR session refused before loading: {reason}")
                 return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
         run = resolve_runner(runner)
         with session_logging(verbose), capture_native_output(folder.path, _single_task_worker()):
@@ -233,10 +245,10 @@ def execute_session(
             raise TypeError(f"session runner returned {type(result).__name__}, not SessionResult")
     except MemoryError as error:
         reason = f"ran out of memory ({one_line_error(error)})"
-        folder.append_log(f"ERROR {reason}\n{traceback.format_exc()}")
+        _log(folder, f"ERROR {reason}\n{traceback.format_exc()}")
         return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - one session never takes the batch down
-        folder.append_log(f"ERROR session failed: {one_line_error(error)}\n{traceback.format_exc()}")
+        _log(folder, f"ERROR session failed: {one_line_error(error)}\n{traceback.format_exc()}")
         return SessionResult(session.session_id, "failed", one_line_error(error), time.perf_counter() - started)
     if result.status != "skipped" and not result.seconds:
         result.seconds = time.perf_counter() - started
