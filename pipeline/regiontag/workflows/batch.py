@@ -28,10 +28,7 @@ from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
-
-from distributed import Client, Future, as_completed
-from distributed.scheduler import KilledWorker
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
@@ -40,9 +37,14 @@ from regiontag.outputs.batch_tables import BatchTables, FINISHED_STATUSES
 from regiontag.outputs.bids import write_bids_derivatives, write_derivatives_description
 from regiontag.outputs.session_folder import SessionFolder
 from regiontag.types import Session, SessionResult
-from regiontag.workflows.cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
+from regiontag.workflows.cluster import (
+    ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit, runs_in_process,
+)
 from regiontag.workflows.progress import BatchProgress
 from regiontag.workflows.task import execute_session, one_line_error
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,8 @@ def _result_of(
     future: Future, session: Session, client: Client, cluster: ClusterInfo, output_dir: Path
 ) -> SessionResult | None:
     """The SessionResult of a finished future; worker deaths become failed results, None = not run."""
+    from distributed.scheduler import KilledWorker
+
     try:
         return future.result()
     except KilledWorker as error:
@@ -309,7 +313,36 @@ def run_batch(
         tables = BatchTables(output_dir)
         tables.load()
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
-        if sessions:
+        task_options = dict(
+            force=force,
+            cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
+            patterns_dir=Path(patterns_dir) if patterns_dir else None,
+            memory_limit_bytes=limit_bytes,
+            runner=session_runner,
+            verbose=verbose,
+        )
+
+        def finished(session: Session, result: SessionResult) -> None:
+            summary.results[session.session_id] = result
+            record = tables.record(result)
+            resumed = result.status == "skipped"
+            progress.update(
+                session.session_id, record["status"], record.get("error", ""),
+                float(record.get("seconds") or 0.0), resumed,
+            )
+            if session.bids and record["status"] in FINISHED_STATUSES:
+                _bids_view(output_dir, session, config)
+            tables.write_sessions_csv()
+            tables.maybe_write_result_tables()
+
+        if sessions and runs_in_process(len(sessions), scheduler=scheduler, memory_limit=limit_bytes):
+            # one session: no cluster to start, no worker process to import the pipeline again
+            summary.cluster = "this process (one session, no Dask cluster)"
+            with progress:
+                finished(sessions[0], execute_session(sessions[0], output_dir, config, **task_options))
+        elif sessions:
+            from distributed import as_completed
+
             with open_client(
                 workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
                 n_sessions=len(sessions), threads=config.registration.threads, verbose=verbose,
@@ -321,13 +354,7 @@ def run_batch(
                 batch_token = uuid.uuid4().hex[:8]
                 futures = {
                     client.submit(
-                        execute_session, session, output_dir, config,
-                        force=force,
-                        cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
-                        patterns_dir=Path(patterns_dir) if patterns_dir else None,
-                        memory_limit_bytes=limit_bytes,
-                        runner=session_runner,
-                        verbose=verbose,
+                        execute_session, session, output_dir, config, **task_options,
                         # one task group for the whole batch, so the scheduler queues the sessions
                         key=(f"regiontag-session-{batch_token}", index),
                         pure=False,
@@ -342,17 +369,7 @@ def run_batch(
                         if result is None:
                             summary.not_run += 1
                             continue
-                        summary.results[session.session_id] = result
-                        record = tables.record(result)
-                        resumed = result.status == "skipped"
-                        progress.update(
-                            session.session_id, record["status"], record.get("error", ""),
-                            float(record.get("seconds") or 0.0), resumed,
-                        )
-                        if session.bids and record["status"] in FINISHED_STATUSES:
-                            _bids_view(output_dir, session, config)
-                        tables.write_sessions_csv()
-                        tables.maybe_write_result_tables()
+                        finished(session, result)
         tables.write_all()
         summary.counts = dict(progress.counts)
         summary.resumed = progress.resumed
