@@ -142,16 +142,17 @@ def register_to_template(
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="regiontag-reg-") as scratch:
         prefix = str(Path(scratch) / "sub-to-template_")
+        stage_prefix = str(Path(scratch) / "stage-")  # not under ``prefix``: ANTs globs ``prefix*`` for its outputs
         initial = None
         if linear:
             clock = time.perf_counter()
             if config.type_of_transform == "SyNRA":
                 rigid = ants.registration(fixed=fixed, moving=moving, type_of_transform="Rigid", aff_metric="mattes",
-                                          outprefix=prefix + "rigid_", **_linear_schedule(config.affine_iterations))
+                                          outprefix=stage_prefix + "rigid_", **_linear_schedule(config.affine_iterations))
                 initial = rigid["fwdtransforms"][0]
             result = ants.registration(
                 fixed=fixed, moving=moving, type_of_transform=linear, aff_metric="mattes",
-                initial_transform=initial, outprefix=prefix if not deformable else prefix + "linear_",
+                initial_transform=initial, outprefix=prefix if not deformable else stage_prefix + "linear_",
                 **_linear_schedule(config.affine_iterations),
             )
             initial = result["fwdtransforms"][0]
