@@ -39,6 +39,8 @@ class Registration:
     files: dict[str, Path] = field(default_factory=dict)
     #: Wall seconds of each registration stage (``affine``, ``syn``...), for the timing record.
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Template voxel positions of subject voxels, per (subject grid, template grid) (``template_positions``).
+    positions: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def set_itk_threads(config: RegistrationConfig) -> None:
@@ -235,45 +237,92 @@ def vote_labels(labels: np.ndarray, index: np.ndarray) -> np.ndarray:
     return result
 
 
+def _grid_key(image: nib.Nifti1Image) -> tuple:
+    return tuple(image.shape[:3]), np.round(np.asarray(image.affine, dtype=np.float64), 6).tobytes()
+
+
+def template_positions(
+    registration: Registration, subject: nib.Nifti1Image, template_image: nib.Nifti1Image
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each subject voxel lands in the template's voxel grid, through ``registration.inverse``.
+
+    The template's own voxel indices are warped onto the subject grid (three
+    linear warps; a linear warp of a linear function is exact), once per pair
+    of grids: the result is kept in ``registration.positions``, so every later
+    warp onto the same grid is an interpolation in numpy.
+
+    Returns
+    -------
+    index : ndarray of float32, shape (3, N)
+        Continuous template voxel indices of the N subject voxels (-10 where the
+        position is not inside the template grid).
+    affine : ndarray
+        The subject grid's affine (as ANTs writes it back).
+    """
+    key = (_grid_key(subject), _grid_key(template_image))
+    if key not in registration.positions:
+        moving, fixed = to_ants(template_image), to_ants(subject)
+        inverse_flags = [path.endswith(".mat") for path in registration.inverse]
+        # three scalar warps: a vector image would be reoriented by the transform (it is not a vector field)
+        channels = [
+            ants.apply_transforms(fixed=fixed, moving=coordinate, transformlist=registration.inverse,
+                                  whichtoinvert=inverse_flags, interpolator="linear")
+            for coordinate in _template_index_images(moving)
+        ]
+        index = np.stack([channel.numpy().ravel() for channel in channels]) - np.float32(_INDEX_OFFSET)
+        size = np.asarray(moving.shape, dtype=np.float32)[:, None]
+        outside = np.any((index < -1e-3) | (index > size - 1 + 1e-3), axis=0)  # mixed with the 0 outside
+        index[:, outside] = -10.0
+        registration.positions[key] = (index.astype(np.float32), from_ants(channels[0]).affine,
+                                       tuple(channels[0].shape))
+    index, affine, _ = registration.positions[key]
+    return index, affine
+
+
 def warp_labels_to_subject(
     template_labels: nib.Nifti1Image, subject: nib.Nifti1Image, registration: Registration
 ) -> nib.Nifti1Image:
-    """A template-space label image on the subject grid, by ANTs' ``genericLabel`` rule, in three warps.
+    """A template-space label image on the subject grid, by ANTs' ``genericLabel`` rule.
 
     ANTs' ``genericLabel`` interpolates every label's indicator separately (75
-    atlas labels: 75 warps, the slowest step of a session).  Here the template's
-    own voxel indices are warped (three linear warps; a linear warp of a linear
-    function is exact) and the labels are voted at those positions
-    (:func:`vote_labels`): the same rule, same transforms, at the cost of three
-    warps.
+    atlas labels: 75 warps, the slowest step of a session).  Here the labels are
+    voted (:func:`vote_labels`) at the template positions of the subject voxels
+    (:func:`template_positions`): the same rule and transforms, for three warps
+    shared with every other image warped onto that grid.
 
     Examples
     --------
     >>> labels = warp_labels_to_subject(atlas.labels_img, flair, registration)  # doctest: +SKIP
     """
-    moving, fixed = to_ants(template_labels), to_ants(subject)
-    inverse_flags = [path.endswith(".mat") for path in registration.inverse]
-    # three scalar warps: a vector image would be reoriented by the transform (it is not a vector field)
-    channels = [
-        ants.apply_transforms(fixed=fixed, moving=coordinate, transformlist=registration.inverse,
-                              whichtoinvert=inverse_flags, interpolator="linear")
-        for coordinate in _template_index_images(moving)
-    ]
-    index = np.stack([channel.numpy().ravel() for channel in channels]).astype(np.float64) - _INDEX_OFFSET
-    values = vote_labels(np.rint(moving.numpy()).astype(np.int32), index).reshape(channels[0].shape)
-    return nib.Nifti1Image(values.astype(np.float32), from_ants(channels[0]).affine)
+    index, affine = template_positions(registration, subject, template_labels)
+    labels = np.rint(np.asarray(template_labels.dataobj, dtype=np.float32)).astype(np.int32)
+    values = vote_labels(labels, index.astype(np.float64)).reshape(subject.shape[:3])
+    return nib.Nifti1Image(values.astype(np.float32), affine)
 
 
 def warp_to_subject(
     template_image: nib.Nifti1Image, subject: nib.Nifti1Image, registration: Registration, interpolator: str
 ) -> nib.Nifti1Image:
-    """Bring a template-space image onto the subject grid (``genericLabel`` for labels).
+    """Bring a template-space image onto the subject grid (``genericLabel`` for labels, or ``linear``).
 
-    ``genericLabel`` goes through :func:`warp_labels_to_subject` (the same rule,
-    three warps instead of one per label).
+    Both go through :func:`template_positions` (computed once per grid pair):
+    ``genericLabel`` by :func:`vote_labels`, ``linear`` by trilinear
+    interpolation at those positions (0 outside the template, as ANTs).  Other
+    interpolators are ANTs' own ``apply_transforms``.
+
+    Examples
+    --------
+    >>> csf = warp_to_subject(maps.csf, flair, registration, "linear")  # doctest: +SKIP
     """
     if interpolator == "genericLabel":
         return warp_labels_to_subject(template_image, subject, registration)
+    if interpolator == "linear" and len(template_image.shape) == 3:
+        from scipy.ndimage import map_coordinates
+
+        index, affine = template_positions(registration, subject, template_image)
+        data = np.asarray(template_image.dataobj, dtype=np.float32)
+        values = map_coordinates(data, index, order=1, mode="constant", cval=0.0, prefilter=False)
+        return nib.Nifti1Image(values.reshape(subject.shape[:3]).astype(np.float32), affine)
     inverse_flags = [path.endswith(".mat") for path in registration.inverse]
     warped = ants.apply_transforms(
         fixed=to_ants(subject),
