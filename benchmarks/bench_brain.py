@@ -122,7 +122,7 @@ def profile_child(input_dir: str, output_dir: str, config: str) -> None:
         totals[name] = totals.get(name, 0.0) + seconds
 
     from regiontag.cli import main as cli_main  # noqa: F401 - the command's own first import
-    from regiontag.brain import registration, stage
+    from regiontag.brain import stage
     from regiontag.workflows import session
 
     add("start-up and imports", time.perf_counter() - started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import ants
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -48,10 +49,8 @@ def test_registration_record():
     assert record.files == {} and record.quality == 0.8
 
 
-def _label_phantom() -> "nib.Nifti1Image":
+def _label_phantom() -> nib.Nifti1Image:
     """Nested boxes and a sphere, 5 labels, 1 mm, off-centre origin."""
-    import nibabel as nib
-
     grid = np.indices((28, 30, 26)).astype(float)
     labels = np.zeros((28, 30, 26), np.int16)
     labels[3:25, 4:26, 3:23] = 1
@@ -81,8 +80,6 @@ def test_vote_labels_is_the_linear_label_vote():
 
 def test_label_warp_matches_ants_generic_label(tmp_path):
     """The index-vote warp gives ANTs' genericLabel result (affine transform, anisotropic subject grid)."""
-    import nibabel as nib
-
     atlas = _label_phantom()
     transform = ants.create_ants_transform(transform_type="AffineTransform", dimension=3,
                                            matrix=np.array([[0.97, 0.08, 0.0], [-0.06, 1.03, 0.05], [0.0, -0.04, 0.95]]),
