@@ -159,7 +159,10 @@ class RegistrationConfig(_Section):
     resolution_mm: float = Field(2.0, gt=0, le=4)
     type_of_transform: Literal["Rigid", "Affine", "SyN", "SyNOnly", "SyNRA"] = "SyN"
     syn_iterations: tuple[int, ...] = (40, 20, 0)
-    affine_iterations: tuple[int, ...] = (1000, 500, 250, 0)
+    #: Linear stage, coarsest level first (shrink 8-4-2-1 on the working grid, at most 4 levels).
+    affine_iterations: tuple[int, ...] = Field((1000, 500, 250, 0), min_length=1, max_length=4)
+    #: Rigid co-registration of the other sequences of a session onto the reference (as affine_iterations).
+    coregistration_iterations: tuple[int, ...] = Field((1000, 500, 250, 0), min_length=1, max_length=4)
     syn_metric: Literal["mattes", "CC", "meansquares"] = "mattes"
     random_seed: int = 42
     #: ITK threads per registration / N4 call. Results depend on it (multithreaded sums), so it is

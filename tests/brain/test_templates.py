@@ -32,3 +32,25 @@ def test_template_constants_and_files():
     assert TEMPLATE_SPACE == "MNI152NLin2009aSym"
     assert all(wm == 1.0 for _, _, wm in TISSUE_CONTRAST.values())
     assert asymmetric_t1_path().is_file()
+
+
+def test_tissue_maps_are_read_from_the_cache_without_nilearn(tmp_path, monkeypatch):
+    """Built once from nilearn's files, then read back unchanged from the cache folder."""
+    from regiontag.brain import templates
+
+    monkeypatch.setenv("REGIONTAG_CACHE", str(tmp_path))
+    monkeypatch.setattr(templates, "cache_dir", lambda: tmp_path)
+    templates.tissue_maps.cache_clear()
+    try:
+        built = templates.tissue_maps()
+        paths = templates._tissue_cache_paths()
+        assert all(path.is_file() for path in paths.values())
+        templates.tissue_maps.cache_clear()
+        monkeypatch.setattr(templates, "_tissue_maps_from_nilearn", lambda: (_ for _ in ()).throw(AssertionError))
+        cached = templates.tissue_maps()
+    finally:
+        templates.tissue_maps.cache_clear()
+    for name in templates.TISSUE_FIELDS:
+        np.testing.assert_array_equal(np.asarray(getattr(cached, name).dataobj), np.asarray(getattr(built, name).dataobj))
+        assert np.allclose(getattr(cached, name).affine, getattr(built, name).affine)
+    assert np.asarray(cached.brain_mask.dataobj).dtype == np.uint8

@@ -133,3 +133,29 @@ def test_open_client_with_a_connected_client_reports_it_and_leaves_it_open(threa
         assert client.status == "running"  # not ours to close
         with open_client(scheduler=client) as (_, info):
             assert info.memory_limit_bytes == 3_000_000_000
+
+
+def test_one_session_without_scheduler_or_memory_limit_runs_in_process():
+    assert cluster.runs_in_process(1)
+    assert not cluster.runs_in_process(0) and not cluster.runs_in_process(2)
+    assert not cluster.runs_in_process(1, scheduler="tcp://head:8786")
+    assert not cluster.runs_in_process(1, memory_limit=2**30)  # the nanny enforces a limit: a worker
+    assert cluster.runs_in_process(1, memory_limit="")
+
+
+def test_importing_the_batch_does_not_import_dask_distributed():
+    """A single session never pays for Dask: the batch and cluster modules import it when a cluster starts."""
+    import subprocess
+    import sys
+
+    code = ("import sys, regiontag.workflows.batch, regiontag.workflows.cluster as c; "
+            "print('distributed' in sys.modules); c.ThreadLimitPlugin; print('distributed' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
+
+
+def test_thread_limit_plugin_pickles_by_reference():
+    import pickle
+
+    plugin = ThreadLimitPlugin({"tcp://127.0.0.1": 2}, 1)
+    assert type(pickle.loads(pickle.dumps(plugin))) is ThreadLimitPlugin

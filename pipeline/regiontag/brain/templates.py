@@ -4,7 +4,9 @@ nilearn ships the ICBM152 2009a symmetric T1 template with grey- and
 white-matter probability maps. FLAIR, T2w and DWI-trace templates are
 synthesised from the tissue maps with relative intensities per sequence
 (``TISSUE_CONTRAST``), so a FLAIR is registered to a FLAIR-like template
-(same-contrast metric) rather than to a T1. Everything is cached on disk.
+(same-contrast metric) rather than to a T1. Everything is cached on disk
+(under ``resources.cache_dir()``, nothing there depends on a subject), so a
+run with a warm cache never imports nilearn (about a second of start-up).
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nilearn import datasets
-from nilearn.image import resample_img
 
 from regiontag.outputs.contract import write_nifti
 from regiontag.resources import cache_dir
@@ -60,9 +60,21 @@ class TissueMaps:
     t1: nib.Nifti1Image
 
 
-@lru_cache(maxsize=1)
-def tissue_maps() -> TissueMaps:
-    """ICBM152 2009a tissue probability maps and brain mask (1 mm, nilearn's grid)."""
+#: The images of ``TissueMaps``, in field order (their cached file names).
+TISSUE_FIELDS = ("csf", "gm", "wm", "brain_mask", "t1")
+
+
+def _tissue_cache_paths() -> dict[str, Path]:
+    from importlib.metadata import version
+
+    folder = cache_dir() / "templates"
+    tag = f"tpl-{TEMPLATE_SPACE}_res-1mm_nilearn-{version('nilearn')}"
+    return {name: folder / f"{tag}_{name}.nii" for name in TISSUE_FIELDS}
+
+
+def _tissue_maps_from_nilearn() -> TissueMaps:
+    from nilearn import datasets
+
     t1 = datasets.load_mni152_template(resolution=1)
     gm = datasets.load_mni152_gm_template(resolution=1)
     wm = datasets.load_mni152_wm_template(resolution=1)
@@ -79,6 +91,33 @@ def tissue_maps() -> TissueMaps:
         brain_mask=make(mask_data.astype(np.uint8)),
         t1=make(np.asarray(t1.dataobj, dtype=np.float32)),
     )
+
+
+@lru_cache(maxsize=1)
+def tissue_maps() -> TissueMaps:
+    """ICBM152 2009a tissue probability maps and brain mask (1 mm, nilearn's grid).
+
+    Built from nilearn's files once, then read from the cache (uncompressed
+    NIfTI: reading is a copy, not a decompression); a damaged cache is rebuilt.
+
+    Examples
+    --------
+    >>> maps = tissue_maps()  # doctest: +SKIP
+    >>> maps.csf.shape  # doctest: +SKIP
+    (197, 233, 189)
+    """
+    paths = _tissue_cache_paths()
+    if all(path.is_file() for path in paths.values()):
+        try:
+            images = {name: nib.load(str(path)) for name, path in paths.items()}
+            return TissueMaps(**{
+                name: nib.Nifti1Image(np.asarray(image.dataobj), image.affine) for name, image in images.items()})
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
+            pass
+    maps = _tissue_maps_from_nilearn()
+    for name, path in paths.items():
+        write_nifti(getattr(maps, name), path)
+    return maps
 
 
 def synthesise_contrast(sequence: str, maps: TissueMaps | None = None) -> nib.Nifti1Image:
@@ -123,6 +162,8 @@ def load_template(sequence: str, resolution_mm: float = 2.0) -> nib.Nifti1Image:
             path.unlink(missing_ok=True)
     template = synthesise_contrast(contrast)
     if resolution_mm != 1.0:
+        from nilearn.image import resample_img
+
         affine, shape = _grid(resolution_mm)
         template = resample_img(template, target_affine=affine, target_shape=shape, interpolation="continuous",
                                 force_resample=True, copy_header=True)

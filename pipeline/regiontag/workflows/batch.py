@@ -27,10 +27,7 @@ import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-from distributed import Client, Future, as_completed
-from distributed.scheduler import KilledWorker
+from typing import TYPE_CHECKING, Callable
 
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
@@ -41,7 +38,9 @@ from regiontag.outputs.provenance import pattern_library_dir
 from regiontag.outputs.session_folder import SessionFolder, status_record
 from regiontag.patterns.library import load_library
 from regiontag.types import Session, SessionResult
-from regiontag.workflows.cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
+from regiontag.workflows.cluster import (
+    ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit, runs_in_process,
+)
 from regiontag.workflows.output_guard import (
     LOCK_FILE,
     BatchError,
@@ -57,7 +56,11 @@ from regiontag.workflows.progress import BatchProgress
 from regiontag.workflows.task import execute_session, one_line_error
 from regiontag.workflows.worker_exits import WorkerExits, worker_death_reason
 
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class BatchSummary:
@@ -165,6 +168,8 @@ def _result_of(
     exits: WorkerExits | None = None,
 ) -> SessionResult | None:
     """The SessionResult of a finished future; worker deaths become failed results, None = not run."""
+    from distributed.scheduler import KilledWorker
+
     try:
         return future.result()
     except KilledWorker as error:
@@ -296,6 +301,14 @@ def run_batch(
         for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
             del tables.records[name]  # a symlinked or reserved entry is no session of this folder
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
+        task_options = dict(
+            force=force,
+            cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
+            patterns_dir=Path(patterns_dir) if patterns_dir else None,
+            memory_limit_bytes=limit_bytes,
+            runner=session_runner,
+            verbose=verbose,
+        )
         refused = {session.session_id: refusal_reason(output_dir, session.session_id) for session in sessions}
         runnable = [session for session in sessions if not refused[session.session_id]]
 
@@ -322,17 +335,14 @@ def run_batch(
                 if refused[session.session_id]:
                     logger.warning("%s: refused: %s", session.session_id, refused[session.session_id])
                     take(session, SessionResult(session.session_id, "failed", refused[session.session_id]))
-            if runnable:
+            if runnable and runs_in_process(len(runnable), scheduler=scheduler, memory_limit=limit_bytes):
+                # one session: no cluster to start, no worker process to import the pipeline again
+                summary.cluster = "this process (one session, no Dask cluster)"
+                take(runnable[0], execute_session(runnable[0], output_dir, config, **task_options))
+            elif runnable:
                 _run_on_cluster(
                     runnable, output_dir, config, take, summary, progress,
-                    options=dict(
-                        force=force,
-                        cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
-                        patterns_dir=Path(patterns_dir) if patterns_dir else None,
-                        memory_limit_bytes=limit_bytes,
-                        runner=session_runner,
-                        verbose=verbose,
-                    ),
+                    options=task_options,
                     cluster_options=dict(
                         workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
                         n_sessions=len(runnable), threads=config.registration.threads, verbose=verbose,
@@ -384,6 +394,8 @@ def _run_on_cluster(
     summary: BatchSummary, progress: BatchProgress, *, options: dict, cluster_options: dict, quiet: bool,
 ) -> None:
     """Submit every session as one Dask task and hand each result to ``take`` as it completes."""
+    from distributed import as_completed
+
     with WorkerExits() as exits, open_client(**cluster_options) as (client, cluster):
         summary.cluster = cluster.description
         progress.workers = max(1, cluster.n_workers)

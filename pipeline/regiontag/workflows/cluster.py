@@ -14,12 +14,14 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Iterator
 
-import dask
-from dask.utils import format_bytes, parse_bytes
-from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import WorkerPlugin
+if TYPE_CHECKING:
+    from distributed import Client
+
+# dask and distributed are imported where a cluster is used: a single session runs in-process
+# (``runs_in_process``) and never pays for them (about a second of CPU at start-up).
 
 #: Environment variables that size the native thread pools (ANTs/ITK, OpenMP, BLAS).
 THREAD_VARIABLES = (
@@ -46,6 +48,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def runs_in_process(n_sessions: int, *, scheduler: object = None, memory_limit: object = None) -> bool:
+    """True when a batch should run its sessions in this process, without a Dask cluster.
+
+    A batch of one session with no scheduler address and no memory limit gains
+    nothing from a cluster (no parallelism, nothing to enforce) and would pay for
+    starting it: importing Dask, spawning a worker process and importing the
+    whole pipeline again there (several seconds of a single session's run).
+    With a memory limit the session still runs on a local worker, whose nanny
+    enforces it.
+
+    Examples
+    --------
+    >>> runs_in_process(1), runs_in_process(2), runs_in_process(1, memory_limit="4GB")
+    (True, False, False)
+    """
+    return n_sessions == 1 and scheduler is None and memory_limit in (None, "")
+
+
 def parse_memory_limit(memory_limit: str | int | None) -> int | None:
     """Bytes from ``"4GB"``, ``"512MiB"`` or an integer; None stays None.
 
@@ -56,6 +76,8 @@ def parse_memory_limit(memory_limit: str | int | None) -> int | None:
     """
     if memory_limit is None or memory_limit == "":
         return None
+    from dask.utils import parse_bytes
+
     if isinstance(memory_limit, int):
         value = memory_limit
     else:
@@ -86,24 +108,39 @@ def threads_per_task(cores: int, slots: int, wanted: int | None) -> int:
     return fair_share if wanted is None else max(1, min(int(wanted), fair_share))
 
 
-class ThreadLimitPlugin(WorkerPlugin):
-    """Set the native thread-pool sizes on a worker of an existing cluster.
+@lru_cache(maxsize=1)
+def _thread_limit_plugin_class() -> type:
+    """``ThreadLimitPlugin``, defined on first use (its base class is Dask's ``WorkerPlugin``)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    The number of threads per task is the configured count, at most the
-    worker host's cores divided by the task slots (worker threads) on that host.
-    """
+    class ThreadLimitPlugin(WorkerPlugin):
+        """Set the native thread-pool sizes on a worker of an existing cluster.
 
-    idempotent = False
-    name = "regiontag-thread-limits"
+        The number of threads per task is the configured count, at most the
+        worker host's cores divided by the task slots (worker threads) on that host.
+        """
 
-    def __init__(self, slots_per_host: dict[str, int], wanted_threads: int | None = None):
-        self.slots_per_host = dict(slots_per_host)
-        self.wanted_threads = wanted_threads
+        idempotent = False
+        name = "regiontag-thread-limits"
 
-    def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin hook
-        slots = self.slots_per_host.get(worker.address.rsplit(":", 1)[0], 0) or worker.state.nthreads
-        threads = threads_per_task(available_cores(), slots, self.wanted_threads)
-        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+        def __init__(self, slots_per_host: dict[str, int], wanted_threads: int | None = None):
+            self.slots_per_host = dict(slots_per_host)
+            self.wanted_threads = wanted_threads
+
+        def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin hook
+            slots = self.slots_per_host.get(worker.address.rsplit(":", 1)[0], 0) or worker.state.nthreads
+            threads = threads_per_task(available_cores(), slots, self.wanted_threads)
+            os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+
+    ThreadLimitPlugin.__qualname__ = "ThreadLimitPlugin"  # pickled by reference, through __getattr__
+    return ThreadLimitPlugin
+
+
+def __getattr__(name: str) -> Any:
+    """``ThreadLimitPlugin`` is built lazily (PEP 562), so importing this module does not import Dask."""
+    if name == "ThreadLimitPlugin":
+        return _thread_limit_plugin_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -118,6 +155,8 @@ class ClusterInfo:
     @property
     def memory_limit_text(self) -> str:
         """Human-readable per-worker memory limit (``"unlimited"`` when none)."""
+        from dask.utils import format_bytes
+
         return format_bytes(self.memory_limit_bytes) if self.memory_limit_bytes else "unlimited"
 
 
@@ -213,6 +252,9 @@ def _open_client(
     verbose: bool = False,
 ) -> Iterator[tuple[Client, ClusterInfo]]:
     """See ``open_client``."""
+    import dask
+    from distributed import Client, LocalCluster
+
     limit_bytes = parse_memory_limit(memory_limit)
     log_level = logging.WARNING if verbose else logging.CRITICAL
     if scheduler is not None:
@@ -223,7 +265,7 @@ def _open_client(
         except (OSError, TimeoutError, ValueError) as error:
             raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: {error}") from None
         try:
-            client.register_plugin(ThreadLimitPlugin(_slots_per_host(client), threads))
+            client.register_plugin(_thread_limit_plugin_class()(_slots_per_host(client), threads))
             worker_memory = _smallest_worker_memory(client)
             limits = [limit for limit in (worker_memory, limit_bytes) if limit]
             info = ClusterInfo(

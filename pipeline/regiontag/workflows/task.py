@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from dask.utils import format_bytes
 
 from regiontag.config import Config
 from regiontag.inputs.nifti_io import header_shape
@@ -231,6 +230,8 @@ def execute_session(
         if limits:
             needed, largest = estimate_session_memory(session)
             too_big = needed > min(limits)  # a complete session is skipped without loading: let it through
+            from dask.utils import format_bytes
+
             if too_big and (force or not folder.is_complete(lambda: fingerprint_of(session, config, **paths))):
                 reason = (
                     f"needs about {format_bytes(needed)} of memory, more than the worker limit of "
