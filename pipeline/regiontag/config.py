@@ -215,6 +215,12 @@ class InvolvementConfig(_Section):
     symmetric_max_laterality: float = Field(0.5, ge=0, le=1)
     #: A brain session's lesions count as confluent when its largest lesion cluster is at least this big.
     confluent_min_ml: float = Field(3.0, gt=0)
+    #: Focal involvement: a lesion of at least this volume (ml) with at least focal_min_share of it in the region.
+    focal_min_lesion_ml: float = Field(0.01, ge=0)
+    focal_min_share: float = Field(0.5, gt=0, le=1)
+    #: lesions.csv location classes: largest gap (mm) to the lateral ventricles / to the cortex.
+    periventricular_max_mm: float = Field(3.0, ge=0, le=20)
+    juxtacortical_max_mm: float = Field(1.0, ge=0, le=10)
 
 
 class CordConfig(_Section):

@@ -60,16 +60,33 @@ def test_volumes_fractions_and_parent_aggregation(toy_atlas: Atlas) -> None:
 
 def test_involved_flag_thresholds_and_propagation(toy_atlas: Atlas) -> None:
     lesion = _mask_like(toy_atlas, [np.s_[2:6, 2:6, 1:4]])  # 48 voxels = 0.384 ml, 9.6% of left A
-    strict = InvolvementConfig(min_fraction=0.2, min_volume_ml=0.01)
-    loose = InvolvementConfig(min_fraction=0.05, min_volume_ml=0.3)
+    # focal involvement off (no lesion is big enough): the diffuse criteria alone decide
+    strict = InvolvementConfig(min_fraction=0.2, min_volume_ml=0.01, focal_min_lesion_ml=10.0)
+    loose = InvolvementConfig(min_fraction=0.05, min_volume_ml=0.3, focal_min_lesion_ml=10.0)
     table_strict = region_table(lesion, toy_atlas.labels_img, toy_atlas, config=strict).set_index(["region", "side"])
     table_loose = region_table(lesion, toy_atlas.labels_img, toy_atlas, config=loose).set_index(["region", "side"])
     assert not table_strict.loc[("Parent > A", "left"), "involved"]
     assert table_loose.loc[("Parent > A", "left"), "involved"]
+    assert table_loose.loc[("Parent > A", "left"), "involved_diffuse"]
+    assert not table_loose.loc[("Parent > A", "left"), "involved_focal"]
     assert not table_loose.loc[("Parent > A", "right"), "involved"]
     # an involved child makes its parent involved on the same side even below the parent's own fraction
     assert table_loose.loc[("Parent", "left"), "involved"]
     assert not table_loose.loc[("Parent > B", "both"), "involved"]
+
+
+def test_focal_involvement_needs_one_lesion_of_the_minimum_size_mostly_in_the_region(toy_atlas: Atlas) -> None:
+    lesion = _mask_like(toy_atlas, [np.s_[2:4, 2:4, 1:3]])  # 8 voxels = 0.064 ml, 1.6% of left A: not diffuse
+    config = InvolvementConfig(min_fraction=0.02, min_volume_ml=0.05, focal_min_lesion_ml=0.05, focal_min_share=0.5)
+    table = region_table(lesion, toy_atlas.labels_img, toy_atlas, config=config).set_index(["region", "side"])
+    assert not table.loc[("Parent > A", "left"), "involved_diffuse"]
+    assert table.loc[("Parent > A", "left"), "involved_focal"]
+    assert table.loc[("Parent > A", "left"), "involved"]
+    assert table.loc[("Parent", "left"), "involved_focal"]  # propagated to the parent
+    assert not table.loc[("Parent > A", "right"), "involved"]
+    smaller_than_minimum = InvolvementConfig(focal_min_lesion_ml=0.1)
+    table = region_table(lesion, toy_atlas.labels_img, toy_atlas, config=smaller_than_minimum)
+    assert not table.set_index(["region", "side"]).loc[("Parent > A", "left"), "involved"]
 
 
 def test_laterality_and_z_statistics(toy_atlas: Atlas) -> None:

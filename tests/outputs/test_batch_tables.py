@@ -52,3 +52,19 @@ def test_record_writes_status_unless_run_session_already_did(tmp_path):
     assert skipped == first
     assert session_row("s1", skipped)["top_pattern"] == "ms-brain"
     assert tables.record(SessionResult("none", "skipped", seconds=0.5))["status"] == "ok"
+
+
+def test_lesions_csv_is_rebuilt_long_format_from_the_finished_sessions(tmp_path):
+    for session_id, status, n_lesions in (("a", "ok", 2), ("b", "failed", 1), ("c", "warning", 1)):
+        (tmp_path / session_id).mkdir()
+        outputs.write_json({"status": status, "seconds": 1.0}, tmp_path / session_id / outputs.STATUS_JSON)
+        rows = pd.DataFrame({"session": session_id, "body_part": "brain", "lesion_id": range(1, n_lesions + 1),
+                             "volume_ml": 0.1, "location": "periventricular"})
+        outputs.write_csv(rows, tmp_path / session_id / outputs.LESIONS_CSV, outputs.LESION_COLUMNS)
+    tables = BatchTables(tmp_path)
+    tables.load()
+    tables.write_all()
+    lesions = pd.read_csv(tmp_path / outputs.LESIONS_CSV)
+    assert list(lesions.columns) == outputs.LESION_COLUMNS
+    assert lesions["session"].tolist() == ["a", "a", "c"]  # failed sessions are left out
+    assert lesions["lesion_id"].tolist() == [1, 2, 1]

@@ -116,9 +116,9 @@ def test_place_lesions_empty_region_and_unknown_size(toy):
                                     np.random.default_rng(0))
     assert not mask.any() and placed == [{"region": "Nucleus", "side": "both", "n_lesions": 0, "volume_mm3": 0.0}]
     with pytest.raises(ValueError, match="lesion size 'huge' unknown; choose one of "
-                                         r"\['confluent', 'medium', 'small'\]"):
+                                         r"\['confluent', 'disseminated', 'medium', 'small'\]"):
         place_lesions(tissue, labels, atlas, [], "huge", np.random.default_rng(0))
-    assert sorted(LESION_SIZES) == ["confluent", "medium", "small"]
+    assert sorted(LESION_SIZES) == ["confluent", "disseminated", "medium", "small"]
 
 
 def test_lesions_are_placed_exactly_inside_region_white_matter(anatomy):
@@ -151,3 +151,12 @@ def test_medium_lesions_are_discrete_and_never_confluent_sized(anatomy):
     assert count == placed[0]["n_lesions"] >= medium.sum() / 1500
     assert sizes_mm3.max() <= MEDIUM_LESION_MAX_MM3 < 1000 * InvolvementConfig().confluent_min_ml
 
+
+
+def test_disseminated_targets_get_one_lesion_each_and_a_target_mode_overrides_the_size(toy):
+    tissue, labels, atlas = toy
+    region = atlas.regions[0].path
+    targets = [LesionTarget(region, "both", "disseminated")] * 3
+    mask, _, placed = place_lesions(tissue, labels, atlas, targets, "medium", np.random.default_rng(1))
+    assert [item["n_lesions"] for item in placed] == [1, 1, 1]
+    assert all(20 <= item["volume_mm3"] <= 1500 for item in placed)

@@ -94,3 +94,35 @@ def test_probable():
     assert probable(evidence, "enhancement") is False
     assert probable(evidence, "absent") is False
     assert probable({"odd": object()}, "odd") is False
+
+
+def test_disseminated_targets_follow_the_ms_distribution(anatomy):
+    from collections import Counter
+
+    from regiontag.phantoms.targets import HEAVY_MS_SHARE, MS_LESION_SHARES, disseminated_targets
+
+    draws = [disseminated_targets(anatomy, np.random.default_rng(seed)) for seed in range(200)]
+    discrete = [t for targets, _ in draws for t in targets if t.mode == "disseminated"]
+    counts = [sum(t.mode == "disseminated" for t in targets) for targets, _ in draws]
+    assert 8 <= min(counts) and max(counts) <= 60 and 15 <= float(np.median(counts)) <= 25
+    shares = Counter(t.region for t in discrete)
+    for region, share in MS_LESION_SHARES.items():
+        assert shares[region] / len(discrete) == pytest.approx(share, abs=0.03)
+    heavy = [targets for targets, is_heavy in draws if is_heavy]
+    assert len(heavy) / len(draws) == pytest.approx(HEAVY_MS_SHARE, abs=0.08)
+    assert all([t.mode for t in targets[:2]] == ["confluent", "confluent"] for targets in heavy)
+    # asymmetric: the left share of paired lesions varies between phantoms
+    left_shares = [np.mean([t.side == "left" for t in targets if t.side != "both"]) for targets, _ in draws]
+    assert np.std(left_shares) > 0.1
+    first, again = disseminated_targets(anatomy, np.random.default_rng(7)), disseminated_targets(anatomy, np.random.default_rng(7))
+    assert first == again
+
+
+def test_wants_dissemination_reads_the_pattern_lesion_evidence():
+    from regiontag.patterns.library import load_library
+    from regiontag.phantoms.targets import wants_dissemination
+
+    library = load_library()
+    assert wants_dissemination(library.get("ms-brain"))
+    assert not wants_dissemination(library.get("small-vessel-disease"))
+    assert not wants_dissemination(None)

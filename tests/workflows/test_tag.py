@@ -81,8 +81,12 @@ def test_region_rows_for_the_covered_regions(right_pv_result):
 def test_files_written_match_the_result(right_pv_result):
     folder = right_pv_result.output_dir
     assert {p.name for p in folder.iterdir()} == {
-        outputs.REGIONS_CSV, outputs.FINDINGS_JSON, outputs.SCORES_CSV, outputs.PROVENANCE_JSON,
+        outputs.REGIONS_CSV, outputs.LESIONS_CSV, outputs.FINDINGS_JSON, outputs.SCORES_CSV, outputs.PROVENANCE_JSON,
     }
+    lesions = pd.read_csv(folder / outputs.LESIONS_CSV)
+    assert list(lesions.columns) == outputs.LESION_COLUMNS
+    assert lesions["volume_ml"].tolist() == pytest.approx(right_pv_result.lesions["volume_ml"].tolist())
+    assert set(lesions["session"]) == {right_pv_result.session_id}
     written = pd.read_csv(folder / outputs.REGIONS_CSV)
     assert list(written.columns) == outputs.REGION_COLUMNS
     pd.testing.assert_series_equal(written["lesion_voxels"], right_pv_result.region_table["lesion_voxels"],

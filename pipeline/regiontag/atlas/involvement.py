@@ -3,6 +3,16 @@
 Statistics are computed once per atlas leaf label and summed up the region
 tree, so parents aggregate their children exactly (each voxel has one leaf).
 Volumes use the true voxel size of the grid the mask lives on (subject space).
+
+Two kinds of involvement are told apart (``configs/default.yaml`` ``involvement:``):
+
+* ``involved_diffuse``: a large abnormal fraction, at least ``min_fraction`` of the region
+  and ``min_volume_ml`` of lesion (leukodystrophies, toxic and metabolic leukoencephalopathies);
+* ``involved_focal``: at least one lesion (26-connected component) of ``focal_min_lesion_ml``
+  or more has at least ``focal_min_share`` of its volume in the region (the discrete lesions of
+  multiple sclerosis or small vessel disease, invisible to region fractions);
+
+``involved`` is either.  Each flag is propagated from a region to its parents.
 """
 
 from __future__ import annotations
@@ -36,14 +46,18 @@ def _leaf_statistics(
         lesion_z = zmap.ravel()[lesion.ravel()].astype(np.float64)
         z_sum = np.bincount(lesion_labels, weights=lesion_z, minlength=n_labels)
         np.maximum.at(z_max, lesion_labels, lesion_z)
-    clusters, _ = ndimage.label(lesion, structure=np.ones((3, 3, 3), dtype=bool))
+    clusters, n_clusters = ndimage.label(lesion, structure=np.ones((3, 3, 3), dtype=bool))
     cluster_ids = clusters.ravel()[lesion.ravel()]
     clusters_by_leaf: dict[int, set[int]] = {}
+    # voxels of each cluster (row) in each leaf (column): the focal-involvement test
+    cluster_leaf = np.zeros((n_clusters + 1, n_labels), dtype=np.int64)
     if cluster_ids.size:
-        pairs = np.unique(np.stack([lesion_labels, cluster_ids]), axis=1)
+        pairs, counts = np.unique(np.stack([lesion_labels, cluster_ids]), axis=1, return_counts=True)
         for leaf, cluster in pairs.T:
             clusters_by_leaf.setdefault(int(leaf), set()).add(int(cluster))
+        cluster_leaf[pairs[1], pairs[0]] = counts
     return {
+        "cluster_leaf": cluster_leaf,
         "region_voxels": region_voxels,
         "lesion_voxels": lesion_voxels,
         "z_sum": z_sum,
@@ -52,7 +66,19 @@ def _leaf_statistics(
     }
 
 
-def _row(region: Region, side: str, leaves: tuple[int, ...], stats: dict, voxel_ml: float) -> dict:
+def _focal(leaves_array: np.ndarray, stats: dict, voxel_ml: float, config: InvolvementConfig) -> bool:
+    """A lesion of ``focal_min_lesion_ml`` or more lies mostly (``focal_min_share``) in these leaves."""
+    cluster_leaf = stats["cluster_leaf"]
+    if not leaves_array.size or cluster_leaf.shape[0] <= 1:
+        return False
+    sizes = cluster_leaf[1:].sum(axis=1)
+    inside = cluster_leaf[1:, leaves_array].sum(axis=1)
+    big = sizes * voxel_ml >= max(config.focal_min_lesion_ml, 1e-12)
+    return bool(np.any(big & (inside >= config.focal_min_share * np.maximum(sizes, 1)) & (inside > 0)))
+
+
+def _row(region: Region, side: str, leaves: tuple[int, ...], stats: dict, voxel_ml: float,
+         config: InvolvementConfig) -> dict:
     leaves_array = np.asarray([leaf for leaf in leaves if leaf > 0], dtype=int)
     region_voxels = int(stats["region_voxels"][leaves_array].sum()) if leaves_array.size else 0
     lesion_voxels = int(stats["lesion_voxels"][leaves_array].sum()) if leaves_array.size else 0
@@ -75,18 +101,24 @@ def _row(region: Region, side: str, leaves: tuple[int, ...], stats: dict, voxel_
         "n_clusters": len(clusters),
         "mean_z": mean_z,
         "max_z": max_z,
+        "involved_focal": _focal(leaves_array, stats, voxel_ml, config),
     }
 
 
-def _flag_involved(table: pd.DataFrame, config: InvolvementConfig) -> pd.Series:
-    """Own criteria (volume and fraction), then propagate any involved child to its parent."""
+def _diffuse(table: pd.DataFrame, config: InvolvementConfig) -> pd.Series:
+    """Own diffuse criteria: lesion volume and fraction of the region."""
     involved = (table["lesion_volume_ml"] >= config.min_volume_ml) & (
         table["fraction_involved"] >= config.min_fraction
     )
-    involved &= table["lesion_voxels"] > 0
+    return involved & (table["lesion_voxels"] > 0)
+
+
+def _propagate(table: pd.DataFrame, involved: pd.Series) -> pd.Series:
+    """Propagate any flagged child to its parent (same side)."""
     flags = dict(zip(zip(table["region"], table["side"]), involved))
+    parents = dict(zip(table["region"], table["parent"]))
     for (path, side), _ in sorted(flags.items(), key=lambda item: -item[0][0].count(" > ")):
-        parent = table.loc[(table["region"] == path) & (table["side"] == side), "parent"].iloc[0]
+        parent = parents[path]
         if parent and flags[(path, side)] and (parent, side) in flags:
             flags[(parent, side)] = True
     return pd.Series([flags[key] for key in zip(table["region"], table["side"])], index=table.index)
@@ -118,7 +150,7 @@ def region_table(
     zmap : Nifti1Image or path, optional
         Continuous hyperintensity map on the same grid (for ``mean_z``/``max_z``).
     config : InvolvementConfig, optional
-        Thresholds for the ``involved`` flag.
+        Thresholds of the ``involved_diffuse`` / ``involved_focal`` flags (``involved`` = either).
 
     Returns
     -------
@@ -146,10 +178,12 @@ def region_table(
     for region in atlas.regions:
         sides = ("left", "right", "both") if region.paired else ("both",)
         for side in sides:
-            rows.append(_row(region, side, region.label_values(side), stats, voxel_ml))
+            rows.append(_row(region, side, region.label_values(side), stats, voxel_ml, config))
     table = pd.DataFrame(rows)
     table.insert(0, "atlas", atlas.name)
-    table["involved"] = _flag_involved(table, config)
+    table["involved_diffuse"] = _propagate(table, _diffuse(table, config))
+    table["involved_focal"] = _propagate(table, table["involved_focal"].astype(bool))
+    table["involved"] = table["involved_diffuse"] | table["involved_focal"]
     table["laterality_index"] = np.nan
     for region in atlas.regions:
         if not region.paired:

@@ -128,7 +128,7 @@ class BatchTables:
         return pd.concat(frames, ignore_index=True)
 
     def write_result_tables(self) -> None:
-        """Rebuild ``regions.csv`` and ``scores.csv`` from the finished sessions (atomic)."""
+        """Rebuild ``regions.csv``, ``scores.csv`` and ``lesions.csv`` from the finished sessions (atomic)."""
         start = time.perf_counter()
         outputs.write_csv(
             self._concatenate(outputs.REGIONS_CSV, outputs.REGION_COLUMNS),
@@ -139,6 +139,11 @@ class BatchTables:
             self._concatenate(outputs.SCORES_CSV, outputs.SCORE_COLUMNS),
             self.output_dir / outputs.SCORES_CSV,
             outputs.SCORE_COLUMNS,
+        )
+        outputs.write_csv(  # long format: one row per lesion of every session
+            self._concatenate(outputs.LESIONS_CSV, outputs.LESION_COLUMNS),
+            self.output_dir / outputs.LESIONS_CSV,
+            outputs.LESION_COLUMNS,
         )
         self._rebuild_seconds = time.perf_counter() - start
         self._last_rebuild = time.monotonic()
@@ -157,6 +162,6 @@ class BatchTables:
         return True
 
     def write_all(self) -> None:
-        """Rebuild ``sessions.csv``, ``regions.csv`` and ``scores.csv``."""
+        """Rebuild ``sessions.csv``, ``regions.csv``, ``scores.csv`` and ``lesions.csv``."""
         self.write_sessions_csv()
         self.write_result_tables()

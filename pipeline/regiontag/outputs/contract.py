@@ -69,11 +69,48 @@ REGION_COLUMNS = [
     "mean_z",
     "max_z",
     "involved",
+    "involved_focal",
+    "involved_diffuse",
     "laterality_index",
     "lesion_length_mm",
     "longitudinally_extensive",
     "vertebral_levels",
     "csa_ratio",
+]
+
+#: Columns of lesions.csv, in order: one row per connected lesion (26-neighbourhood), brain and cord
+#: (``atlas.lesion_table``). Cord-only columns are empty for brain rows and vice versa.
+LESIONS_CSV = "lesions.csv"
+LESION_COLUMNS = [
+    "session",
+    "body_part",
+    "lesion_id",
+    "volume_ml",
+    "n_voxels",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "template_x_mm",
+    "template_y_mm",
+    "template_z_mm",
+    "side",
+    "share_left",
+    "location",
+    "ventricle_distance_mm",
+    "cortex_distance_mm",
+    "main_region",
+    "regions",
+    "elongation",
+    "orientation",
+    "orientation_angle_deg",
+    "mean_z",
+    "max_z",
+    "length_mm",
+    "vertebral_levels",
+    "share_posterior_column",
+    "share_lateral_column",
+    "share_anterior_column",
+    "share_grey_matter",
 ]
 
 SESSION_COLUMNS = [

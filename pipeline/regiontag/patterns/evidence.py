@@ -15,7 +15,7 @@ class Evidence:
     Attributes
     ----------
     kind : str
-        ``prior``, ``region``, ``symmetry``, ``extent`` or ``feature``.
+        ``prior``, ``region``, ``symmetry``, ``extent``, ``feature`` or ``lesions``.
     label : str
         What was observed, e.g. ``"Posterior column involved"``.
     detail : str
@@ -54,3 +54,6 @@ class PatternResult:
     match: bool = False
     rank: int | None = None
     tied_with: list[str] = field(default_factory=list)
+    #: One sentence on the session's lesions (patterns with lesion evidence), e.g.
+    #: ``"23 lesions; periventricular 9, juxtacortical 6, infratentorial 2: dissemination in space"``.
+    lesion_summary: str = ""

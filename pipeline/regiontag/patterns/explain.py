@@ -47,6 +47,8 @@ def explain(result: PatternResult, config: ScoringConfig = ScoringConfig()) -> s
     parts = [f"score {result.score:.1f} (log10 odds)"]
     if result.match:
         parts[0] += ", match"
+    if result.lesion_summary:
+        parts.append(result.lesion_summary)
     for word, terms in (("raised by", raised), ("lowered by", lowered)):
         if terms:
             text = ", ".join(describe(term) for term in terms[:limit])

@@ -52,6 +52,14 @@ class RegionObservation:
     laterality_index: float | None = None
     lesion_volume_ml: float | None = None
     longitudinally_extensive: bool | None = None
+    #: ``focal`` / ``diffuse`` -> (region, left, right) flags; absent kinds fall back to ``involved``.
+    kinds: dict[str, tuple[bool | None, bool | None, bool | None]] = field(default_factory=dict)
+
+    def flags(self, kind: str = "any") -> tuple[bool | None, bool | None, bool | None]:
+        """(region, left, right) involvement of one kind: ``any``, ``focal`` or ``diffuse``."""
+        if kind in self.kinds:
+            return self.kinds[kind]
+        return self.involved, self.left, self.right
 
     @property
     def paired(self) -> bool:
@@ -80,6 +88,54 @@ class Observations:
     sequences: dict[str, list[str]] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
     region_body_parts: dict[str, str] = field(default_factory=dict)
+    #: ``findings.json`` ``lesions``: body part -> lesion summary (``atlas.lesion_table.summarise_lesions``).
+    lesions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def lesion_measure(self, name: str, body_part: str) -> float | None:
+        """A lesion-level measure of a body part (None when no lesion table was made).
+
+        ``dis_areas`` counts the McDonald areas of the brain and the cord together (a cord lesion
+        adds the spinal cord area to a brain pattern); ``n_<class>`` counts lesions of a location
+        class (``n_juxtacortical`` = cortical + juxtacortical).
+        """
+        summary = self.lesions.get(body_part)
+        if not isinstance(summary, dict):
+            return None
+        if name == "dis_areas":
+            areas = set(summary.get("dis_areas") or [])
+            for other in self.lesions.values():
+                if isinstance(other, dict):
+                    areas |= set(other.get("dis_areas") or [])
+            return float(len(areas))
+        if name.startswith("n_") and name not in summary:
+            by_location = summary.get("by_location") or {}
+            classes = {"n_juxtacortical": ("juxtacortical", "cortical"),
+                       "n_deep_white_matter": ("deep white matter",),
+                       "n_deep_grey_matter": ("deep grey matter",)}.get(name, (name[2:],))
+            if name == "n_cord":
+                cord = self.lesions.get("cord")
+                return float(cord.get("n_lesions", 0)) if isinstance(cord, dict) else None
+            return float(sum(int(by_location.get(c, 0)) for c in classes))
+        return as_number(summary.get(name))
+
+    def lesion_sentence(self, body_part: str) -> str:
+        """``"23 lesions; periventricular 9, juxtacortical 6, infratentorial 2: dissemination in space"``."""
+        summary = self.lesions.get(body_part)
+        if not isinstance(summary, dict):
+            return ""
+        count = int(summary.get("n_lesions") or 0)
+        if count == 0:
+            return "no lesions"
+        by_location = dict(summary.get("by_location") or {})
+        juxta = int(by_location.pop("juxtacortical", 0)) + int(by_location.pop("cortical", 0))
+        if juxta:
+            by_location["juxtacortical"] = juxta
+        order = ["periventricular", "juxtacortical", "infratentorial", "deep white matter", "deep grey matter", "cord"]
+        parts = [f"{name} {by_location[name]}" for name in order if by_location.get(name)]
+        text = f"{count} lesion{'s' if count != 1 else ''}; " + ", ".join(parts)
+        areas = self.lesion_measure("dis_areas", body_part) or 0
+        text += ": dissemination in space" if areas >= 2 else ": no dissemination in space"
+        return text
 
     def body_part_has_rows(self, body_part: str) -> bool:
         """True when the region table has at least one region of this body part."""
@@ -135,6 +191,21 @@ def _laterality(left_fraction: float | None, right_fraction: float | None) -> fl
     return (left_fraction - right_fraction) / (left_fraction + right_fraction)
 
 
+def _kind_flags(both: pd.Series | None, left: pd.Series | None, right: pd.Series | None) -> dict:
+    """``focal`` / ``diffuse`` flags of a region from the ``involved_focal`` / ``involved_diffuse`` columns."""
+    kinds = {}
+    for kind in ("focal", "diffuse"):
+        column = f"involved_{kind}"
+        side_flags = [as_flag(r.get(column)) if r is not None else None for r in (left, right)]
+        region = as_flag(both.get(column)) if both is not None else None
+        if region is None and not any(flag is not None for flag in side_flags):
+            continue  # a table without the column (older versions): the kind falls back to "involved"
+        if any(side_flags):
+            region = True
+        kinds[kind] = (region, *side_flags)
+    return kinds
+
+
 def observe(region_table: pd.DataFrame, findings: dict[str, Any] | None) -> Observations:
     """Collect what scoring needs from a region table and the findings.
 
@@ -154,6 +225,7 @@ def observe(region_table: pd.DataFrame, findings: dict[str, Any] | None) -> Obse
     observations = Observations(
         sequences={str(k): list(v or []) for k, v in (findings.get("sequences") or {}).items()},
         features=dict(findings.get("features") or {}),
+        lesions={str(k): v for k, v in (findings.get("lesions") or {}).items() if isinstance(v, dict)},
     )
     table = region_table if region_table is not None else pd.DataFrame(columns=["region", "side"])
     rows_by_region: dict[str, dict[str, pd.Series]] = {}
@@ -196,6 +268,7 @@ def observe(region_table: pd.DataFrame, findings: dict[str, Any] | None) -> Obse
             longitudinally_extensive=(
                 as_flag(reference.get("longitudinally_extensive")) if reference is not None else None
             ),
+            kinds=_kind_flags(both, left, right),
         )
     display = short_region_names(observations.regions, universe=set(observations.regions) | set(known))
     for path, region in observations.regions.items():

@@ -78,6 +78,30 @@ FEATURE_LABELS = {
 }
 
 
+#: Lesion-level measures (keys a pattern's ``lesions`` entries may name), read from ``findings.json``
+#: ``lesions`` (:func:`regiontag.atlas.lesion_table.summarise_lesions` of ``lesions.csv``).
+LESION_MEASURES = {
+    "n_lesions": "number of lesions (connected components)",
+    "n_periventricular": "lesions touching / within 3 mm of the lateral ventricles (callosal included)",
+    "n_juxtacortical": "cortical or juxtacortical lesions (McDonald 2017: one area)",
+    "n_infratentorial": "brainstem, cerebellar or middle cerebellar peduncle lesions",
+    "n_deep_white_matter": "lesions of the deep (subcortical) white matter",
+    "n_deep_grey_matter": "lesions mostly in the caudate, putamen, pallidum or thalamus",
+    "n_callosal": "lesions mostly in the corpus callosum",
+    "n_cord": "spinal cord lesions",
+    "dis_areas": "McDonald 2017 dissemination-in-space areas (periventricular, cortical/juxtacortical, "
+                 "infratentorial, spinal cord) holding at least one lesion",
+    "median_lesion_ml": "median lesion volume (ml)",
+    "largest_lesion_ml": "volume of the largest lesion (ml)",
+    "largest_lesion_share": "largest lesion / total lesion volume (1 = one confluent lesion)",
+    "fraction_small": "share of lesions under 0.1 ml",
+    "n_perpendicular": "elongated periventricular / deep lesions perpendicular to the ventricle wall",
+    "fraction_perpendicular": "share of elongated periventricular / deep lesions perpendicular to the wall",
+    "volume_asymmetry": "|left - right| / (left + right) of lesion volume",
+    "count_asymmetry": "|left - right| / (left + right) of lesion counts",
+}
+
+
 def feature_label(name: str, present: bool) -> str:
     """Words for a feature observation (``"cord swelling"`` / ``"no cord swelling"``)."""
     readable = name.replace("_", " ")
@@ -132,6 +156,10 @@ class RegionEvidence(_Model):
         ``P(region involved | pattern)``.
     p_background : float, optional
         ``P(region involved | not this pattern)``; default from the scoring config.
+    involvement : {"any", "focal", "diffuse"}
+        Which involvement flag of the region table the probabilities are about: ``diffuse``
+        (a large fraction of the region), ``focal`` (at least one discrete lesion mostly in it)
+        or ``any`` (either; the ``involved`` column).
     note : str
         Free text (e.g. "with involuntary movements").
     """
@@ -141,7 +169,58 @@ class RegionEvidence(_Model):
     laterality: Literal["bilateral", "unilateral", "any"] = "any"
     p_involved: float = Probability
     p_background: float | None = Field(None, gt=0.0, lt=1.0)
+    involvement: Literal["any", "focal", "diffuse"] = "any"
     note: str = ""
+
+
+class LesionEvidence(_Model):
+    """A condition on a lesion-level measure and its probability with and without the pattern.
+
+    Attributes
+    ----------
+    measure : str
+        One of :data:`LESION_MEASURES` (e.g. ``dis_areas``, ``n_juxtacortical``).
+    at_least, at_most : float, optional
+        The condition (exactly one): ``measure >= at_least`` or ``measure <= at_most``.
+    p_present : float
+        ``P(condition | pattern)``.
+    p_background : float
+        ``P(condition | not this pattern)`` (scans with other white-matter disease or none).
+    label : str
+        How explanations word the condition (default from the measure and threshold).
+    note : str
+        Where the numbers come from (citation).
+    """
+
+    measure: str
+    at_least: float | None = None
+    at_most: float | None = None
+    p_present: float = Probability
+    p_background: float = Probability
+    label: str = ""
+    note: str = ""
+
+    @field_validator("measure")
+    @classmethod
+    def _known_measure(cls, value: str) -> str:
+        _check_feature_names({value: None}, LESION_MEASURES)
+        return value
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "LesionEvidence":
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError(f"lesions[{self.measure}]: give exactly one of at_least / at_most")
+        return self
+
+    def holds(self, value: float) -> bool:
+        """True when ``value`` meets the condition."""
+        return value >= self.at_least if self.at_least is not None else value <= self.at_most
+
+    def describe(self, present: bool) -> str:
+        """Words for the observation, e.g. ``"n_juxtacortical >= 1"`` / ``"not n_juxtacortical >= 1"``."""
+        text = self.label or (f"{self.measure.replace('_', ' ')} >= {self.at_least:g}" if self.at_least is not None
+                              else f"{self.measure.replace('_', ' ')} <= {self.at_most:g}")
+        return text if present else f"not {text}"
 
 
 class FeatureEvidence(_Model):
@@ -200,6 +279,7 @@ class Pattern(_Model):
     symmetry: Symmetry = Symmetry()
     extent: dict[str, FeatureEvidence] = Field(default_factory=dict)
     features: dict[str, FeatureEvidence] = Field(default_factory=dict)
+    lesions: list[LesionEvidence] = Field(default_factory=list)
     mimics: list[str] = Field(default_factory=list)
     prior: float | None = Field(None, gt=0.0, lt=1.0)
     references: list[Reference | str] = Field(default_factory=list)

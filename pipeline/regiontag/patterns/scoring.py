@@ -9,7 +9,14 @@ disease), each observation ``x`` contributes ``log10 P(x | D) / P(x | B)``:
   by it (parents aggregate children), so it adds nothing: the lesion is counted once;
 * for an involved paired region with an expected laterality: both sides involved or one;
 * symmetry: median |laterality index| of the pattern's involved paired regions;
-* extent descriptors and features from ``findings.json`` (``null`` = not assessable, 0).
+* extent descriptors and features from ``findings.json`` (``null`` = not assessable, 0);
+* lesion-level conditions (``lesions:`` of a pattern: counts per location class, dissemination
+  in space, sizes, orientation, asymmetry) from ``findings.json`` ``lesions`` (the summary of
+  ``lesions.csv``): condition met -> ``p_present / p_background``, else the complements;
+  without a lesion summary they are not assessed.
+
+A region term reads the involvement kind its pattern names (``involvement: focal``,
+``diffuse`` or ``any``, see :mod:`regiontag.atlas.involvement`).
 
 ``score`` = log10 prior odds + the sum, i.e. the log10 posterior odds of the pattern
 (with the default prior of 0.5 the prior term is 0): comparable across patterns.
@@ -78,13 +85,16 @@ def _region_terms(pattern: Pattern, observations: Observations, config: ScoringC
         "bilateral": config.p_bilateral_if_bilateral,
         "unilateral": config.p_bilateral_if_unilateral,
     }
-    involved_listed = [
-        item.region for item in pattern.regions
-        if observations.regions.get(item.region) is not None and observations.regions[item.region].involved
-    ]
+
+    def flags(item: RegionEvidence) -> tuple[bool | None, bool | None, bool | None]:
+        observed = observations.regions.get(item.region)
+        return observed.flags(item.involvement) if observed is not None else (None, None, None)
+
+    involved_listed = [item.region for item in pattern.regions if flags(item)[0]]
     for item in pattern.regions:
         observed = observations.regions.get(item.region)
-        if observed is None or observed.involved is None:
+        involved, left, right = flags(item)
+        if observed is None or involved is None:
             result.unassessed.append(item.region)
             continue
         if any(path.startswith(item.region + PATH_SEPARATOR) for path in involved_listed):
@@ -93,12 +103,14 @@ def _region_terms(pattern: Pattern, observations: Observations, config: ScoringC
                 result.matched_core.append(item.region)
             continue
         q = region_background(item, config)
-        log_lr = _log_lr(observed.involved, item.p_involved, q)
+        log_lr = _log_lr(involved, item.p_involved, q)
         detail = ""
-        if observed.involved:
-            detail = observed.sides_text()
-            if item.laterality in p_bilateral and observed.paired:
-                bilateral = bool(observed.left and observed.right)
+        if involved:
+            paired = left is not None and right is not None
+            detail = ("both sides" if left and right else "left only" if left else "right only" if right
+                      else "") if paired else ""
+            if item.laterality in p_bilateral and paired:
+                bilateral = bool(left and right)
                 log_lr += _log_lr(bilateral, p_bilateral[item.laterality], config.p_bilateral_background)
             if item.role == "core":
                 result.matched_core.append(item.region)
@@ -106,8 +118,24 @@ def _region_terms(pattern: Pattern, observations: Observations, config: ScoringC
                 result.atypical.append(item.region)
         elif item.role == "core":
             result.missing_core.append(item.region)
-        label = f"{observed.name} {'involved' if observed.involved else 'not involved'}"
+        kind = "" if item.involvement == "any" else f" ({item.involvement})"
+        label = f"{observed.name} {'involved' if involved else 'not involved'}{kind}"
         result.evidence.append(Evidence("region", label, log_lr, detail, item.region))
+
+
+def _lesion_terms(pattern: Pattern, observations: Observations, result: PatternResult) -> None:
+    """Lesion-level conditions (counts per location, dissemination in space, sizes, shape, asymmetry)."""
+    for item in pattern.lesions:
+        value = observations.lesion_measure(item.measure, pattern.body_part)
+        if value is None:
+            result.unassessed.append(item.measure.replace("_", " "))
+            continue
+        present = item.holds(value)
+        log_lr = _log_lr(present, item.p_present, item.p_background)
+        if present and item.p_present < item.p_background:
+            result.atypical.append(item.describe(True))
+        shown = f"{value:.2g}" if value != int(value) else f"{int(value)}"
+        result.evidence.append(Evidence("lesions", item.describe(present), log_lr, f"{item.measure} {shown}"))
 
 
 def _symmetry_term(pattern: Pattern, observations: Observations, config: ScoringConfig,
@@ -166,6 +194,9 @@ def evaluate_pattern(pattern: Pattern, observations: Observations,
     _region_terms(pattern, observations, config, result)
     _symmetry_term(pattern, observations, config, result)
     _feature_terms(pattern, observations, config, result)
+    if pattern.lesions:
+        _lesion_terms(pattern, observations, result)
+        result.lesion_summary = observations.lesion_sentence(pattern.body_part)
     result.score = float(sum(term.log10_lr for term in result.evidence))
     has_core = bool(result.matched_core) or not config.require_core_for_match
     result.match = result.score >= config.match_threshold and has_core

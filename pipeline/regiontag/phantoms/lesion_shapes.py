@@ -24,7 +24,15 @@ LESION_SIZES = {
     "medium": "discrete irregular lesions totalling 3-6% of the region (at least 0.3 ml), one per ~1.5 ml "
               "plus 0-2, each 20 mm3 to 2.5 ml (below the 3 ml a session calls confluent)",
     "confluent": "confluent irregular patches covering 10-25% of the region's white matter",
+    "disseminated": "multiple-sclerosis-like: one discrete ovoid lesion per target, log-normal volume "
+                    "(median 60 mm3, 20-1500 mm3); targets from phantoms.targets.disseminated_targets",
 }
+#: ``disseminated`` lesions: log-normal volume (mm3) median and log-sd, and bounds. Real MS lesion volumes
+#: are roughly log-normal with most lesions under 0.1 ml (the 15 development masks: median ~0.02 ml in
+#: MNI space); the median is raised to 60 mm3 so that lesions stay detectable on 3 mm slices.
+DISSEMINATED_MEDIAN_MM3 = 60.0
+DISSEMINATED_LOG_SD = 0.9
+DISSEMINATED_BOUNDS_MM3 = (20, 1500)
 
 #: ``medium`` lesions: volume per lesion (mm3, 1 mm anatomy grid) and the largest single lesion. Real MS
 #: or small-vessel lesions are discrete foci of a few mm to ~1.5 cm; a 2.5 ml cap keeps every lesion of a
@@ -42,6 +50,8 @@ class LesionTarget:
 
     region: str
     side: str
+    #: Size mode of this target when it differs from the phantom's (e.g. the confluent plaques of heavy MS).
+    mode: str = ""
 
 
 def smooth_noise(shape: tuple[int, ...], sigma_voxels: float, rng: np.random.Generator) -> np.ndarray:
@@ -198,11 +208,15 @@ def place_lesions(
             continue
         region_voxels = int(np.isin(labels, atlas.region(target.region).label_values(target.side)).sum())
         blobs: list[np.ndarray] = []
-        if size == "confluent":
+        mode = target.mode or size
+        if mode == "confluent":
             blobs.append(confluent_patches(candidates, rng.uniform(0.10, 0.25), rng))
         else:
-            if size == "small":
+            if mode == "small":
                 sizes = rng.integers(8, 30, size=int(rng.integers(3, 9)))
+            elif mode == "disseminated":
+                volume = rng.lognormal(np.log(DISSEMINATED_MEDIAN_MM3), DISSEMINATED_LOG_SD)
+                sizes = np.asarray([int(np.clip(volume, *DISSEMINATED_BOUNDS_MM3))])
             else:
                 total = max(rng.uniform(0.03, 0.06) * region_voxels, 300)
                 total = min(total, 0.6 * available)
@@ -232,7 +246,7 @@ def place_lesions(
             np.maximum(grade[box], graded_intensity(blob[box], contrast), out=grade[box])
             mask |= blob
             volume += int(blob.sum())
-        if size == "confluent":
+        if mode == "confluent":
             keep_out |= mask
         placed.append(
             {"region": target.region, "side": target.side, "n_lesions": n_lesions, "volume_mm3": float(volume)}

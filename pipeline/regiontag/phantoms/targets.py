@@ -84,6 +84,53 @@ def pattern_requests(pattern_id: str, library: Any = None) -> tuple[Any, list[tu
     return pattern, requests
 
 
+#: Where multiple-sclerosis lesions lie (share of lesions per region), for ``disseminated`` phantoms: most
+#: periventricular, then deep and juxtacortical white matter, a few infratentorial and callosal ones
+#: (lesion probability maps of MS cohorts: Filippi 2016, Lancet Neurol 15:292; Barkhof 1997, Brain 120:2059).
+MS_LESION_SHARES = {
+    "Cerebrum > Cerebral white matter > Periventricular white matter": 0.40,
+    "Cerebrum > Cerebral white matter > Deep white matter": 0.23,
+    "Cerebrum > Cerebral white matter > Juxtacortical white matter": 0.22,
+    "Corpus callosum": 0.05,
+    "Brainstem > Pons": 0.04,
+    "Middle cerebellar peduncle": 0.03,
+    "Cerebellum > Cerebellar white matter": 0.03,
+}
+#: Share of ``disseminated`` phantoms that are heavy, confluent MS (confluent periventricular plaques besides
+#: the discrete lesions).
+HEAVY_MS_SHARE = 0.25
+
+
+def disseminated_targets(anatomy: Anatomy, rng: np.random.Generator) -> tuple[list[LesionTarget], bool]:
+    """One target per MS-like lesion: log-normal count (median 20, 8-60), regions by :data:`MS_LESION_SHARES`,
+    sides drawn with a per-phantom bias (asymmetric); a quarter heavy with confluent periventricular plaques.
+
+    Returns
+    -------
+    (targets, heavy) : tuple
+    """
+    count = int(np.clip(round(rng.lognormal(np.log(20), 0.5)), 8, 60))
+    paths = list(MS_LESION_SHARES)
+    shares = np.asarray(list(MS_LESION_SHARES.values()))
+    left_bias = rng.uniform(0.2, 0.8)
+    targets = []
+    for path in rng.choice(paths, size=count, p=shares / shares.sum()):
+        region = anatomy.atlas.region(str(path))
+        side = ("left" if rng.random() < left_bias else "right") if region.paired else "both"
+        targets.append(LesionTarget(str(path), side, "disseminated"))
+    heavy = bool(rng.random() < HEAVY_MS_SHARE)
+    if heavy:
+        periventricular = "Cerebrum > Cerebral white matter > Periventricular white matter"
+        targets = [LesionTarget(periventricular, side, "confluent") for side in ("left", "right")] + targets
+    return targets, heavy
+
+
+def wants_dissemination(pattern: Any) -> bool:
+    """True when a pattern expects lesions disseminated in space (``lesions: dis_areas`` with p >= 0.5)."""
+    return any(item.measure == "dis_areas" and (item.at_least or 0) >= 2 and item.p_present >= 0.5
+               for item in getattr(pattern, "lesions", []) or [])
+
+
 def probable(evidence: dict[str, Any], name: str) -> bool:
     """True when a pattern's feature/extent evidence ``name`` has ``p_present >= 0.5``."""
     item = evidence.get(name)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from regiontag import outputs
 from regiontag.atlas.cord import load_cord_atlas
-from regiontag.brain.stage import process_brain
+from regiontag.atlas.lesion_table import lesion_table, summarise_lesions
+from regiontag.brain.stage import brain_atlas, process_brain
 from regiontag.config import Config
 from regiontag.cord.bodypart import detect_body_part
 from regiontag.cord.stage import process_cord
@@ -136,6 +137,28 @@ def merge_findings(results: dict[str, StageOutput], scans: list[ScanInput]) -> d
     return findings
 
 
+def lesion_tables(results: dict[str, StageOutput], config: Config, cord_atlas_path=None) -> tuple[pd.DataFrame, dict]:
+    """``lesions.csv`` rows of every body part (input space of its reference scan) and their summaries.
+
+    Template coordinates are left empty here (the lesion masks are in subject space); ``regiontag tag``
+    of a template-space mask fills them.
+    """
+    tables, summaries = [], {}
+    for body_part, result in results.items():
+        images = result.images
+        labels_name = outputs.CORD_LABELS_NII if body_part == "cord" else outputs.ATLAS_LABELS_NII
+        if outputs.LESIONS_NII not in images or labels_name not in images:
+            continue
+        atlas = (load_cord_atlas(cord_atlas_path or config.cord.atlas_path) if body_part == "cord"
+                 else brain_atlas())
+        table = lesion_table(images[outputs.LESIONS_NII], images[labels_name], atlas,
+                             zmap=images.get(outputs.ZMAP_NII), config=config.involvement)
+        tables.append(table)
+        summaries[body_part] = summarise_lesions(table, min_lesion_ml=config.involvement.focal_min_lesion_ml)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=outputs.LESION_COLUMNS[1:])
+    return table, summaries
+
+
 def _score(region_table: pd.DataFrame, findings: dict, config: Config, patterns_dir) -> pd.DataFrame:
     library = load_library(pattern_library_dir(patterns_dir, config))
     return score_session(region_table, findings, library, config.scoring)
@@ -234,6 +257,9 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     region_table.insert(0, "session", session.session_id)
     outputs.write_csv(region_table, session_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
     findings = merge_findings(results, scans)
+    lesions, findings["lesions"] = lesion_tables(results, config, cord_atlas_path)
+    lesions.insert(0, "session", session.session_id)
+    outputs.write_csv(lesions, session_dir / outputs.LESIONS_CSV, outputs.LESION_COLUMNS)
     outputs.write_json(findings, session_dir / outputs.FINDINGS_JSON)
     start = time.perf_counter()
     scores = _score(region_table, findings, config, patterns_dir)

@@ -4,7 +4,7 @@ The workflow behind ``regiontag tag MASK``: :func:`tag_mask` takes a brain mask 
 template space (atlas labels resampled onto its grid), a brain mask on its source scan
 (the scan registered to MNI152, the atlas brought into its space) or a spinal cord mask
 in PAM50 space (:mod:`regiontag.cord.template_space`; PAM50 is not shipped).  It writes
-``regions.csv``, ``findings.json``, ``scores.csv`` and ``provenance.json`` (last) and
+``regions.csv``, ``lesions.csv``, ``findings.json``, ``scores.csv`` and ``provenance.json`` (last) and
 returns the same tables in memory as a :class:`TagResult`.
 """
 
@@ -23,10 +23,11 @@ from scipy import ndimage
 
 from regiontag import outputs
 from regiontag.atlas.involvement import region_table
-from regiontag.atlas.pam50.space import find_pam50_dir
+from regiontag.atlas.lesion_table import lesion_table, summarise_lesions
+from regiontag.atlas.pam50.space import find_pam50_dir, pam50_space
 from regiontag.brain.stage import atlas_labels_for_image, brain_atlas
 from regiontag.config import Config
-from regiontag.cord.template_space import tag_pam50_lesions
+from regiontag.cord.template_space import mask_on_pam50_grid, tag_pam50_lesions
 from regiontag.inputs.scan import sha256_file
 from regiontag.niimg import check_niimg, resample_to, voxel_volume_ml
 from regiontag.outputs.provenance import build_provenance, input_record, session_fingerprint, utc_now
@@ -74,6 +75,8 @@ class TagResult:
     scores: pd.DataFrame
     findings: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: One row per lesion, columns ``outputs.LESION_COLUMNS`` (as in ``lesions.csv``).
+    lesions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=outputs.LESION_COLUMNS))
 
     @property
     def involved_regions(self) -> list[str]:
@@ -260,8 +263,8 @@ def write_tag_provenance(
 def _tag_brain(
     mask: nib.Nifti1Image, config: Config, output_dir: Path, source: str, *, image: Path | None,
     sequence: str, atlas: Atlas | None, labeller: Labeller | None,
-) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, dict[str, str]]]:
-    """Regions, findings, qc and atlas record of a brain mask."""
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, dict[str, str]], pd.DataFrame]:
+    """Regions, findings, qc, atlas record and lesion table of a brain mask."""
     if atlas is None:
         atlas = brain_atlas()
     qc: dict[str, Any] = {}
@@ -272,8 +275,19 @@ def _tag_brain(
         labels = labels_for_mni_mask(mask, atlas)
     regions = region_table(mask, labels, atlas, None, config.involvement)
     findings = mask_findings(mask, source, confluent_min_ml=config.involvement.confluent_min_ml)
+    # template mm of the centroids: the mask's own mm in template space; unknown for a subject mask
+    lesions = lesion_table(mask, labels, atlas, template_space=image is None, config=config.involvement)
+    findings["lesions"] = {"brain": summarise_lesions(lesions, min_lesion_ml=config.involvement.focal_min_lesion_ml)}
     return regions, findings, {"brain": qc}, {"brain": {"name": atlas.name, "space": atlas.space,
-                                                        "sha256": atlas.sha256}}
+                                                        "sha256": atlas.sha256}}, lesions
+
+
+def _pam50_lesions(mask: nib.Nifti1Image, pam50_folder: Path, config: Config, extent: list[dict]) -> pd.DataFrame:
+    """Lesion table of a PAM50 cord mask, on the PAM50 grid the regions were computed on."""
+    space = pam50_space(pam50_folder)
+    lesions = mask_on_pam50_grid(mask, space)[0] & space.pam.cord
+    return lesion_table(nib.Nifti1Image(lesions.astype(np.uint8), space.pam.affine), space.atlas.labels_img,
+                        space.atlas, template_space=True, cord_extent=pd.DataFrame(extent), config=config.involvement)
 
 
 def tag_mask(
@@ -351,9 +365,11 @@ def tag_mask(
         regions, findings, qc = tagging.regions, {**tagging.findings, "source": source}, {"cord": tagging.qc}
         warnings.extend(tagging.warnings)
         atlases, body_part = {"cord": tagging.atlas}, "cord"
+        lesions = _pam50_lesions(mask, pam50_folder, config, tagging.qc.get("lesions", []))
+        findings["lesions"] = {"cord": summarise_lesions(lesions, min_lesion_ml=config.involvement.focal_min_lesion_ml)}
     else:
-        regions, findings, qc, atlases = _tag_brain(mask, config, output_dir, source, image=image,
-                                                    sequence=sequence, atlas=atlas, labeller=labeller)
+        regions, findings, qc, atlases, lesions = _tag_brain(mask, config, output_dir, source, image=image,
+                                                             sequence=sequence, atlas=atlas, labeller=labeller)
         body_part = "brain"
     timings = {"tagging": time.perf_counter() - clock}
     clock = time.perf_counter()
@@ -362,9 +378,12 @@ def tag_mask(
     session_id = session or output_dir.resolve().name
     regions.insert(0, "session", session_id)
     scores.insert(0, "session", session_id)
+    lesions.insert(0, "session", session_id)
     regions = regions.reindex(columns=outputs.REGION_COLUMNS)
     scores = scores.reindex(columns=outputs.SCORE_COLUMNS)
+    lesions = lesions.reindex(columns=outputs.LESION_COLUMNS)
     outputs.write_csv(regions, output_dir / outputs.REGIONS_CSV, outputs.REGION_COLUMNS)
+    outputs.write_csv(lesions, output_dir / outputs.LESIONS_CSV, outputs.LESION_COLUMNS)
     outputs.write_json(findings, output_dir / outputs.FINDINGS_JSON)
     outputs.write_csv(scores, output_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
     write_tag_provenance(
@@ -373,4 +392,4 @@ def tag_mask(
         patterns_dir=patterns_dir, cord_atlas_path=pam50_folder,
     )
     return TagResult(output_dir=output_dir, session_id=session_id, body_part=body_part, region_table=regions,
-                     scores=scores, findings=findings, warnings=warnings)
+                     scores=scores, findings=findings, warnings=warnings, lesions=lesions)
