@@ -61,6 +61,8 @@ DOME_MAX_TOP_SHARE = 0.35
 DOME_MIN_AREA_MM2 = 9000.0
 MIN_SECTION_AREA_MM2 = 500.0
 MIN_RING_FRACTION = 0.5
+#: The cord's centre lies at least this far inside the body section (the skin edge is no CSF ring).
+MIN_CORD_DEPTH_MM = 10.0
 RING_SCORE = 0.15
 #: In-plane grid of the shape analysis (mm).
 SHAPE_GRID_MM = 2.0
@@ -200,15 +202,28 @@ def csf_column_fraction(volume: np.ndarray, zooms: tuple[float, float, float]) -
     data = np.nan_to_num(np.asarray(volume, dtype=np.float32))[:: step[0], :: step[1], :]
     coarse = tuple(zooms * np.array([step[0], step[1], 1]))
     normalised = normalise_slices(data)
+    inside = _deep_inside_body(data, coarse)
     best = (0.0, "bright CSF")
     for contrast, candidate in (("bright CSF", normalised), ("dark CSF", _inverted(normalised, data))):
         track = track_column(candidate, coarse, step_mm=max(2.0, coarse[2]))
-        fraction = float(np.mean(track.scores >= RING_SCORE))
+        x, y = (np.clip(np.round(track.centres[:, axis]).astype(int), 0, data.shape[axis] - 1) for axis in (0, 1))
+        # a cord lies inside the body, never at the skin: ring hits at the body's edge do not count
+        fraction = float(np.mean((track.scores >= RING_SCORE) & inside[x, y, np.arange(data.shape[2])]))
         if fraction > best[0]:
             best = (fraction, contrast)
         if fraction >= MIN_RING_FRACTION:
             break
     return best
+
+
+def _deep_inside_body(data: np.ndarray, zooms: tuple[float, float, float]) -> np.ndarray:
+    """Voxels at least ``MIN_CORD_DEPTH_MM`` inside the body section of their slice (holes filled)."""
+    body = data > 0.1 * float(np.percentile(data, 99))
+    inside = np.zeros(body.shape, dtype=bool)
+    for index in range(body.shape[2]):
+        section = ndimage.binary_fill_holes(body[:, :, index])
+        inside[:, :, index] = ndimage.distance_transform_edt(section, sampling=zooms[:2]) >= MIN_CORD_DEPTH_MM
+    return inside
 
 
 def _inverted(normalised: np.ndarray, data: np.ndarray) -> np.ndarray:
