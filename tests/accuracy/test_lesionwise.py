@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from regiontag.accuracy.lesionwise import false_positive_by_region, lesion_metrics, region_class
+from regiontag.accuracy.lesionwise import (
+    false_positive_by_region,
+    lesion_metrics,
+    region_class,
+)
 
 
 def _masks():

@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
 from regiontag import outputs
 from regiontag.accuracy.real import (
     REAL_COLUMNS,

@@ -8,7 +8,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from regiontag.accuracy.real_cases import build_real_cases, main, thick_slices
 from regiontag.inputs.discovery import body_part_from_name, classify_sequence
 

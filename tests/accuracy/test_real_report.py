@@ -7,9 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from regiontag.accuracy.real import REAL_COLUMNS
-from regiontag.accuracy.real_report import real_console_summary, real_markdown, summarise_real, write_real_validation
+from regiontag.accuracy.real_report import (
+    real_console_summary,
+    real_markdown,
+    summarise_real,
+    write_real_validation,
+)
 
 
 def _table() -> pd.DataFrame:

@@ -8,7 +8,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from regiontag.accuracy.real_cases import thick_slices
 from regiontag.cord.bodypart import assess_body_part, body_sections, detect_body_part
 from regiontag.inputs.discovery import body_part_from_name

@@ -88,7 +88,7 @@ def thick_slices(image: nib.Nifti1Image | str | Path, *, slice_mm: float = 8.0,
     canonical = to_canonical(check_niimg(image))
     data = np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3])
     zooms = np.sqrt((canonical.affine[:3, :3] ** 2).sum(axis=0))
-    per_slice = max(1, int(round(slice_mm / zooms[2])))
+    per_slice = max(1, int(np.rint(slice_mm / zooms[2])))
     n_thick = data.shape[2] // per_slice
     if n_thick == 0:
         raise ValueError(f"{slice_mm} mm slices do not fit in {data.shape[2] * zooms[2]:.0f} mm")

@@ -80,10 +80,10 @@ def summarise_real(table: pd.DataFrame) -> dict[str, Any]:
     done = table[table["status"].isin(["ok", "warning"])]
     masks = done[done["kind"] == "mask"]
     summary: dict[str, Any] = {
-        "n_cases": int(len(table)),
+        "n_cases": len(table),
         "n_image_cases": int((table["kind"] == "images").sum()),
         "n_mask_cases": int((table["kind"] == "mask").sum()),
-        "n_finished": int(len(done)),
+        "n_finished": len(done),
         "n_warning": int((table["status"] == "warning").sum()),
         "n_failed": int((~table["status"].isin(["ok", "warning"])).sum()),
         "body_part_accuracy": _rate(table["body_part_right"]),
@@ -94,7 +94,7 @@ def summarise_real(table: pd.DataFrame) -> dict[str, Any]:
                    "false_positive_ml", "cord_dice"):
         summary[f"mean_{column}"] = _mean(done[column])
     summary["failed_cases"] = sorted(table.loc[~table["status"].isin(["ok", "warning"]), "case"].astype(str))
-    summary["wrong_body_part"] = sorted(table.loc[table["body_part_right"].map(_flag) == False, "case"]  # noqa: E712
+    summary["wrong_body_part"] = sorted(table.loc[table["body_part_right"].map(_flag) == False, "case"]
                                         .astype(str))
     return summary
 

@@ -63,10 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run_validate(args: argparse.Namespace) -> int:
     """Run the validation; print the metrics and one PASS/FAIL line per threshold."""
-    from regiontag.workflows.batch import BatchError
-    from regiontag.cli import load_config_or_report
-    from regiontag.accuracy.validate import run_validation
     from regiontag.accuracy.report import console_summary
+    from regiontag.accuracy.validate import run_validation
+    from regiontag.cli import load_config_or_report
+    from regiontag.workflows.batch import BatchError
 
     if args.workers is not None and args.workers < 1:
         print(f"regiontag validate: --workers must be at least 1, got {args.workers}", file=sys.stderr)
