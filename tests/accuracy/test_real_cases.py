@@ -37,7 +37,7 @@ def test_build_real_cases_layout(real_dir, tmp_path):
     cases = build_real_cases(real_dir, tmp_path / "cases", thick=True)
     names = [case.name for case in cases]
     assert names == ["cord-t2", "cord-t2_lumbar", "cord-t2s_uncropped", "mask-patient16", "mni-patient19",
-                     "mni-patient19-thick", "raw-patient01-study1", "raw-patient12-study1"]
+                     "raw-patient01-study1", "raw-patient12-study1", "thick-patient19"]
     mni = tmp_path / "cases/mni-patient19"
     assert sorted(p.name for p in mni.iterdir()) == ["scan_FLAIR.nii.gz", "scan_T1w.nii.gz", "scan_T2w.nii.gz",
                                                      "truth.json", "truth_lesions.nii.gz"]
@@ -58,7 +58,7 @@ def test_build_real_cases_layout(real_dir, tmp_path):
     assert (cord / "truth_cord.nii.gz").resolve().name == "t2_seg-manual.nii.gz"
     assert json.loads((cord / "truth.json").read_text())["body_part"] == "cord"
     assert not (tmp_path / "cases/cord-t2s_uncropped/truth_cord.nii.gz").exists()
-    thick = nib.load(str(tmp_path / "cases/mni-patient19-thick/scan_FLAIR.nii.gz"))
+    thick = nib.load(str(tmp_path / "cases/thick-patient19/scan_FLAIR.nii.gz"))
     assert tuple(float(z) for z in thick.header.get_zooms()) == (0.5, 0.5, 8.0)
     # rebuilding refreshes the links, it does not fail
     assert [case.name for case in build_real_cases(real_dir, tmp_path / "cases")] == [n for n in names if "thick" not in n]

@@ -12,7 +12,7 @@ the documented case layout::
 Files are symbolic links (nothing is copied). Cases built:
 
 * ``mni-<patient>``: MS FLAIR + T2w + T1w in MNI152 (skull-stripped), consensus lesion mask;
-* ``mni-<patient>-thick``: the same FLAIR + T2w + T1w as 8 mm axial slices on a 0.5 mm
+* ``thick-<patient>``: the MNI case's FLAIR + T2w + T1w as 8 mm axial slices on a 0.5 mm
   in-plane grid (``thick=True`` only; written files, truth on the 1 mm grid);
 * ``raw-<patient>-<study>``: clinical MS studies with skull (FLAIR + T2w + T1w), no lesion truth
   (the ``gt`` of ``brain/raw`` is lesion *change* between studies, not a lesion map);
@@ -145,7 +145,7 @@ def _mni_cases(brain: Path, out_dir: Path, thick: bool) -> list[Path]:
         truth = {**MS, "body_part": "brain", "space": "MNI152", "source": str(folder)}
         cases.append(_case(out_dir, f"mni-{folder.name}", images, truth, lesions=masks[0]))
         if thick:
-            case = out_dir / f"mni-{folder.name}-thick"
+            case = out_dir / f"thick-{folder.name}"
             case.mkdir(parents=True, exist_ok=True)
             for name, path in images.items():
                 if not (case / name).is_file():
