@@ -107,3 +107,10 @@ def test_real_profile_on_the_development_data(shared_dir, tmp_path):
     masks = table[table["kind"] == "mask"]
     assert len(masks) >= 15 and masks["top_pattern"].map(lambda p: isinstance(p, str) and bool(p)).all()
     assert result.exit_code == 0
+
+
+def test_real_profile_has_no_phantom_plan():
+    from regiontag.accuracy.suite import REAL_PROFILE, suite_plan
+
+    with pytest.raises(ValueError, match="real scans, not a phantom suite"):
+        suite_plan(REAL_PROFILE)
