@@ -30,6 +30,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from regiontag.config import Config
 
 #: Suite profiles (``regiontag.accuracy.validate.PROFILES``; repeated here so ``regiontag --help`` stays light).
 PROFILES = ("quick", "full", "patterns")
@@ -63,10 +67,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run_validate(args: argparse.Namespace) -> int:
     """Run the validation; print the metrics and one PASS/FAIL line per threshold."""
-    from regiontag.accuracy.report import console_summary
-    from regiontag.accuracy.validate import run_validation
-    from regiontag.cli import load_config_or_report
     from regiontag.workflows.batch import BatchError
+    from regiontag.cli import load_config_or_report
+    from regiontag.accuracy.validate import run_validation
+    from regiontag.accuracy.report import console_summary
 
     if args.workers is not None and args.workers < 1:
         print(f"regiontag validate: --workers must be at least 1, got {args.workers}", file=sys.stderr)
@@ -96,7 +100,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _run_real(args: argparse.Namespace, config) -> int:
+def _run_real(args: argparse.Namespace, config: Config) -> int:
     """``--profile real DIR``: the real cases run, evaluated, reported (no thresholds)."""
     from regiontag.accuracy.real import run_real_validation
     from regiontag.accuracy.real_report import real_console_summary
