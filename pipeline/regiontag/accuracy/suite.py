@@ -31,6 +31,8 @@ from regiontag.phantoms.cord import CORD_LESION_TYPES, make_cord_phantom, write_
 
 #: Suite profiles.
 PROFILES = ("quick", "full", "patterns")
+#: The profile on real scans with expert truth (no phantom plan: :mod:`regiontag.accuracy.real`).
+REAL_PROFILE = "real"
 SUITE_CSV = "suite.csv"
 SUITE_COLUMNS = ["session", "body_part", "pattern", "seed", "condition", "factor", "level", "settings"]
 
@@ -113,6 +115,9 @@ def suite_plan(
     patterns : list of (pattern id, body part), optional
         Default: every pattern of the library (cord ones only when the cord phantom exists).
     """
+    if profile == REAL_PROFILE:
+        raise ValueError("the real profile runs real scans, not a phantom suite: "
+                         "use regiontag.accuracy.real.run_real_validation (regiontag validate --profile real DIR)")
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     patterns = list(patterns) if patterns is not None else _library_patterns()

@@ -15,6 +15,14 @@ own top-1 is checked). A stopped run resumes; --evaluate-only reports on what fi
 Thresholds come from the `accuracy` section of the configuration.
 Exit status: 0 when every threshold passes, 1 when one fails, 2 for bad
 arguments or configuration.
+
+--profile real DIR runs real scans with expert truth instead of phantoms: DIR holds
+one sub-folder per case (images named by sequence, truth_lesions.nii.gz and/or
+truth_cord.nii.gz, optional truth.json with body_part, diagnosis, pattern, space;
+mask-only cases are tagged and scored). Results go to --output (default
+DIR_validation): validation/real_evaluation.csv, real_summary.json, real_report.md.
+There are no thresholds: exit status 1 when a case failed or got the wrong body part.
+Build DIR from ../shared/data/real with: python -m regiontag.accuracy.real_cases REAL DIR
 """
 
 from __future__ import annotations
@@ -22,9 +30,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from regiontag.config import Config
 
 #: Suite profiles (``regiontag.accuracy.validate.PROFILES``; repeated here so ``regiontag --help`` stays light).
 PROFILES = ("quick", "full", "patterns")
+#: The real-scan profile (``regiontag.accuracy.suite.REAL_PROFILE``).
+REAL_PROFILE = "real"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,8 +47,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "validate", help="measure accuracy on the standard phantom suite (pass/fail against thresholds)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("out_dir", type=Path, metavar="OUT", help="working and report folder (resumed when present)")
-    parser.add_argument("--profile", choices=PROFILES, default="quick", help="suite size (default: quick)")
+    parser.add_argument("out_dir", type=Path, metavar="OUT",
+                        help="working and report folder (resumed when present); with --profile real: DIR of cases")
+    parser.add_argument("--profile", choices=(*PROFILES, REAL_PROFILE), default="quick",
+                        help="suite size, or real for real scans with truth (default: quick)")
+    parser.add_argument("--output", type=Path, metavar="OUT",
+                        help="--profile real only: working and report folder (default: DIR_validation)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the suite (default: 0)")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML overriding configs/default.yaml")
@@ -63,6 +81,11 @@ def run_validate(args: argparse.Namespace) -> int:
     config = load_config_or_report("validate", args.config)
     if config is None:
         return 2
+    if args.profile == REAL_PROFILE:
+        return _run_real(args, config)
+    if args.output is not None:
+        print("regiontag validate: --output is for --profile real only", file=sys.stderr)
+        return 2
     try:
         result = run_validation(args.out_dir, args.profile, args.seed, workers=args.workers, config=config,
                                 force=args.force, quiet=args.quiet, evaluate_only=args.evaluate_only)
@@ -74,4 +97,23 @@ def run_validate(args: argparse.Namespace) -> int:
     print(console_summary(result.summary, result.checks))
     print(f"report: {result.files['report']}")
     print(f"html:   {result.files['html']}")
+    return result.exit_code
+
+
+def _run_real(args: argparse.Namespace, config: Config) -> int:
+    """``--profile real DIR``: the real cases run, evaluated, reported (no thresholds)."""
+    from regiontag.accuracy.real import run_real_validation
+    from regiontag.accuracy.real_report import real_console_summary
+    from regiontag.workflows.batch import BatchError
+
+    try:
+        result = run_real_validation(args.out_dir, args.output, config=config, workers=args.workers,
+                                     force=args.force, quiet=args.quiet, evaluate_only=args.evaluate_only)
+    except (BatchError, FileNotFoundError, ValueError) as error:
+        print(f"regiontag validate: {error}", file=sys.stderr)
+        return 2
+    if result.batch_line:
+        print(result.batch_line)
+    print(real_console_summary(result.table, result.summary))
+    print(f"report: {result.files['report']}")
     return result.exit_code

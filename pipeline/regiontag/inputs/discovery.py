@@ -74,23 +74,29 @@ def classify_sequence(file_name: str, config: DiscoveryConfig | None = None) -> 
     return "unknown", "no sequence rule matched the file name"
 
 
-_CORD_WORDS = re.compile(r"(?:^|[^a-z])(c|t|l|ct|cervical|thoracic|whole)?[-_ ]?(spine|cord|spinal)(?:[^a-z]|$)|"
-                         r"(?:^|[^a-z])(cspine|tspine|lspine|ctspine|cervical|myelon)(?:[^a-z]|$)")
-_BRAIN_WORDS = re.compile(r"(?:^|[^a-z])(brain|head|cerebr\w*|neuro)(?:[^a-z]|$)")
+_CORD_WORDS = re.compile(r"(?:^|[^a-z])(c|t|l|ct|cervical|thoracic|lumbar|whole)?[-_ ]?(spine|cord|spinal)(?:[^a-z]|$)|"
+                         r"(?:^|[^a-z])(cspine|tspine|lspine|ctspine|cervical|thoracic|lumbar|conus|myelon)(?:[^a-z]|$)")
+_BRAIN_WORDS = re.compile(r"(?:^|[^a-z])(brain|head|cerebr\w*|neuro|cranial|intracranial)(?:[^a-z]|$)")
 _BIDS_LABEL = re.compile(r"(?:^|_)(bp|acq)-([a-zA-Z0-9]+)")
+#: BIDS ``space-<label>`` of a template: brain templates (MNI152 variants, ICBM, Colin27) and PAM50 (cord).
+_BIDS_SPACE = re.compile(r"(?:^|_)space-(mni|icbm|colin|pam50)[a-z0-9]*", flags=re.IGNORECASE)
 
 
 def body_part_from_name(name: str) -> str | None:
     """Body part from a file name, or None when the name does not say.
 
-    BIDS ``bp-<label>`` is decisive; then ``acq-<label>``; then words such as
-    ``spine``, ``cord``, ``cspine``, ``tspine``, ``cervical`` (cord) or ``brain``, ``head`` (brain).
+    BIDS ``bp-<label>`` is decisive; then ``acq-<label>``; then a template ``space-<label>``
+    (``MNI152*``, ``ICBM*``, ``Colin27``: brain; ``PAM50``: cord); then words such as
+    ``spine``, ``cord``, ``cspine``, ``tspine``, ``cervical``, ``lumbar`` (cord) or ``brain``,
+    ``head`` (brain).
 
     Examples
     --------
     >>> body_part_from_name("sub-01_acq-cspine_T2w.nii.gz")
     'cord'
     >>> body_part_from_name("sub-01_bp-brain_FLAIR.nii.gz")
+    'brain'
+    >>> body_part_from_name("patient16_lesions_space-MNI152.nii.gz")
     'brain'
     >>> body_part_from_name("patient12_T2W.nii.gz") is None
     True
@@ -103,6 +109,9 @@ def body_part_from_name(name: str) -> str | None:
             decided = _classify_words(label)
             if decided is not None:
                 return decided
+    space = _BIDS_SPACE.search(stem)
+    if space is not None:
+        return "cord" if space.group(1).lower() == "pam50" else "brain"
     return _classify_words(stem)
 
 

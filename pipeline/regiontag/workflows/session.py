@@ -22,7 +22,7 @@ from regiontag.atlas.cord import load_cord_atlas
 from regiontag.atlas.lesion_table import lesion_table, summarise_lesions
 from regiontag.brain.stage import brain_atlas, process_brain
 from regiontag.config import Config
-from regiontag.cord.bodypart import detect_body_part
+from regiontag.cord.bodypart import assess_body_part
 from regiontag.cord.stage import process_cord
 from regiontag.inputs.nifti_io import input_error
 from regiontag.inputs.scan import InputError, load_scan
@@ -68,12 +68,16 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"
 
 
-def _decide_body_parts(session: Session, images: dict[Path, Any]) -> list[ScanInput]:
+def _decide_body_parts(session: Session, images: dict[Path, Any], warnings: list[str]) -> list[ScanInput]:
+    """Body part of the scans the name and config left open, from the image; weak evidence -> a warning."""
     decided = []
     for scan in session.scans:
         if scan.body_part is None:
-            body_part, reason = detect_body_part(images[scan.path])
-            scan = ScanInput(scan.path, scan.sequence, scan.sequence_source, body_part, f"image: {reason}")
+            decision = assess_body_part(images[scan.path])
+            scan = ScanInput(scan.path, scan.sequence, scan.sequence_source, decision.body_part,
+                             f"image: {decision.reason}")
+            if decision.warning:
+                warnings.append(f"{scan.path.name}: {decision.warning}")
         decided.append(scan)
     return decided
 
@@ -241,7 +245,9 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
             raise input_error(scan.path, "cannot tell the sequence from the file name (name it e.g. *_FLAIR.nii.gz, "
                                          "*_T2w.nii.gz, or map it in discovery.sequence_overrides)")
     checksums = input_checksums(session)
-    scans = _decide_body_parts(session, images)
+    body_part_warnings: list[str] = []
+    scans = _decide_body_parts(session, images, body_part_warnings)
+    warnings.extend(body_part_warnings)
     for scan in scans:
         inputs.append(input_record(
             scan.path, images[scan.path], checksums[scan.path.name], sequence=scan.sequence,
@@ -266,7 +272,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     scores.insert(0, "session", session.session_id)
     outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
     timings["scoring"] = time.perf_counter() - start
-    status = "warning" if any(r.warnings for r in results.values()) else "ok"
+    flagged = body_part_warnings + [w for r in results.values() for w in r.warnings]
+    status = "warning" if flagged else "ok"
     top = scores[scores["match"].astype(bool)].sort_values("rank") if len(scores) else scores
     reference = {bp: str(next(s.path for s in scans if s.body_part == bp)) for bp in results}
     atlases = {bp: r.qc.get("atlas", {}) for bp, r in results.items()}
