@@ -178,15 +178,3 @@ def test_white_matter_reference_as_bright_as_grey_matter_is_flagged() -> None:
         "FLAIR: the white-matter reference is as bright as grey matter (WM/GM 1.02); normal white matter was "
         "taken as 0.85 x grey matter (diffuse white-matter disease, or tissue priors that do not fit this scan)"]
 
-
-def test_bright_tail_volume_counts_search_voxels_above_threshold() -> None:
-    from regiontag.config import DetectionConfig
-
-    z = np.zeros((20, 10, 10), np.float32)
-    z[:4] = 3.5
-    z[4:6] = 2.9
-    affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    search = np.ones(z.shape, bool)
-    search[0] = False
-    assert sanity.bright_tail_volume_ml(nib.Nifti1Image(z, affine), search, DetectionConfig()) == pytest.approx(
-        300 * 8 / 1000)

@@ -23,6 +23,7 @@ from regiontag.atlas.brain import load_brain_atlas
 from regiontag.atlas.involvement import region_table
 from regiontag.atlas.tree import Atlas
 from regiontag.brain import sanity
+from regiontag.brain.detection_qc import bright_tail_volume_ml
 from regiontag.brain.lesions import detect_lesions, HYPERINTENSE_SEQUENCES, robust_zmap
 from regiontag.brain.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
 from regiontag.brain.registration import (
@@ -275,7 +276,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
         "lesion_volume_ml": float(lesion.sum() * voxel_ml),
         "intensity_stats": zstats,
         "bright_white_matter_tail_ml": {
-            seq: sanity.bright_tail_volume_ml(z, search, config.detection) for seq, z in detection_maps.items()},
+            seq: bright_tail_volume_ml(z, search, config.detection) for seq, z in detection_maps.items()},
         "timings": timings,
         "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
     })
