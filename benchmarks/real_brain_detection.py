@@ -105,8 +105,36 @@ def load_case(case: Path, sequences: list[str]) -> tuple[dict[str, nib.Nifti1Ima
     return images, truth
 
 
+def _reuse_transforms(folder: Path):
+    """A ``stage._register`` that reuses the transforms already in ``folder/transforms`` (an interrupted run)."""
+    from regiontag import outputs
+    from regiontag.brain import stage
+    from regiontag.brain.registration import Registration, similarity, warp_to_template
+    from regiontag.brain.preprocess import to_ants
+
+    original = stage._register
+    transforms = folder / outputs.TRANSFORMS_DIR
+    names = ["sub-to-template_1Warp.nii.gz", "sub-to-template_0GenericAffine.mat",
+             "sub-to-template_1InverseWarp.nii.gz"]
+    if not all((transforms / name).is_file() for name in names):
+        return original
+
+    def reuse(reference, sequence, config, transforms_dir):
+        template = stage.load_template(sequence, config.registration.resolution_mm)
+        forward = [str(transforms / names[0]), str(transforms / names[1])]
+        inverse = [str(transforms / names[1]), str(transforms / names[2])]
+        registration = Registration(forward, inverse, float("nan"), {n: transforms / n for n in names})
+        warped = warp_to_template(reference, template, registration, "linear")
+        mask = nib.Nifti1Image((np.asarray(template.dataobj) > 0).astype(np.float32), template.affine)
+        registration.quality = similarity(to_ants(warped), to_ants(template), to_ants(mask))
+        return registration
+
+    return reuse
+
+
 def registered(key: str, images: dict, config, cache: Path):
     """``register_session`` of the images, cached as a pickle (with its transforms) under ``cache/key``."""
+    from regiontag.brain import stage
     from regiontag.brain.stage import register_session
 
     folder = cache / key
@@ -116,6 +144,7 @@ def registered(key: str, images: dict, config, cache: Path):
             return pickle.load(handle), 0.0
     folder.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
+    stage._register = _reuse_transforms(folder)
     space = register_session(images, config, folder)
     elapsed = time.perf_counter() - clock
     with open(pickle_path, "wb") as handle:
@@ -152,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--sequences", nargs="+", default=["FLAIR", "T2w", "T1w"])
+    parser.add_argument("--sequences", nargs="+", default=["FLAIR", "T2w"])
     parser.add_argument("--thick", action="store_true", help="also the 8 mm thick-slice versions (FLAIR only)")
     parser.add_argument("--only-thick", action="store_true")
     parser.add_argument("--config", type=Path, default=None)

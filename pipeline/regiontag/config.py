@@ -166,8 +166,8 @@ class DetectionConfig(_Section):
     grey_matter_margin_mm: float = Field(2.0, ge=0, le=10)
     #: White matter whose intensity peak reaches this fraction of grey matter (FLAIR, T2w) is not normal:
     #: its normal level is then ``normal_wm_gm_ratio`` x grey matter (diffuse leukoencephalopathy).
-    max_wm_gm_ratio: float = Field(0.97, gt=0, le=2)
-    normal_wm_gm_ratio: float = Field(0.85, gt=0, le=2)
+    max_wm_gm_ratio: float = Field(1.03, gt=0, le=2)
+    normal_wm_gm_ratio: float = Field(0.9, gt=0, le=2)
     #: Silent-failure check: a bright white-matter tail (z above the detection threshold, in the search
     #: mask) of at least this volume with (almost) no lesion found gives a warning.
     bright_tail_min_ml: float = Field(2.0, ge=0)

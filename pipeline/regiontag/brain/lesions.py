@@ -162,8 +162,8 @@ def robust_zmap(
     *,
     nawm_erosion_mm: float = 2.0,
     grey_matter_margin_mm: float = 2.0,
-    max_wm_gm_ratio: float = 0.97,
-    normal_wm_gm_ratio: float = 0.85,
+    max_wm_gm_ratio: float = 1.03,
+    normal_wm_gm_ratio: float = 0.9,
     white_darker_than_grey: bool = True,
 ) -> tuple[nib.Nifti1Image, dict[str, float]]:
     """Robust hyperintensity z-map of one sequence.
