@@ -172,9 +172,9 @@ def test_nothing_found_under_a_bright_white_matter_tail_is_flagged() -> None:
 
 
 def test_white_matter_reference_as_bright_as_grey_matter_is_flagged() -> None:
-    stats = {"FLAIR": {"wm_reference_from_gm": 1.0, "wm_gm_ratio": 1.02}, "T2w": {"wm_reference_from_gm": 0.0}}
+    stats = {"FLAIR": {"wm_reference_from_gm": 1.0, "wm_gm_ratio": 1.05}, "T2w": {"wm_reference_from_gm": 0.0}}
     warnings = sanity.brain_warnings({**GOOD_QC, "intensity_stats": stats}, Config())
     assert warnings == [
-        "FLAIR: the white-matter reference is as bright as grey matter (WM/GM 1.02); normal white matter was "
-        "taken as 0.85 x grey matter (diffuse white-matter disease, or tissue priors that do not fit this scan)"]
+        "FLAIR: the white-matter reference is as bright as grey matter (WM/GM 1.05); normal white matter was "
+        "taken as 0.9 x grey matter (diffuse white-matter disease, or tissue priors that do not fit this scan)"]
 
