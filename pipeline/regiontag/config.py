@@ -155,7 +155,7 @@ class DetectionConfig(_Section):
     """Hyperintensity detection (robust z-scores against normal-appearing white matter)."""
 
     z_threshold: dict[str, float] = Field(
-        default_factory=lambda: {"FLAIR": 3.0, "T2w": 3.5, "DWI": 3.5, "T1w": 99.0, "T1w_ce": 4.0}
+        default_factory=lambda: {"FLAIR": 3.0, "T2w": 4.5, "DWI": 3.5, "T1w": 99.0, "T1w_ce": 4.0}
     )
     min_cluster_mm3: float = Field(10.0, ge=0)
     #: Hysteresis: a cluster is kept only if its peak evidence reaches this multiple of the threshold.

@@ -42,6 +42,11 @@ from regiontag.stage import StageOutput
 
 LOGGER = logging.getLogger("regiontag.brain")
 
+#: Sequences on which the white-matter / grey-matter ratio test of ``robust_zmap`` applies. Only FLAIR:
+#: on real T2w scans the measured WM/GM peak ratio is 0.95-1.07 in mostly normal brains (partial volume
+#: of the registered grey-matter prior with CSF), too close to a diffuse abnormality to tell.
+GREY_BRIGHTER_THAN_WHITE = ("FLAIR",)
+
 #: Regions where hyperintensities are not searched (cortex and CSF spaces).
 EXCLUDED_FROM_SEARCH = ("Cerebrum > Cerebral cortex", "Cerebellum > Cerebellar cortex", "Ventricles")
 
@@ -255,7 +260,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
                 grey_matter_margin_mm=config.detection.grey_matter_margin_mm,
                 max_wm_gm_ratio=config.detection.max_wm_gm_ratio,
                 normal_wm_gm_ratio=config.detection.normal_wm_gm_ratio,
-                white_darker_than_grey=sequence in HYPERINTENSE_SEQUENCES)
+                white_darker_than_grey=sequence in GREY_BRIGHTER_THAN_WHITE)
     search = _search_mask(labels, brain, tissue, config)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
     lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)
