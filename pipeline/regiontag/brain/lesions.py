@@ -3,8 +3,14 @@
 For each sequence the expected intensity of a voxel is the tissue mixture of
 its (registered) CSF/GM/WM probabilities times robust tissue intensities
 measured in this scan; the z-score is the deviation from it in units of the
-normal-appearing white matter (NAWM) spread (1.4826 x MAD). Evidence from
-several sequences is averaged after scaling each by its own threshold.
+normal white-matter spread. Normal white matter is the *peak* of the probable
+white matter's histogram and its dark-side half width (:func:`peak_center_spread`),
+not the median / MAD of a selection that may itself be diseased: on a real MS
+scan with 50 ml of lesions the median / MAD reference put lesions at z 1-3 and
+nothing was found. On FLAIR a white-matter peak as bright as grey matter means
+diffuse disease (leukoencephalopathy): the normal level then comes from grey
+matter. Evidence from several sequences is averaged after scaling each by its
+own threshold.
 """
 
 from __future__ import annotations
