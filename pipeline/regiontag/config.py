@@ -192,7 +192,7 @@ class DetectionConfig(_Section):
     """Hyperintensity detection (robust z-scores against normal-appearing white matter)."""
 
     z_threshold: dict[str, float] = Field(
-        default_factory=lambda: {"FLAIR": 3.0, "T2w": 3.5, "DWI": 3.5, "T1w": 99.0, "T1w_ce": 4.0}
+        default_factory=lambda: {"FLAIR": 3.0, "T2w": 4.5, "DWI": 3.5, "T1w": 99.0, "T1w_ce": 4.0}
     )
     min_cluster_mm3: float = Field(10.0, ge=0)
     #: Hysteresis: a cluster is kept only if its peak evidence reaches this multiple of the threshold.
@@ -201,6 +201,13 @@ class DetectionConfig(_Section):
     nawm_erosion_mm: float = Field(2.0, ge=0)
     #: Near grey matter (within this margin) a lesion must be brighter than grey matter.
     grey_matter_margin_mm: float = Field(2.0, ge=0, le=10)
+    #: White matter whose intensity peak reaches this fraction of grey matter (FLAIR, T2w) is not normal:
+    #: its normal level is then ``normal_wm_gm_ratio`` x grey matter (diffuse leukoencephalopathy).
+    max_wm_gm_ratio: float = Field(1.03, gt=0, le=2)
+    normal_wm_gm_ratio: float = Field(0.9, gt=0, le=2)
+    #: Silent-failure check: a bright white-matter tail (z above the detection threshold, in the search
+    #: mask) of at least this volume with (almost) no lesion found gives a warning.
+    bright_tail_min_ml: float = Field(2.0, ge=0)
     csf_exclusion_probability: float = Field(0.5, ge=0, le=1)
     #: How z-maps of several sequences combine: "mean" of available sequences, or "max".
     combine: Literal["mean", "max"] = "mean"

@@ -34,7 +34,7 @@ def flair_like():
 
 def test_zmap_is_standardised_in_normal_white_matter(flair_like) -> None:
     image, tissue, brain, truth = flair_like
-    zmap, stats = robust_zmap(image, tissue, brain, nawm_erosion_voxels=1)
+    zmap, stats = robust_zmap(image, tissue, brain, nawm_erosion_mm=1.0)
     z = np.asarray(zmap.dataobj)
     from scipy import ndimage
 
@@ -188,3 +188,62 @@ def test_keep_seeded_clusters_seed_level_is_inclusive() -> None:
     # evidence outside the candidate does not seed a cluster
     evidence[4, 4, 4] = 10.0
     assert not keep_seeded_clusters(candidate, evidence, 3.0).any()
+
+
+# --------------------------------------------------------------------------- heavy and diffuse lesion load
+
+
+def test_peak_reference_ignores_a_heavy_bright_tail() -> None:
+    from regiontag.brain.lesions import _robust_center_spread, peak_center_spread
+
+    rng = np.random.default_rng(3)
+    normal = rng.normal(100, 5, 30000)
+    lesions = rng.normal(135, 12, 15000)  # a third of the "white matter" is lesion
+    partial_volume = rng.uniform(40, 95, 3000)  # CSF partial volume, dark side
+    values = np.concatenate([normal, lesions, partial_volume])
+    centre, spread = peak_center_spread(values)
+    assert centre == pytest.approx(100, abs=1.5)
+    assert spread == pytest.approx(5, rel=0.15)
+    median, mad = _robust_center_spread(values)
+    assert median > 102 and mad > 1.8 * spread  # the median / MAD reference: lesions at half their z
+
+
+def test_heavy_lesion_load_keeps_lesions_well_above_threshold(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    data = np.asarray(image.dataobj).copy()
+    heavy = np.zeros_like(truth)
+    heavy[6:34, 6:20, 4:16] = True  # 40% of the white matter is lesion
+    rng = np.random.default_rng(1)
+    data[heavy] += 25 + rng.normal(0, 4, heavy.sum())
+    z = np.asarray(robust_zmap(nib.Nifti1Image(data, image.affine), tissue, brain)[0].dataobj)
+    deep = ndimage.binary_erosion(heavy, iterations=3)
+    assert np.median(z[deep]) > 4.5  # 25 / 4 = 6.2 spreads; the old median/MAD reference gave about 1.5
+
+
+def test_white_matter_as_bright_as_grey_matter_falls_back_to_grey_matter(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    data = np.asarray(image.dataobj).copy()
+    wm = tissue["wm"] > 0
+    data[wm] = 146 + np.random.default_rng(2).normal(0, 4, wm.sum())  # diffuse: WM at 1.17 x GM (125)
+    zmap, stats = robust_zmap(nib.Nifti1Image(data, image.affine), tissue, brain, normal_wm_gm_ratio=0.8)
+    assert stats["wm_reference_from_gm"] == 1.0 and stats["wm_gm_ratio"] == pytest.approx(1.17, abs=0.03)
+    assert stats["wm_level"] == pytest.approx(100, abs=2)
+    deep = ndimage.binary_erosion(wm, iterations=3)
+    assert np.median(np.asarray(zmap.dataobj)[deep]) > 8
+    normal = robust_zmap(image, tissue, brain)[1]
+    assert normal["wm_reference_from_gm"] == 0.0 and normal["wm_gm_ratio"] == pytest.approx(0.8, abs=0.03)
+
+
+def test_thick_slices_keep_a_white_matter_reference() -> None:
+    from regiontag.brain.lesions import erode_mm, white_matter_reference
+
+    shape = (80, 80, 4)  # 0.5 x 0.5 x 8 mm: an erosion by voxel count would leave nothing
+    wm = np.zeros(shape, np.float32)
+    wm[20:60, 20:60, :] = 0.85  # partial volume of thick slices: never above 0.9
+    data = np.random.default_rng(0).normal(100, 4, shape).astype(np.float32)
+    selected = white_matter_reference(data, wm, np.ones(shape, bool), (0.5, 0.5, 8.0), erosion_mm=2.0)
+    assert selected[:, :, 0].sum() > 0 and selected[:, :, 3].sum() > 0  # no slice eroded away
+    assert selected.sum() == (32 * 32 * 4)  # 4 voxels (2 mm) in-plane, 0 through-plane
+    assert erode_mm(wm > 0, (1.0, 1.0, 1.0), 0.0).sum() == (wm > 0).sum()
+    with pytest.raises(ValueError, match="too little normal-appearing white matter"):
+        white_matter_reference(data, np.zeros(shape, np.float32), np.ones(shape, bool), (0.5, 0.5, 8.0))

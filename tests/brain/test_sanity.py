@@ -155,3 +155,26 @@ def test_mirrored_single_scan_is_flagged_by_the_asymmetric_template(two_sequence
         results[name] = sanity.template_flip_evidence(image, registration.forward[-1], affine_only, "FLAIR")
     assert not results["stored"].suspicious(config.registration.flip_margin_template)
     assert results["mirrored"].suspicious(config.registration.flip_margin_template)
+
+
+# --------------------------------------------------------------------------- silent detection failure
+
+
+def test_nothing_found_under_a_bright_white_matter_tail_is_flagged() -> None:
+    qc = {**GOOD_QC, "lesion_volume_ml": 0.0, "bright_white_matter_tail_ml": {"FLAIR": 14.5, "T2w": 3.0}}
+    warnings = sanity.brain_warnings(qc, Config())
+    assert len(warnings) == 1
+    assert warnings[0].startswith("0.0 ml of lesion found although 14.5 ml of white matter is brighter than the FLAIR")
+    found = {**qc, "lesion_volume_ml": 9.0}
+    assert sanity.brain_warnings(found, Config()) == []
+    small_tail = {**qc, "bright_white_matter_tail_ml": {"FLAIR": 0.5}}
+    assert sanity.brain_warnings(small_tail, Config()) == []
+
+
+def test_white_matter_reference_as_bright_as_grey_matter_is_flagged() -> None:
+    stats = {"FLAIR": {"wm_reference_from_gm": 1.0, "wm_gm_ratio": 1.05}, "T2w": {"wm_reference_from_gm": 0.0}}
+    warnings = sanity.brain_warnings({**GOOD_QC, "intensity_stats": stats}, Config())
+    assert warnings == [
+        "FLAIR: the white-matter reference is as bright as grey matter (WM/GM 1.05); normal white matter was "
+        "taken as 0.9 x grey matter (diffuse white-matter disease, or tissue priors that do not fit this scan)"]
+

@@ -28,6 +28,7 @@ from regiontag.outputs.contract import write_json
 from regiontag.patterns.library import load_library
 from regiontag.phantoms.brain import make_brain_phantom, write_phantom
 from regiontag.phantoms.cord import CORD_LESION_TYPES, make_cord_phantom, write_cord_phantom
+from regiontag.phantoms.diffuse import DIFFUSE_PATTERN, make_diffuse_phantom
 
 #: Suite profiles.
 PROFILES = ("quick", "full", "patterns")
@@ -60,6 +61,9 @@ BRAIN_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
 }
 #: Hard conditions the quick profile adds (factor, level) for one lesion pattern and one healthy control.
 QUICK_CONDITIONS = (("snr", "10"), ("slice_thickness_mm", "5"), ("lesion_size", "small"))
+#: Full profile: diffuse leukoencephalopathy (``phantoms.diffuse``) of these fractions of the cerebral
+#: white matter, for the pattern that describes it (when the library has it).
+DIFFUSE_FRACTIONS = (0.3, 0.55, 0.8)
 #: Cord factors (keywords of ``make_cord_phantom``); the baseline is its default sagittal acquisition.
 CORD_FACTORS: dict[str, dict[str, dict[str, Any]]] = {
     "snr": {str(v): {"snr": float(v)} for v in (6, 20)},
@@ -145,6 +149,9 @@ def suite_plan(
                 if pattern == "healthy" and factor == "lesion_size":
                     continue
                 planned.append(("brain", pattern, factor, level, change))
+    if profile == "full" and DIFFUSE_PATTERN in brain:
+        planned += [("brain", DIFFUSE_PATTERN, "lesion_size", f"diffuse{fraction:g}", {"diffuse_fraction": fraction})
+                    for fraction in DIFFUSE_FRACTIONS]
     for pattern in cord:
         for _ in range(1 if profile == "quick" else FULL_REPEATS["cord"]):
             planned.append(("cord", pattern, "baseline", "", {}))
@@ -180,7 +187,11 @@ def make_session(session: SuiteSession, out_dir: str | Path) -> str:
         settings = {**BRAIN_BASELINE, **session.settings}
         if "sequences" not in session.settings and _pattern_wants_dwi(session.pattern):
             settings["sequences"] = (*BRAIN_BASELINE["sequences"], "DWI")
-        phantom = make_brain_phantom(session.pattern, session.seed, **settings)
+        if "diffuse_fraction" in settings:
+            fraction = settings.pop("diffuse_fraction")
+            phantom = make_diffuse_phantom(session.seed, fraction=fraction, pattern=session.pattern, **settings)
+        else:
+            phantom = make_brain_phantom(session.pattern, session.seed, **settings)
         write_phantom(phantom, out_dir, session.session, extra=extra)
     else:
         lesion_type = CORD_LESION_TYPES.get(session.pattern, session.pattern)

@@ -3,8 +3,14 @@
 For each sequence the expected intensity of a voxel is the tissue mixture of
 its (registered) CSF/GM/WM probabilities times robust tissue intensities
 measured in this scan; the z-score is the deviation from it in units of the
-normal-appearing white matter (NAWM) spread (1.4826 x MAD). Evidence from
-several sequences is averaged after scaling each by its own threshold.
+normal white-matter spread. Normal white matter is the *peak* of the probable
+white matter's histogram and its dark-side half width (:func:`peak_center_spread`),
+not the median / MAD of a selection that may itself be diseased: on a real MS
+scan with 50 ml of lesions the median / MAD reference put lesions at z 1-3 and
+nothing was found. On FLAIR a white-matter peak as bright as grey matter means
+diffuse disease (leukoencephalopathy): the normal level then comes from grey
+matter. Evidence from several sequences is averaged after scaling each by its
+own threshold.
 """
 
 from __future__ import annotations
@@ -21,22 +27,79 @@ from regiontag.config import DetectionConfig
 HYPERINTENSE_SEQUENCES = ("FLAIR", "T2w", "DWI")
 
 
+#: sqrt(2 ln 2): half width at half maximum of a normal distribution, in standard deviations.
+HWHM_PER_SD = 1.1774
+
+
 def _robust_center_spread(values: np.ndarray) -> tuple[float, float]:
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * 1.4826
     return median, mad
 
 
+def peak_center_spread(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
+    """Centre and spread of the main intensity peak, blind to both tails.
+
+    The centre is the mode of the smoothed histogram (between the 0.5th and
+    99.5th percentiles); the spread is the half width at half maximum on the
+    *dark* side of the peak divided by sqrt(2 ln 2).  Lesions (the bright
+    tail), however many, and partial volume with darker tissue (CSF) that
+    does not reach the peak change neither, unlike the median and MAD of a
+    white-matter selection that is itself partly diseased.  Falls back to the
+    median and MAD when the histogram is degenerate.
+
+    Parameters
+    ----------
+    values : ndarray
+        Intensities of (possibly diseased) white matter.
+    bins : int
+
+    Returns
+    -------
+    (centre, spread) : tuple of float
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> normal = rng.normal(100, 5, 20000)
+    >>> lesions = rng.normal(140, 10, 8000)  # 29% of the selection is lesion
+    >>> centre, spread = peak_center_spread(np.concatenate([normal, lesions]))
+    >>> bool(abs(centre - 100) < 2 and abs(spread - 5) < 1)
+    True
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    median, mad = _robust_center_spread(values)
+    low, high = np.percentile(values, [0.5, 99.5])
+    if values.size < 200 or not high > low:
+        return median, mad
+    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    counts = ndimage.gaussian_filter1d(counts.astype(np.float64), 2.0)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    peak = int(np.argmax(counts))
+    half = counts[peak] / 2.0
+    below = np.flatnonzero(counts[:peak] <= half)
+    if below.size == 0:
+        return float(centres[peak]), mad
+    k = int(below[-1])  # last bin below half maximum, left of the peak: interpolate the crossing
+    crossing = centres[k] + (half - counts[k]) / max(counts[k + 1] - counts[k], 1e-12) * (centres[k + 1] - centres[k])
+    spread = float((centres[peak] - crossing) / HWHM_PER_SD)
+    if not spread > 0:
+        return float(centres[peak]), mad
+    return float(centres[peak]), spread
+
+
 def tissue_intensities(
     image: np.ndarray, tissue: dict[str, np.ndarray], mask: np.ndarray, purity: float = 0.9
 ) -> dict[str, float]:
-    """Robust (median) intensity of each tissue where its probability exceeds ``purity``."""
+    """Robust intensity of each tissue where its probability exceeds ``purity`` (histogram peak; CSF: median)."""
     levels = {}
     for name, probability in tissue.items():
         for threshold in (purity, 0.7, 0.5):
             selected = mask & (probability > threshold)
             if selected.sum() >= 50:
-                levels[name] = float(np.median(image[selected]))
+                values = image[selected]
+                levels[name] = float(np.median(values)) if name == "csf" else peak_center_spread(values)[0]
                 break
         else:
             levels[name] = float("nan")
@@ -53,21 +116,79 @@ def grey_matter_neighbourhood(gm_probability: np.ndarray, zooms: tuple[float, ..
     return ndimage.maximum_filter(near, size=size)
 
 
+#: Fewest voxels of the white-matter reference (after erosion); below it the erosion is skipped.
+MIN_REFERENCE_VOXELS = 200
+
+
+def erode_mm(mask: np.ndarray, zooms: tuple[float, ...], radius_mm: float) -> np.ndarray:
+    """Binary erosion by ``radius_mm`` along each axis separately (none along axes coarser than the radius).
+
+    On thick-slice scans (0.5 x 0.5 x 8 mm) a voxel-count erosion would
+    remove whole slices; here the through-plane axis is left alone.
+    """
+    radius = [int(round(radius_mm / z)) for z in zooms[:3]]
+    if radius_mm <= 0 or not any(radius):
+        return mask
+    structure = np.zeros(tuple(2 * r + 1 for r in radius), dtype=bool)
+    for axis, r in enumerate(radius):
+        index = [slice(r_, r_ + 1) for r_ in radius]
+        index[axis] = slice(None)
+        structure[tuple(index)] = True
+    return ndimage.binary_erosion(mask, structure)
+
+
+def white_matter_reference(
+    data: np.ndarray, wm_probability: np.ndarray, brain_mask: np.ndarray, zooms: tuple[float, ...],
+    *, erosion_mm: float = 2.0,
+) -> np.ndarray:
+    """The white-matter selection whose intensity peak is taken as normal white matter.
+
+    The most probable white matter (template probability > 0.9, else 0.8,
+    0.7, 0.5: thick slices blur the registered probabilities), eroded by
+    ``erosion_mm`` in-plane when enough remains.
+
+    Raises
+    ------
+    ValueError
+        When even the 0.5 selection has fewer than ``MIN_REFERENCE_VOXELS``.
+    """
+    for threshold in (0.9, 0.8, 0.7, 0.5):
+        selected = brain_mask & (wm_probability > threshold) & np.isfinite(data)
+        if selected.sum() >= MIN_REFERENCE_VOXELS:
+            eroded = erode_mm(selected, zooms, erosion_mm)
+            return eroded if eroded.sum() >= MIN_REFERENCE_VOXELS else selected
+    raise ValueError("too little normal-appearing white matter to normalise intensities "
+                     f"(fewer than {MIN_REFERENCE_VOXELS} voxels of probable white matter in the brain mask)")
+
+
 def robust_zmap(
     image: nib.Nifti1Image,
     tissue: dict[str, np.ndarray],
     brain_mask: np.ndarray,
-    nawm_erosion_voxels: int = 1,
+    *,
+    nawm_erosion_mm: float = 2.0,
     grey_matter_margin_mm: float = 2.0,
+    max_wm_gm_ratio: float = 1.03,
+    normal_wm_gm_ratio: float = 0.9,
+    white_darker_than_grey: bool = True,
 ) -> tuple[nib.Nifti1Image, dict[str, float]]:
     """Robust hyperintensity z-map of one sequence.
+
+    The normal white-matter level and spread are the centre and dark-side
+    width of the intensity peak of probable white matter
+    (:func:`peak_center_spread`), so a heavy or diffuse lesion load does not
+    raise the reference.  On sequences where normal white matter is darker
+    than grey matter (``white_darker_than_grey``: FLAIR, T2w, DWI), when the
+    white-matter peak reaches ``max_wm_gm_ratio`` of the grey-matter level,
+    the white matter is taken as diffusely abnormal and its normal level is
+    set to ``normal_wm_gm_ratio`` x the grey-matter level instead
+    (``stats["wm_reference_from_gm"]`` = 1, a reason for a warning).
 
     The expected intensity is the tissue mixture of the registered priors;
     near grey matter (within ``grey_matter_margin_mm`` of GM probability >
     0.15) it is at least the grey-matter level when grey matter is the
-    brighter tissue (FLAIR, T2w), so that cortex and deep grey nuclei shifted
-    by a small registration error are not taken for lesions. Lesions there
-    must be brighter than grey matter.
+    brighter tissue, so that cortex and deep grey nuclei shifted by a small
+    registration error are not taken for lesions.
 
     Parameters
     ----------
@@ -76,38 +197,55 @@ def robust_zmap(
     tissue : dict
         ``{"csf", "gm", "wm"}`` probability arrays on the same grid.
     brain_mask : ndarray of bool
-    nawm_erosion_voxels : int
-        Erosion of the NAWM selection (avoids partial volume at its border).
+    nawm_erosion_mm : float
+        In-plane erosion of the white-matter reference (avoids partial volume at its border).
     grey_matter_margin_mm : float
         Margin around probable grey matter where the grey-matter floor applies.
+    max_wm_gm_ratio, normal_wm_gm_ratio : float
+        The diffuse-disease rule above.
+    white_darker_than_grey : bool
+        Whether the rule applies (False for T1-weighted images).
 
     Returns
     -------
     (zmap, stats)
-        z-map image (0 outside the brain) and the tissue levels and NAWM spread used.
+        z-map image (0 outside the brain) and the tissue levels, white-matter
+        spread and the WM/GM ratio that was measured.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> wm = np.zeros((30, 30, 30), np.float32); wm[5:25, 5:25, 5:25] = 1
+    >>> gm = 1 - wm; tissue = {"csf": np.zeros_like(wm), "gm": gm, "wm": wm}
+    >>> data = (100 * wm + 125 * gm + rng.normal(0, 4, wm.shape)).astype(np.float32)
+    >>> zmap, stats = robust_zmap(nib.Nifti1Image(data, np.eye(4)), tissue, np.ones(wm.shape, bool))
+    >>> round(stats["wm_level"] / 10), round(stats["nawm_spread"])
+    (10, 4)
     """
     data = np.asarray(image.dataobj, dtype=np.float32)
+    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     levels = tissue_intensities(data, tissue, brain_mask)
-    nawm = brain_mask & (tissue["wm"] > 0.9)
-    if nawm_erosion_voxels > 0:
-        nawm = ndimage.binary_erosion(nawm, iterations=nawm_erosion_voxels) if nawm.sum() > 5000 else nawm
-    if nawm.sum() < 50:
-        raise ValueError("too little normal-appearing white matter to normalise intensities")
-    wm_center, wm_spread = _robust_center_spread(data[nawm])
-    levels["wm"] = wm_center
+    reference = white_matter_reference(data, tissue["wm"], brain_mask, zooms, erosion_mm=nawm_erosion_mm)
+    wm_center, wm_spread = peak_center_spread(data[reference])
     for name in ("csf", "gm"):
         if not np.isfinite(levels[name]):
             levels[name] = wm_center
+    ratio = wm_center / levels["gm"] if levels["gm"] > 0 else float("nan")
+    from_gm = bool(white_darker_than_grey and np.isfinite(ratio) and ratio >= max_wm_gm_ratio)
+    if from_gm:
+        wm_center = normal_wm_gm_ratio * levels["gm"]
+    levels["wm"] = wm_center
     weights = sum(tissue[name] for name in ("csf", "gm", "wm"))
     expected = sum(tissue[name] * levels[name] for name in ("csf", "gm", "wm"))
     expected = np.where(weights > 0.05, expected / np.maximum(weights, 1e-6), wm_center)
     if levels["gm"] > wm_center:
-        zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
         near_gm = grey_matter_neighbourhood(tissue["gm"], zooms, grey_matter_margin_mm)
         expected = np.where(near_gm, np.maximum(expected, levels["gm"]), expected)
     spread = max(wm_spread, 1e-3 * max(abs(wm_center), 1.0))
     zmap = np.where(brain_mask, (data - expected) / spread, 0.0).astype(np.float32)
-    stats = {**{f"{name}_level": value for name, value in levels.items()}, "nawm_spread": spread}
+    stats = {**{f"{name}_level": value for name, value in levels.items()}, "nawm_spread": spread,
+             "wm_gm_ratio": float(ratio), "wm_reference_from_gm": float(from_gm),
+             "wm_reference_voxels": float(reference.sum())}
     return nib.Nifti1Image(zmap, image.affine), stats
 
 

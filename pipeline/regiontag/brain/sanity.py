@@ -14,6 +14,12 @@ Checks (thresholds in ``configs/default.yaml``, section ``registration`` and ``d
   (typically a wrong sequence label, e.g. a T2w named FLAIR);
 * left/right flip suspicion, two methods (see :func:`sequence_flip_evidence`
   and :func:`template_flip_evidence`);
+* silent detection failure: almost no lesion found although the white matter has a
+  bright tail (``detection.bright_tail_min_ml`` of voxels above the detection
+  threshold) -- :mod:`regiontag.brain.detection_qc`;
+* a white-matter reference as bright as grey matter (FLAIR, T2w): the white
+  matter is diffusely abnormal or the tissue priors do not fit; the normal
+  level was then taken from grey matter -- :mod:`regiontag.brain.detection_qc`;
 * "cord not found in a cord scan" is raised by the cord stage itself
   (``regiontag.cord.stage.process_cord``), not here.
 
@@ -56,6 +62,7 @@ import numpy as np
 from regiontag.brain.preprocess import to_ants
 from regiontag.brain.registration import set_itk_threads
 from regiontag.brain.templates import asymmetric_t1_path, load_template
+from regiontag.brain.detection_qc import detection_warnings
 from regiontag.config import Config, RegistrationConfig
 
 if TYPE_CHECKING:
@@ -334,6 +341,7 @@ def brain_warnings(qc: dict[str, Any], config: Config) -> list[str]:
         warnings.append(
             f"brain mask volume {volume:.0f} ml outside the plausible {low:.0f}-{high:.0f} ml "
             "(wrong voxel sizes, failed registration, or not a whole brain?)")
+    warnings += detection_warnings(qc, config.detection)
     burden = qc["lesion_burden_fraction"]
     if burden > config.detection.max_burden_fraction:
         warnings.append(
@@ -374,3 +382,4 @@ def left_right_evidence(
     for sequence, moving in sorted(coregistered.items()):
         evidence.append(sequence_flip_evidence(moving, reference, f"{sequence} vs {reference_sequence}", config))
     return evidence
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from regiontag.atlas.brain import load_brain_atlas
 from regiontag.atlas.involvement import region_table
 from regiontag.atlas.tree import Atlas
 from regiontag.brain import sanity
+from regiontag.brain.detection_qc import bright_tail_volume_ml
 from regiontag.brain.lesions import detect_lesions, HYPERINTENSE_SEQUENCES, robust_zmap
 from regiontag.brain.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
 from regiontag.brain.registration import (
@@ -39,6 +41,11 @@ from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_
 from regiontag.stage import StageOutput
 
 LOGGER = logging.getLogger("regiontag.brain")
+
+#: Sequences on which the white-matter / grey-matter ratio test of ``robust_zmap`` applies. Only FLAIR:
+#: on real T2w scans the measured WM/GM peak ratio is 0.95-1.07 in mostly normal brains (partial volume
+#: of the registered grey-matter prior with CSF), too close to a diffuse abnormality to tell.
+GREY_BRIGHTER_THAN_WHITE = ("FLAIR",)
 
 #: Regions where hyperintensities are not searched (cortex and CSF spaces).
 EXCLUDED_FROM_SEARCH = ("Cerebrum > Cerebral cortex", "Cerebellum > Cerebellar cortex", "Ventricles")
@@ -134,6 +141,91 @@ def _sanity_warnings(qc: dict, config: Config, flip_evidence: list | None = None
     return sanity.brain_warnings(qc, config) + sanity.flip_warnings(flip_evidence or [], config.registration)
 
 
+@dataclass
+class BrainSpace:
+    """A brain session brought onto its reference grid: what lesion detection needs.
+
+    Attributes
+    ----------
+    reference_sequence : str
+    original : Nifti1Image
+        The reference scan as given (input space; outputs go back to it).
+    reference : Nifti1Image
+        Canonical, brain-masked, bias-corrected reference scan.
+    aligned : dict
+        Sequence -> image on the reference grid (the reference itself included).
+    coregistered : dict
+        Other sequence -> its canonical bias-corrected image (for the left/right check).
+    registration : Registration
+    labels : ndarray of int16
+        Atlas leaf labels on the reference grid.
+    brain : ndarray of bool
+    tissue : dict
+        ``{"csf", "gm", "wm"}`` registered template probabilities on the reference grid.
+    qc, timings : dict
+    """
+
+    reference_sequence: str
+    original: nib.Nifti1Image
+    reference: nib.Nifti1Image
+    aligned: dict[str, nib.Nifti1Image]
+    coregistered: dict[str, nib.Nifti1Image]
+    registration: Registration
+    labels: np.ndarray
+    brain: np.ndarray
+    tissue: dict[str, np.ndarray]
+    qc: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def register_session(images: dict[str, nib.Nifti1Image], config: Config, session_dir: Path) -> BrainSpace:
+    """Preprocess, register the reference scan to MNI152 and co-register the other sequences.
+
+    Parameters
+    ----------
+    images : dict
+        Sequence -> validated image (input space).
+    config : Config
+    session_dir : Path
+        Session output folder (transforms are stored in ``transforms/``).
+
+    Returns
+    -------
+    BrainSpace
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    reference_sequence = choose_reference(list(images), config)
+    original = images[reference_sequence]
+    reference, initial_mask, qc = prepare_reference(original, config)
+    timings["preprocess"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    registration = _register(reference, reference_sequence, config, Path(session_dir) / outputs.TRANSFORMS_DIR)
+    atlas = brain_atlas()
+    labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
+    labels = labels.round().astype(np.int16)
+    template_mask = warp_to_subject(tissue_maps().brain_mask, reference, registration, "linear")
+    brain = (np.asarray(template_mask.dataobj) > 0.5) & initial_mask
+    tissue = _tissue_in_subject(reference, registration)
+    timings["registration"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    aligned, coregistered = {}, {}
+    for sequence, image in images.items():
+        if sequence == reference_sequence:
+            aligned[sequence] = reference
+            continue
+        canonical = to_canonical(image)
+        moving = bias_correct(nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine),
+                              None, config.preprocessing)
+        aligned[sequence] = coregister(moving, reference, config.registration)
+        coregistered[sequence] = moving
+    timings["coregistration"] = time.perf_counter() - clock
+    return BrainSpace(reference_sequence, original, reference, aligned, coregistered, registration, labels, brain,
+                      tissue, qc, timings)
+
+
 def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_dir: Path) -> StageOutput:
     """Run the brain stage on one session's brain scans.
 
@@ -149,40 +241,26 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     -------
     StageOutput
     """
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    reference_sequence = choose_reference(list(images), config)
-    original = images[reference_sequence]
-    reference, initial_mask, qc = prepare_reference(original, config)
-    timings["preprocess"] = time.perf_counter() - clock
+    return detect_in_space(register_session(images, config, session_dir), config)
 
-    clock = time.perf_counter()
-    registration = _register(reference, reference_sequence, config, session_dir / outputs.TRANSFORMS_DIR)
+
+def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
+    """Lesion detection, region tagging and sanity checks of a registered session (:func:`register_session`)."""
+    timings, qc = dict(space.timings), dict(space.qc)
+    reference, reference_sequence, original = space.reference, space.reference_sequence, space.original
+    registration, labels, brain, tissue = space.registration, space.labels, space.brain, space.tissue
     atlas = brain_atlas()
-    labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
-    labels = labels.round().astype(np.int16)
-    template_mask = warp_to_subject(tissue_maps().brain_mask, reference, registration, "linear")
-    brain = (np.asarray(template_mask.dataobj) > 0.5) & initial_mask
-    tissue = _tissue_in_subject(reference, registration)
-    timings["registration"] = time.perf_counter() - clock
-
     clock = time.perf_counter()
-    zmaps, zstats, coregistered = {}, {}, {}
-    finest_mm = float(min(reference.header.get_zooms()[:3]))
-    erosion_voxels = int(round(config.detection.nawm_erosion_mm / finest_mm))
-    for sequence, image in images.items():
-        if sequence == reference_sequence:
-            aligned = reference
-        else:
-            canonical = to_canonical(image)
-            moving = bias_correct(nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine),
-                                  None, config.preprocessing)
-            aligned = coregister(moving, reference, config.registration)
-            coregistered[sequence] = moving
+    zmaps, zstats = {}, {}
+    zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
+    for sequence, aligned in space.aligned.items():
         if sequence in HYPERINTENSE_SEQUENCES or sequence == "T1w_ce":
             zmaps[sequence], zstats[sequence] = robust_zmap(
-                aligned, tissue, brain, nawm_erosion_voxels=erosion_voxels,
-                grey_matter_margin_mm=config.detection.grey_matter_margin_mm)
+                aligned, tissue, brain, nawm_erosion_mm=config.detection.nawm_erosion_mm,
+                grey_matter_margin_mm=config.detection.grey_matter_margin_mm,
+                max_wm_gm_ratio=config.detection.max_wm_gm_ratio,
+                normal_wm_gm_ratio=config.detection.normal_wm_gm_ratio,
+                white_darker_than_grey=sequence in GREY_BRIGHTER_THAN_WHITE)
     search = _search_mask(labels, brain, tissue, config)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
     lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)
@@ -200,7 +278,10 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
         "registration_quality": registration.quality,
         "brain_volume_ml": float(brain.sum() * voxel_ml),
         "lesion_burden_fraction": float(lesion.sum() / max(brain.sum(), 1)),
+        "lesion_volume_ml": float(lesion.sum() * voxel_ml),
         "intensity_stats": zstats,
+        "bright_white_matter_tail_ml": {
+            seq: bright_tail_volume_ml(z, search, config.detection) for seq, z in detection_maps.items()},
         "timings": timings,
         "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
     })
@@ -208,7 +289,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     if config.registration.flip_check:
         clock = time.perf_counter()
         flip_evidence = left_right_evidence(
-            reference, reference_sequence, registration.forward, coregistered, config.registration)
+            reference, reference_sequence, registration.forward, space.coregistered, config.registration)
         qc["left_right"] = [item.to_dict() for item in flip_evidence]
         timings["left_right_check"] = time.perf_counter() - clock
     lesion_template = warp_to_template(lesion_img, atlas.labels_img, registration, "linear")

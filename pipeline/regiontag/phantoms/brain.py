@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import nibabel as nib
 import numpy as np
@@ -151,6 +151,7 @@ def make_brain_phantom(
     skull: bool = False,
     restricted_diffusion: bool | None = None,
     library: Any = None,
+    lesion_placer: Callable[..., tuple[np.ndarray, np.ndarray, list[dict]]] | None = None,
 ) -> BrainPhantom:
     """Simulate one brain session with known lesions.
 
@@ -193,6 +194,10 @@ def make_brain_phantom(
         Lesions bright on DWI; default from the pattern's ``restricted_diffusion`` feature.
     library : Library, optional
         Pattern library (default ``regiontag.patterns.library.load_library()``).
+    lesion_placer : callable, optional
+        Replaces :func:`~regiontag.phantoms.lesion_shapes.place_lesions` (same arguments and
+        return value), e.g. :func:`regiontag.phantoms.diffuse.make_diffuse_phantom`'s diffuse
+        white-matter hyperintensity.
 
     Returns
     -------
@@ -233,7 +238,7 @@ def make_brain_phantom(
         targets, heavy = disseminated_targets(anatomy, streams[_STREAM_SIDES])
 
     tissue, labels = apply_atrophy(anatomy, atrophy)
-    lesion_mask, lesion_grade, placed = place_lesions(
+    lesion_mask, lesion_grade, placed = (lesion_placer or place_lesions)(
         tissue, labels, anatomy.atlas, targets, lesion_size, streams[_STREAM_LESIONS]
     )
     texture = _texture(anatomy.shape, streams[_STREAM_TEXTURE])
