@@ -98,6 +98,19 @@ class SessionData:
         order = {"brain": 0, "cord": 1}
         return sorted(parts, key=lambda part: order.get(part, 2))
 
+    def involvement_thresholds(self) -> dict[str, Any]:
+        """The ``involvement`` parameters the region flags were computed with (empty when unknown)."""
+        parameters = self.provenance.get("parameters")
+        section = parameters.get("involvement") if isinstance(parameters, dict) else None
+        return section if isinstance(section, dict) else {}
+
+    def match_threshold(self) -> float | None:
+        """``scoring.match_threshold`` of the run (None when provenance does not say)."""
+        parameters = self.provenance.get("parameters")
+        scoring = parameters.get("scoring") if isinstance(parameters, dict) else None
+        value = scoring.get("match_threshold") if isinstance(scoring, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
+
     def inputs_of(self, body_part: str) -> list[dict[str, Any]]:
         """Provenance ``inputs`` entries of one body part."""
         return [

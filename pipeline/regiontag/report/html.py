@@ -56,6 +56,8 @@ td.nowrap{white-space:nowrap}
 .alert{background:#fffaf0;border:1px solid #f6ad55;border-radius:6px;padding:8px 14px;margin:8px 0;color:#7b341e}
 .alert ul{margin:4px 0;padding-left:20px}
 tr.uninvolved{display:none}
+tr.below td{color:#5f6b7a}
+p.verdict{background:#f7fafc;border-left:4px solid #a0aec0;padding:6px 12px;margin:4px 0 10px}
 table.show-all tr.uninvolved{display:table-row;color:#718096}
 .bar{display:inline-block;width:130px;height:10px;background:#edf2f7;border-radius:5px;overflow:hidden;vertical-align:middle}
 .bar>span{display:block;height:100%;background:var(--lesion)}

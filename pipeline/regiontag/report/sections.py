@@ -29,7 +29,7 @@ def split_list(value: Any) -> list[str]:
 
 
 def _symmetry(left: float, right: float, laterality: Any) -> str:
-    """Back-to-back bars of the left and right fraction involved, with the laterality index."""
+    """Back-to-back bars of the left and right fraction involved, the two shares and the laterality index."""
     scale = max(left, right, 1e-9)
     left_share, right_share = (left / scale, right / scale) if scale > 1e-9 else (0.0, 0.0)
     index = number(laterality, 2)
@@ -37,14 +37,81 @@ def _symmetry(left: float, right: float, laterality: Any) -> str:
         f'<span class="sym" title="left {left:.1%} / right {right:.1%}">'
         f'<span class="half l"><span style="width:{left_share * 100:.0f}%"></span></span><span class="mid"></span>'
         f'<span class="half r"><span style="width:{right_share * 100:.0f}%"></span></span></span>'
-        f" <small>{index}</small>"
+        f" <small>L {left:.1%} | R {right:.1%}" + (f" ({index})" if index else "") + "</small>"
     )
 
 
-def region_section(regions: pd.DataFrame) -> str:
-    """Region involvement tables (one per atlas): volume, fraction bar, z, L/R symmetry, cord extent."""
+def _fraction(row: dict | None) -> float:
+    if row is None:
+        return 0.0
+    try:
+        value = float(row["fraction_involved"])
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def involvement_of(both: dict, left: dict | None, right: dict | None) -> str:
+    """Where a region is involved, read as pattern scoring reads it.
+
+    A region is involved when its ``both`` row is, or when one of its side rows is (a
+    one-sided lesion can pass the thresholds on its side and not for the whole region).
+
+    Returns
+    -------
+    str
+        ``"both sides"``, ``"left only"``, ``"right only"``, ``"yes"`` (unpaired region, or
+        only the whole-region row passes) or ``""`` (not involved).
+
+    Examples
+    --------
+    >>> involvement_of({"involved": False}, {"involved": False}, {"involved": True})
+    'right only'
+    >>> involvement_of({"involved": True}, None, None)
+    'yes'
+    """
+    left_flag = bool(as_bool(left["involved"])) if left is not None else False
+    right_flag = bool(as_bool(right["involved"])) if right is not None else False
+    if left_flag and right_flag:
+        return "both sides"
+    if left_flag:
+        return "left only"
+    if right_flag:
+        return "right only"
+    return "yes" if as_bool(both["involved"]) else ""
+
+
+def _has_lesion(row: dict) -> bool:
+    try:
+        return float(row["lesion_voxels"]) > 0 or float(row["n_clusters"]) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _threshold_text(thresholds: dict[str, Any] | None) -> str:
+    if not thresholds:
+        return "the involvement thresholds"
+    fraction, volume = thresholds.get("min_fraction"), thresholds.get("min_volume_ml")
+    parts = []
+    if isinstance(fraction, (int, float)):
+        parts.append(f"at least {fraction:.0%} of the region")
+    if isinstance(volume, (int, float)):
+        parts.append(f"at least {volume:g} ml")
+    return " and ".join(parts) or "the involvement thresholds"
+
+
+def region_section(regions: pd.DataFrame, thresholds: dict[str, Any] | None = None) -> str:
+    """Region involvement tables (one per atlas): volume, fraction bar, z, L/R symmetry, cord extent.
+
+    The "involved" column says where the region is involved (``left only``, ``right only``,
+    ``both sides``), with the same reading of the ``left`` / ``right`` / ``both`` rows as
+    pattern scoring, so the table and the scores agree.  Regions with lesion voxels below
+    the thresholds (``thresholds``: the ``involvement`` section of the parameters) are shown
+    as "below threshold" instead of being hidden.
+    """
     if regions.empty:
         return missing("regions.csv not available: no region table for this session.")
+    rule = _threshold_text(thresholds)
     blocks = []
     for atlas_name, atlas_rows in regions.groupby("atlas", sort=False, dropna=False):
         both = atlas_rows[atlas_rows["side"].astype(str) == "both"]
@@ -55,20 +122,18 @@ def region_section(regions: pd.DataFrame) -> str:
         }
         has_cord = atlas_rows[["lesion_length_mm", "vertebral_levels", "csa_ratio"]].notna().any().any()
         rows = []
-        n_involved = 0
+        n_involved = n_below = 0
         for row in both.to_dict("records"):
-            involved = bool(as_bool(row["involved"]))
-            n_involved += involved
+            left, right = sides.get((row["region"], "left")), sides.get((row["region"], "right"))
+            where = involvement_of(row, left, right)
+            below = not where and (_has_lesion(row) or any(r is not None and _has_lesion(r) for r in (left, right)))
+            n_involved += bool(where)
+            n_below += below
             depth = int(row["depth"]) if pd.notna(row["depth"]) else 0
             name = row["name"] if isinstance(row["name"], str) and row["name"] else str(row["region"]).split(" > ")[-1]
-            fraction = float(row["fraction_involved"]) if pd.notna(row["fraction_involved"]) else 0.0
-            left, right = sides.get((row["region"], "left")), sides.get((row["region"], "right"))
+            fraction = _fraction(row)
             if left is not None and right is not None:
-                symmetry = _symmetry(
-                    float(left["fraction_involved"] or 0.0),
-                    float(right["fraction_involved"] or 0.0),
-                    row["laterality_index"],
-                )
+                symmetry = _symmetry(_fraction(left), _fraction(right), row["laterality_index"])
             else:
                 symmetry = '<small class="help">unpaired</small>'
             cells = [
@@ -88,8 +153,17 @@ def region_section(regions: pd.DataFrame) -> str:
                     f"<td>{esc(row['vertebral_levels'])}{' (LE)' if extensive else ''}</td>",
                     f'<td class="num">{number(row["csa_ratio"], 2)}</td>',
                 ]
-            cells.append(f'<td data-sort="{int(involved)}">{badge("involved", "failed") if involved else ""}</td>')
-            rows.append(f'<tr class="{"involved" if involved else "uninvolved"}">{"".join(cells)}</tr>')
+            if where:
+                label = "involved" if where == "yes" else f"involved: {where}"
+                verdict = f'<td data-sort="2">{badge(label, "failed")}</td>'
+            elif below:
+                verdict = (f'<td data-sort="1" title="lesion voxels, but less than {esc(rule)}">'
+                           f'{badge("below threshold", "na")}</td>')
+            else:
+                verdict = '<td data-sort="0"></td>'
+            cells.append(verdict)
+            css = "involved" if where else ("below" if below else "uninvolved")
+            rows.append(f'<tr class="{css}">{"".join(cells)}</tr>')
         headers = [
             ("region", ""),
             ("lesion ml", "num"),
@@ -108,6 +182,8 @@ def region_section(regions: pd.DataFrame) -> str:
             f"{len(both)} regions</label>"
         )
         summary = f"{n_involved} of {len(both)} regions involved" if n_involved else "no region involved"
+        if n_below:
+            summary += f", {n_below} with lesion below threshold"
         blocks.append(
             f'<h3>{esc(atlas_name)} atlas <small class="help">({summary})</small></h3>'
             f'<div class="toolbar">{toggle}</div>{table(headers, rows, table_id=table_id)}'
@@ -119,8 +195,12 @@ def _chips(items: list[str], kind: str = "") -> str:
     return "".join(f'<span class="chip {kind}">{esc(item.split(" > ")[-1])}</span>' for item in items) or "-"
 
 
-def scores_section(scores: pd.DataFrame) -> str:
-    """Pattern scores ranked, with score bars, match flags, core regions and the explanation."""
+def scores_section(scores: pd.DataFrame, match_threshold: float | None = None) -> str:
+    """Pattern scores ranked, with score bars, match flags, core regions and the explanation.
+
+    Bars run from 0 to the highest score (at least ``match_threshold``); negative scores
+    get no bar.  When no pattern matches, the table starts with a line saying so.
+    """
     if scores.empty:
         return missing("scores.csv not available: the session was not scored.")
     ordered = scores.copy()
@@ -128,14 +208,15 @@ def scores_section(scores: pd.DataFrame) -> str:
     ordered["_score"] = pd.to_numeric(ordered["score"], errors="coerce")
     ordered = ordered.sort_values(["_rank", "_score"], ascending=[True, False], na_position="last")
     finite = ordered["_score"].dropna()
-    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-    span = high - min(low, 0.0) or 1.0
+    # bars show the positive part of the score only (0 .. the highest score, at least the match
+    # threshold): a negative score -- evidence against the pattern -- has no bar at all
+    high = max([float(finite.max()) if len(finite) else 0.0, match_threshold or 0.0, 1e-9])
     rows = []
     for row in ordered.to_dict("records"):
         assessable = as_bool(row["assessable"])
         matched = as_bool(row["match"])
         score = row["_score"]
-        share = (score - min(low, 0.0)) / span if pd.notna(score) and assessable is not False else 0.0
+        share = max(float(score), 0.0) / high if pd.notna(score) and assessable is not False else 0.0
         status = badge("match", "match") if matched else (badge("not assessable", "na") if assessable is False else "")
         core = _chips(split_list(row["matched_core_regions"]))
         missing_core = _chips(split_list(row["missing_core_regions"]), "miss")
@@ -157,7 +238,12 @@ def scores_section(scores: pd.DataFrame) -> str:
         ("core regions", ""),
         ("explanation", ""),
     ]
-    return table(headers, rows, table_id="scores")
+    note = ""
+    if not any(as_bool(value) for value in scores["match"]):
+        rule = f" (a match needs a score of at least {match_threshold:g} and an involved core region)" if (
+            match_threshold is not None) else ""
+        note = f'<p class="verdict"><b>No pattern matched</b>{esc(rule)}: the ranking below lists the evidence for and against each pattern.</p>'
+    return note + table(headers, rows, table_id="scores")
 
 
 def _flatten(prefix: str, value: Any, into: list[tuple[str, Any]]) -> None:
