@@ -177,7 +177,7 @@ def test_provenance_section():
     assert "<dt>brain</dt><dd>MNI  sha256 feedfacecafe</dd>" in document
     assert '<tr><td><b>total</b></td><td class="num"><b>4.0</b></td><td></td></tr>' in document
     assert 'style="width:75.0%"' in document  # register: 3 of 4 s
-    assert "<dt>brain.dice</dt><dd>0.912</dd>" in document
+    assert '<h4>brain</h4><table class="data qc-numbers"><tbody><tr><td class="key">dice</td><td>0.912</td>' in document
     assert '"a": "&lt;x&gt;",\n  &quot;b&quot;' not in document
     assert "<pre>{\n  &quot;a&quot;: &quot;&lt;x&gt;&quot;,\n  &quot;b&quot;: 1\n}</pre>" in document
     assert "<script>" not in document

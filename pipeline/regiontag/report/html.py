@@ -57,6 +57,11 @@ td.nowrap{white-space:nowrap}
 .alert ul{margin:4px 0;padding-left:20px}
 tr.uninvolved{display:none}
 tr.below td{color:#5f6b7a}
+td.explanation{min-width:420px;font-size:12.5px}td.core{max-width:300px}
+table.qc-numbers{width:auto;min-width:60%}table.qc-numbers td.key{color:var(--muted);white-space:nowrap;padding-right:24px}
+table.mini{border-collapse:collapse;font-size:12px;margin:2px 0}
+table.mini th,table.mini td{border:1px solid var(--line);padding:2px 8px;text-align:left}table.mini th{background:#f0f3f7;font-weight:600}
+section.card h4{font-size:13px;margin:10px 0 4px;color:#334155}
 p.verdict{background:#f7fafc;border-left:4px solid #a0aec0;padding:6px 12px;margin:4px 0 10px}
 table.show-all tr.uninvolved{display:table-row;color:#718096}
 .bar{display:inline-block;width:130px;height:10px;background:#edf2f7;border-radius:5px;overflow:hidden;vertical-align:middle}

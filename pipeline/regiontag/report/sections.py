@@ -11,6 +11,7 @@ import pandas as pd
 
 from regiontag.outputs.contract import parse_flag as as_bool
 from regiontag.report.html import badge, bar, esc, missing, number, sort_value, table
+from regiontag.report.qc_table import qc_section
 
 PAIRED_SIDES = ("left", "right")
 
@@ -184,15 +185,39 @@ def region_section(regions: pd.DataFrame, thresholds: dict[str, Any] | None = No
         summary = f"{n_involved} of {len(both)} regions involved" if n_involved else "no region involved"
         if n_below:
             summary += f", {n_below} with lesion below threshold"
+        empty = "" if n_involved or n_below else (
+            f'<p class="help">No lesion in any of the {len(both)} regions: the table below is empty until '
+            '"show all" is ticked.</p>')
         blocks.append(
             f'<h3>{esc(atlas_name)} atlas <small class="help">({summary})</small></h3>'
-            f'<div class="toolbar">{toggle}</div>{table(headers, rows, table_id=table_id)}'
+            f'<div class="toolbar">{toggle}</div>{empty}{table(headers, rows, table_id=table_id)}'
         )
     return "".join(blocks)
 
 
 def _chips(items: list[str], kind: str = "") -> str:
     return "".join(f'<span class="chip {kind}">{esc(item.split(" > ")[-1])}</span>' for item in items) or "-"
+
+
+def explanation_html(text: Any) -> str:
+    """A score explanation, one clause per line (``raised by: ...``, ``lowered by: ...``, ``not assessed: ...``).
+
+    Examples
+    --------
+    >>> explanation_html("score 1.2 (log10 odds); raised by: Pons involved (LR x8.0); lowered by: none")
+    'score 1.2 (log10 odds)<br><b>raised by:</b> Pons involved (LR x8.0)<br><b>lowered by:</b> none'
+    """
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    clauses = [clause.strip() for clause in str(text).split("; ") if clause.strip()]
+    lines = []
+    for clause in clauses:
+        head, colon, rest = clause.partition(": ")
+        if colon and head in ("raised by", "lowered by", "not assessed", "not assessable"):
+            lines.append(f"<b>{esc(head)}:</b> {esc(rest)}")
+        else:
+            lines.append(esc(clause))
+    return "<br>".join(lines)
 
 
 def scores_section(scores: pd.DataFrame, match_threshold: float | None = None) -> str:
@@ -227,8 +252,9 @@ def scores_section(scores: pd.DataFrame, match_threshold: float | None = None) -
             f'<td data-sort="{esc(row["pattern"])}"><b>{esc(row["pattern"])}</b><br><small class="help">{esc(row["disease"])}</small></td>'
             f'<td class="nowrap" data-sort="{sort_value(score)}">{bar(share, "score")} <small>{number(score, 2)}</small></td>'
             f"<td>{status}</td>"
-            f"<td><div>matched: {core}</div><div>missing: {missing_core}</div><div>atypical: {atypical}</div></td>"
-            f'<td style="max-width:380px">{esc(row["explanation"])}</td></tr>'
+            f'<td class="core"><div>matched: {core}</div><div>missing: {missing_core}</div>'
+            f"<div>atypical: {atypical}</div></td>"
+            f'<td class="explanation">{explanation_html(row["explanation"])}</td></tr>'
         )
     headers = [
         ("rank", "num"),
@@ -244,14 +270,6 @@ def scores_section(scores: pd.DataFrame, match_threshold: float | None = None) -
             match_threshold is not None) else ""
         note = f'<p class="verdict"><b>No pattern matched</b>{esc(rule)}: the ranking below lists the evidence for and against each pattern.</p>'
     return note + table(headers, rows, table_id="scores")
-
-
-def _flatten(prefix: str, value: Any, into: list[tuple[str, Any]]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, into)
-    else:
-        into.append((prefix, value))
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
@@ -312,7 +330,7 @@ def provenance_section(provenance: dict[str, Any]) -> str:
     atlases = provenance.get("atlases") or {}
     atlas_pairs = [
         (name, f"{(info or {}).get('space', '')}  sha256 {str((info or {}).get('sha256', ''))[:12]}")
-        for name, info in atlases.items()
+        for name, info in atlases.items() if isinstance(info, dict) or info is None
     ]
     columns.append("<div><h3>Atlases</h3>" + _kv(atlas_pairs) + "</div>")
     timings = {
@@ -330,10 +348,9 @@ def provenance_section(provenance: dict[str, Any]) -> str:
             + table([("stage", ""), ("seconds", "num"), ("share", "")], rows, sortable=False)
             + "</div>"
         )
-    qc_pairs: list[tuple[str, Any]] = []
-    _flatten("", provenance.get("qc") or {}, qc_pairs)
-    columns.append("<div><h3>QC numbers</h3>" + _kv(qc_pairs) + "</div>")
     parts.append(f'<div class="grid2">{"".join(columns)}</div>')
+    qc = provenance.get("qc")
+    parts.append("<h3>QC numbers</h3>" + qc_section(qc if isinstance(qc, dict) else {}))
     parameters = json.dumps(provenance.get("parameters") or {}, indent=2, sort_keys=True, default=str)
     parts.append(f"<details><summary>Parameters</summary><pre>{esc(parameters)}</pre></details>")
     return "".join(parts)
