@@ -125,6 +125,16 @@ def lesion_volumes(output_dir: Path, sessions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["session", "body_part", "lesion_volume_ml"])
 
 
+def _retried(output_dir: Path, session: str, row: pd.Series) -> str:
+    """A "retried" badge (the reason as its tooltip) for a session that ran more than once."""
+    attempts = pd.to_numeric(pd.Series([row.get("attempts")]), errors="coerce").iloc[0]
+    if not (pd.notna(attempts) and attempts > 1):
+        return ""
+    reason = (SessionFolder(output_dir / session).read_status(from_provenance=False) or {}).get("retry") or ""
+    return (f' <span class="badge warning" title="{h.esc(reason or f"{int(attempts)} attempts")}">'
+            f"retried ({int(attempts)} attempts)</span>")
+
+
 def _pattern_cell(row: pd.Series) -> str:
     """The top-pattern cell: the matched pattern, "no pattern matched" for a finished session, else empty."""
     top = row["top_pattern"] if isinstance(row["top_pattern"], str) else ""
@@ -168,7 +178,7 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame, link_base: str = ""
             f'<tr class="{h.esc(status)}">'
             f"<td>{h.qc_widget(session)}</td>"
             f'<td class="nowrap" data-sort="{h.esc(session)}">{_session_link(output_dir, session, link_base)}</td>'
-            f'<td data-sort="{h.esc(status)}">{h.badge(status)}</td>'
+            f'<td data-sort="{h.esc(status)}">{h.badge(status)}{_retried(output_dir, session, row)}</td>'
             f"<td>{h.esc(str(row['body_parts']).replace(';', ', ') if isinstance(row['body_parts'], str) else '')}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["lesion_volume_ml"])}">{h.number(row["lesion_volume_ml"], 2)}</td>'
             f"<td>{_pattern_cell(row)}</td>"
@@ -227,7 +237,7 @@ def render_batch_report(
         stats.append((f"{part_volumes.median():.2f} ml", f"median {part} lesion volume ({len(part_volumes)} {noun})"))
     finished = sessions[sessions["status"].astype(str).isin(("ok", "warning"))]
     if len(finished):
-        n_matched = int((finished["top_pattern"].fillna("").astype(str) != "").sum())
+        n_matched = int(finished["top_pattern"].map(lambda value: isinstance(value, str) and value != "").sum())
         stats.append((f"{n_matched} of {len(finished)}", "finished sessions with a pattern match"))
     cards = "".join(
         f'<div class="stat"><b>{h.esc(value)}</b><span>{h.esc(label)}</span></div>' for value, label in stats

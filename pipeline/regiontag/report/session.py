@@ -242,6 +242,8 @@ def _summary(data: SessionData) -> str:
             for name, value in features.items()
         )
         parts.append(f"<div>Findings: {chips}</div>")
+    if data.retry:
+        parts.append(f'<div class="alert"><b>Retried</b>: {h.esc(data.retry)}. The log keeps both attempts.</div>')
     warnings = [str(warning) for warning in data.provenance.get("warnings") or []]
     if warnings:
         items = "".join(f"<li>{h.esc(warning)}</li>" for warning in warnings)

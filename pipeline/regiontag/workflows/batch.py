@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
+from rich.markup import escape
 
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
@@ -76,6 +77,8 @@ class BatchSummary:
         Session id -> SessionResult as returned by the workers.
     report_error : str
         Why the batch report could not be written ("" when it was, or was not asked for).
+    retried : dict
+        Session id -> why it was run more than once (an attempt lost with its worker).
     """
 
     output_dir: Path
@@ -87,6 +90,7 @@ class BatchSummary:
     cluster: str = ""
     results: dict[str, SessionResult] = field(default_factory=dict)
     report_error: str = ""
+    retried: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -345,6 +349,12 @@ def run_batch(
                         summary.results[session.session_id] = result
                         record = tables.record(result)
                         resumed = result.status == "skipped"
+                        if int(record.get("attempts") or 1) > 1 and not resumed:
+                            summary.retried[session.session_id] = str(record.get("retry") or "")
+                            if not quiet:
+                                progress.console.print(
+                                    f"[yellow]retried[/] {escape(session.session_id)}: "
+                                    f"{escape(str(record.get('retry') or 'attempt lost'))}", highlight=False)
                         progress.update(
                             session.session_id, record["status"], record.get("error", ""),
                             float(record.get("seconds") or 0.0), resumed,
@@ -360,6 +370,9 @@ def run_batch(
             summary.report_error = _write_batch_report(output_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
+    if summary.retried:
+        noun = "session was" if len(summary.retried) == 1 else "sessions were"
+        summary.line += f"; {len(summary.retried)} {noun} retried after losing a worker (see their log.txt)"
     if summary.not_run:
         summary.line += f"; {summary.not_run} not run (cluster connection lost)"
     return summary

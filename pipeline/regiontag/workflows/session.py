@@ -251,6 +251,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
         atlases=atlases, timings=timings, warnings=warnings, qc={bp: r.qc for bp, r in results.items()},
         fingerprint=fingerprint, started=started,
     )
+    provenance["attempt"] = SessionFolder(session_dir).read_attempt() or {}  # a retry names the lost attempt
     if report if report is not None else config.report.enabled:
         _write_report(session_dir, provenance, warnings, timings)
     outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
