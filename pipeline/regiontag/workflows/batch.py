@@ -123,21 +123,35 @@ def output_lock(output_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUTPUT_DIR so two runs never write the same tables.
 
     The lock is an ``flock`` on ``OUTPUT_DIR/.regiontag.lock``; the kernel drops
-    it when the process dies, so a killed run never leaves a stale lock.
+    it when the process dies, so a killed run never leaves a stale lock.  The file
+    is removed when the run ends (a killed run leaves it unlocked, and harmless).
+    A run that locked a file another run removed meanwhile locks the new file again,
+    so two runs never hold locks on different files.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    handle = open(output_dir / LOCK_FILE, "a+")
-    try:
+    path = output_dir / LOCK_FILE
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             raise BatchError(f"{output_dir}: another regiontag run is writing to this folder") from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(current, os.fstat(handle.fileno())):
+            break  # locked the file that is at the path now
+        handle.close()  # the run before us removed it after we opened it: lock the new one
+    try:
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still holding the lock, so no run holds the removed file
         handle.close()
 
 
