@@ -41,7 +41,8 @@ def regions_table() -> pd.DataFrame:
         for region in (PUTAMEN, THALAMUS):
             rows.append({"session": session, "atlas": "brain", "region": region, "side": "both",
                          "involved": "True" if region in involved else "False"})
-            rows.append({"session": session, "atlas": "brain", "region": region, "side": "left", "involved": True})
+            rows.append({"session": session, "atlas": "brain", "region": region, "side": "left",
+                         "involved": region in involved})
     rows.append({"session": "e", "atlas": "cord", "region": "Spinal cord", "side": "both", "involved": True})
     return pd.DataFrame(rows)
 
@@ -53,6 +54,14 @@ def test_region_frequency_is_the_share_of_sessions_per_atlas():
     assert region_frequency(pd.DataFrame()).empty
     nothing = regions_table().assign(involved=False)
     assert region_frequency(nothing).empty
+
+
+def test_region_frequency_counts_one_sided_involvement():
+    """Issue 19.1: a region involved on one side only is involved, as the scores and the session page say."""
+    table = regions_table()
+    one_side = (table["session"] == "c") & (table["region"] == THALAMUS) & (table["side"] == "left")
+    table.loc[one_side, "involved"] = True  # c: thalamus over threshold on the left, under it for both sides
+    assert region_frequency(table).to_dict() == {"Spinal cord": 1.0, PUTAMEN: 0.75, THALAMUS: 0.5}
 
 
 def test_volume_chart_renders_a_png(figures):

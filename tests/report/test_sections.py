@@ -53,7 +53,7 @@ def test_region_section_rows_symmetry_and_escaping():
         region("Putamen", involved=True, fraction=0.25, lesion_volume_ml=1.234, laterality_index=1.0),
         region("Putamen", "left", True, 0.5),
         region("Putamen", "right", False, 0.0),
-        region("Corpus callosum", involved=False, fraction=0.0),
+        region("Corpus callosum", involved=False, fraction=0.0, lesion_volume_ml=0.0016),
         region("Odd <name>", involved="False", fraction=np.nan),
     ])
     document = region_section(table)
@@ -63,9 +63,10 @@ def test_region_section_rows_symmetry_and_escaping():
     assert [r.split('"', 2)[1] for r in rows] == ["involved", "uninvolved", "uninvolved"]
     putamen, callosum, odd = rows
     assert '<td class="num" data-sort="1.234">1.23</td>' in putamen
+    assert '<td class="num" data-sort="0.0016">&lt;0.01</td>' in callosum  # a trace, not 1.6e-03
     assert '<span class="bar "><span style="width:25.0%"></span></span> <small>25.0%</small>' in putamen
     assert 'title="left 50.0% / right 0.0%"' in putamen and '<span style="width:100%">' in putamen
-    assert "<small>L 50.0% | R 0.0% (1.00)</small>" in putamen  # side shares and laterality index
+    assert "<small>L 50% R 0% (1.00)</small>" in putamen  # side shares and laterality index
     assert '<span class="badge failed">involved: left only</span>' in putamen
     assert '<small class="help">unpaired</small>' in callosum
     assert "Odd &lt;name&gt;" in odd and "<name>" not in document
@@ -94,7 +95,7 @@ def test_region_table_reads_the_sides_as_the_scores_do():
     deep, periventricular, putamen = rows_of(document, "regions-brain")
     assert deep.startswith('<tr class="involved">')
     assert '<span class="badge failed">involved: right only</span>' in deep  # the same words as the scores
-    assert "<small>L 0.0% | R 2.4% (-1.00)</small>" in deep
+    assert "<small>L 0% R 2% (-1.00)</small>" in deep
     assert periventricular.startswith('<tr class="below">')  # visible, not hidden with the uninvolved rows
     assert '<span class="badge na">below threshold</span>' in periventricular
     assert 'title="lesion voxels, but less than at least 2% of the region and at least 0.05 ml"' in periventricular
@@ -121,7 +122,8 @@ def test_region_section_one_table_per_atlas_with_cord_columns():
     assert 'id="regions-brain"' in document and 'id="regions-cord"' in document
     assert '<small class="help">(no region involved)</small>' in document
     (cord_row,) = rows_of(document, "regions-cord")
-    assert '<td class="num">42</td><td>C3-C5 (LE)</td><td class="num">1.16</td>' in cord_row
+    assert ('<td class="num">42</td><td>C3-C5 <span class="chip" title="longitudinally extensive: 3 or more '
+            'vertebral segments">LE</span></td><td class="num">1.16</td>') in cord_row
     assert 'padding-left:28px">Posterior column<' in cord_row  # depth 2 indented
     brain, cord = document.split('id="regions-cord"')
     assert brain.count("<th class=") == 8  # region ... laterality, involved

@@ -58,7 +58,7 @@ def test_session_report_cord(batch_dir):
     document = write_session_report(batch_dir / "sub-02_ses-1").read_text(encoding="utf-8")
     assert 'id="cord"' in document and 'id="registration"' in document
     assert len(images_of(document)) == 4  # registration, T2w lesions, sagittal, axial
-    assert "C3-C5 (LE)" in document  # levels column of the cord region table
+    assert 'C3-C5 <span class="chip" title="longitudinally extensive' in document  # levels column of the cord region table
     assert "cord: lesion touches the field-of-view edge" in document
     assert 'id="regions-cord"' in document
     assert "median cord area" in document  # centerline.csv summary

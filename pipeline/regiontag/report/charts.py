@@ -82,7 +82,7 @@ def volume_figure(volumes: pd.DataFrame) -> str:
                       alpha=0.85, edgecolor="white", label=parts)
             zeros = [int((group <= 0).sum()) for group in groups]
             if sum(zeros):  # 0 ml has no place on a log axis: its own bar left of the smallest volume
-                left, right = positive.min() / 4.0, positive.min() / 1.6
+                left, right = positive.min() / 2.6, positive.min() / 1.6
                 bottom = 0
                 for count, color in zip(zeros, colors):
                     if count:
@@ -105,18 +105,22 @@ def volume_figure(volumes: pd.DataFrame) -> str:
 
 
 def region_frequency(regions: pd.DataFrame) -> pd.Series:
-    """Share of sessions (with that atlas) in which each region (side ``both``) is involved."""
+    """Share of sessions (with that atlas) in which each region is involved.
+
+    A region is involved in a session when its ``both`` row or one of its ``left`` /
+    ``right`` rows is (as the pattern scores and the session report read it).
+    """
     if regions.empty or "involved" not in regions.columns:
         return pd.Series(dtype=float)
-    both = regions[regions["side"].astype(str) == "both"].copy()
-    both["_involved"] = both["involved"].map(lambda value: bool(as_bool(value)))
-    sessions_per_atlas = both.groupby("atlas")["session"].nunique()
-    counts = both[both["_involved"]].groupby(["atlas", "region"])["session"].nunique()
+    table = regions.assign(_involved=regions["involved"].map(lambda value: bool(as_bool(value))))
+    per_session = table.groupby(["atlas", "region", "session"])["_involved"].any().reset_index()
+    sessions_per_atlas = per_session.groupby("atlas")["session"].nunique()
+    counts = per_session[per_session["_involved"]].groupby(["atlas", "region"])["session"].nunique()
     if counts.empty:
         return pd.Series(dtype=float)
     shares = counts / sessions_per_atlas.reindex(counts.index.get_level_values(0)).to_numpy()
     shares.index = [region for _, region in counts.index]
-    return shares.sort_values(ascending=False)
+    return shares.sort_values(ascending=False, kind="stable")
 
 
 def region_figure(regions: pd.DataFrame) -> str:

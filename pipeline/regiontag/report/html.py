@@ -68,7 +68,8 @@ table.show-all tr.uninvolved{display:table-row;color:#718096}
 .bar>span{display:block;height:100%;background:var(--lesion)}
 .bar.score>span{background:#6b46c1}
 .sym{display:inline-flex;align-items:center;gap:2px;vertical-align:middle}
-.sym .half{width:60px;height:10px;background:#edf2f7;overflow:hidden;display:flex}
+td.sym-cell,td.region-name{white-space:nowrap}
+.sym .half{width:44px;height:10px;background:#edf2f7;overflow:hidden;display:flex}
 .sym .half.l{justify-content:flex-end;border-radius:5px 0 0 5px}.sym .half.r{border-radius:0 5px 5px 0}
 .sym .half span{display:block;height:100%;background:#3182ce}
 .sym .mid{width:1px;height:14px;background:#4a5568}
@@ -93,7 +94,7 @@ button.secondary{background:#e2e8f0;color:var(--ink)}
 .toolbar{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin:6px 0 10px}
 .stats{display:flex;gap:12px;flex-wrap:wrap;margin:4px 0 6px}
 .stat{background:#f7fafc;border:1px solid var(--line);border-radius:6px;padding:6px 14px;min-width:110px}
-.stat b{display:block;font-size:19px}.stat>span{color:var(--muted);font-size:12px}
+.stat b{display:block;font-size:19px}.stat b small{font-weight:400;font-size:12.5px;color:var(--muted)}.stat>span{color:var(--muted);font-size:12px}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:10px 0 30px}
 a{color:var(--accent)}
 """

@@ -38,8 +38,19 @@ def _symmetry(left: float, right: float, laterality: Any) -> str:
         f'<span class="sym" title="left {left:.1%} / right {right:.1%}">'
         f'<span class="half l"><span style="width:{left_share * 100:.0f}%"></span></span><span class="mid"></span>'
         f'<span class="half r"><span style="width:{right_share * 100:.0f}%"></span></span></span>'
-        f" <small>L {left:.1%} | R {right:.1%}" + (f" ({index})" if index else "") + "</small>"
+        f" <small>L {left:.0%} R {right:.0%}" + (f" ({index})" if index else "") + "</small>"
     )
+
+
+def _millilitres(value: Any) -> str:
+    """A lesion volume for the table: 2 decimals, ``<0.01`` for a trace (not ``1.6e-03``)."""
+    try:
+        volume = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(volume):
+        return ""
+    return "&lt;0.01" if 0 < volume < 0.005 else number(volume, 2)
 
 
 def _fraction(row: dict | None) -> float:
@@ -138,20 +149,22 @@ def region_section(regions: pd.DataFrame, thresholds: dict[str, Any] | None = No
             else:
                 symmetry = '<small class="help">unpaired</small>'
             cells = [
-                f'<td data-sort="{esc(row["region"])}" title="{esc(row["region"])}">'
+                f'<td class="region-name" data-sort="{esc(row["region"])}" title="{esc(row["region"])}">'
                 f'<span style="padding-left:{depth * 14}px">{esc(name)}</span></td>',
-                f'<td class="num" data-sort="{sort_value(row["lesion_volume_ml"])}">{number(row["lesion_volume_ml"], 2)}</td>',
+                f'<td class="num" data-sort="{sort_value(row["lesion_volume_ml"])}">{_millilitres(row["lesion_volume_ml"])}</td>',
                 f'<td data-sort="{sort_value(fraction)}">{bar(fraction)} <small>{fraction:.1%}</small></td>',
                 f'<td class="num">{number(row["n_clusters"], 0)}</td>',
                 f'<td class="num">{number(row["mean_z"], 1)}</td>',
                 f'<td class="num">{number(row["max_z"], 1)}</td>',
-                f'<td data-sort="{sort_value(row["laterality_index"])}">{symmetry}</td>',
+                f'<td class="sym-cell" data-sort="{sort_value(row["laterality_index"])}">{symmetry}</td>',
             ]
             if has_cord:
                 extensive = as_bool(row["longitudinally_extensive"])
                 cells += [
                     f'<td class="num">{number(row["lesion_length_mm"], 0)}</td>',
-                    f"<td>{esc(row['vertebral_levels'])}{' (LE)' if extensive else ''}</td>",
+                    f"<td>{esc(row['vertebral_levels']) or '-'}"
+                    + (' <span class="chip" title="longitudinally extensive: 3 or more vertebral segments">LE</span>'
+                       if extensive else "") + "</td>",
                     f'<td class="num">{number(row["csa_ratio"], 2)}</td>',
                 ]
             if where:
