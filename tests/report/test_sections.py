@@ -53,7 +53,7 @@ def test_region_section_rows_symmetry_and_escaping():
         region("Putamen", involved=True, fraction=0.25, lesion_volume_ml=1.234, laterality_index=1.0),
         region("Putamen", "left", True, 0.5),
         region("Putamen", "right", False, 0.0),
-        region("Corpus callosum", involved=False, fraction=0.0, lesion_volume_ml=0.0016),
+        region("Corpus callosum", involved=False, fraction=0.0, lesion_volume_ml=0.0077),
         region("Odd <name>", involved="False", fraction=np.nan),
     ])
     document = region_section(table)
@@ -63,10 +63,10 @@ def test_region_section_rows_symmetry_and_escaping():
     assert [r.split('"', 2)[1] for r in rows] == ["involved", "uninvolved", "uninvolved"]
     putamen, callosum, odd = rows
     assert '<td class="num" data-sort="1.234">1.23</td>' in putamen
-    assert '<td class="num" data-sort="0.0016">&lt;0.01</td>' in callosum  # a trace, not 1.6e-03
+    assert '<td class="num" data-sort="0.0077">&lt;0.01</td>' in callosum  # a trace, not 7.7e-03
     assert '<span class="bar "><span style="width:25.0%"></span></span> <small>25.0%</small>' in putamen
     assert 'title="left 50.0% / right 0.0%"' in putamen and '<span style="width:100%">' in putamen
-    assert "<small>L 50% R 0% (1.00)</small>" in putamen  # side shares and laterality index
+    assert "<small>L 50.0% R 0.0% (1.00)</small>" in putamen  # side shares and laterality index
     assert '<span class="badge failed">involved: left only</span>' in putamen
     assert '<small class="help">unpaired</small>' in callosum
     assert "Odd &lt;name&gt;" in odd and "<name>" not in document
@@ -95,7 +95,7 @@ def test_region_table_reads_the_sides_as_the_scores_do():
     deep, periventricular, putamen = rows_of(document, "regions-brain")
     assert deep.startswith('<tr class="involved">')
     assert '<span class="badge failed">involved: right only</span>' in deep  # the same words as the scores
-    assert "<small>L 0% R 2% (-1.00)</small>" in deep
+    assert "<small>L 0.0% R 2.4% (-1.00)</small>" in deep
     assert periventricular.startswith('<tr class="below">')  # visible, not hidden with the uninvolved rows
     assert '<span class="badge na">below threshold</span>' in periventricular
     assert 'title="lesion voxels, but less than at least 2% of the region and at least 0.05 ml"' in periventricular

@@ -38,7 +38,7 @@ def _symmetry(left: float, right: float, laterality: Any) -> str:
         f'<span class="sym" title="left {left:.1%} / right {right:.1%}">'
         f'<span class="half l"><span style="width:{left_share * 100:.0f}%"></span></span><span class="mid"></span>'
         f'<span class="half r"><span style="width:{right_share * 100:.0f}%"></span></span></span>'
-        f" <small>L {left:.0%} R {right:.0%}" + (f" ({index})" if index else "") + "</small>"
+        f" <small>L {left:.1%} R {right:.1%}" + (f" ({index})" if index else "") + "</small>"
     )
 
 
@@ -50,7 +50,7 @@ def _millilitres(value: Any) -> str:
         return ""
     if not math.isfinite(volume):
         return ""
-    return "&lt;0.01" if 0 < volume < 0.005 else number(volume, 2)
+    return "&lt;0.01" if 0 < volume < 0.01 else number(volume, 2)
 
 
 def _fraction(row: dict | None) -> float:
