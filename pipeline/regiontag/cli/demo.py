@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `regiontag --help` stays fast
     import pandas as pd
@@ -52,7 +53,7 @@ def _flag_count(values: pd.Series) -> tuple[int, int]:
     known = values.dropna()
     known = known[known.astype(str).str.lower().isin(("true", "false", "1", "0", "1.0", "0.0"))]
     true = int(known.astype(str).str.lower().isin(("true", "1", "1.0")).sum())
-    return true, int(len(known))
+    return true, len(known)
 
 
 def _sessions(n: int, what: str = "session") -> str:
@@ -119,7 +120,7 @@ def session_lines(results_dir: Path) -> list[str]:
             result = f"failed: {row.get('error', '')}"
         else:
             result = f"top match: {top}" if top else "no pattern matched"
-        lines.append(f"  {str(row['session']):<{width}}  {row['status']:<7}  {result}")
+        lines.append(f"  {row['session']!s:<{width}}  {row['status']:<7}  {result}")
         report = results_dir / str(row["session"]) / outputs.REPORT_HTML
         if report.is_file():
             lines.append(f"  {'':<{width}}  report: {report}")

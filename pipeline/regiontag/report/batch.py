@@ -32,8 +32,8 @@ from regiontag.report.charts import (
     volume_figure,
 )
 from regiontag.report.data import read_table
-from regiontag.report.sections import as_bool
 from regiontag.report.extra import ExtraSection, as_extra_sections, sections_page
+from regiontag.report.sections import as_bool
 
 
 def _session_dirs(output_dir: Path) -> list[Path]:

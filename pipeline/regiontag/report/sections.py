@@ -149,8 +149,8 @@ def region_section(regions: pd.DataFrame, thresholds: dict[str, Any] | None = No
             else:
                 symmetry = '<small class="help">unpaired</small>'
             cells = [
-                f'<td class="region-name" data-sort="{esc(row["region"])}" title="{esc(row["region"])}">'
-                f'<span style="padding-left:{depth * 14}px">{esc(name)}</span></td>',
+                (f'<td class="region-name" data-sort="{esc(row["region"])}" title="{esc(row["region"])}">'
+                 f'<span style="padding-left:{depth * 14}px">{esc(name)}</span></td>'),
                 f'<td class="num" data-sort="{sort_value(row["lesion_volume_ml"])}">{_millilitres(row["lesion_volume_ml"])}</td>',
                 f'<td data-sort="{sort_value(fraction)}">{bar(fraction)} <small>{fraction:.1%}</small></td>',
                 f'<td class="num">{number(row["n_clusters"], 0)}</td>',
