@@ -141,8 +141,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"regiontag demo: writing {len(DEMO_SESSIONS)} phantom sessions to {phantom_dir} "
           "(the first run also builds the atlases: a few minutes)", flush=True)
     make_demo_inputs(phantom_dir, report=print)
-    print(f"running the {len(DEMO_SESSIONS)} sessions (a brain session takes about a minute per core, "
-          "a cord session seconds) ...", flush=True)
+    print(f"running the {len(DEMO_SESSIONS)} sessions: a brain phantom takes a few minutes of one core, the cord "
+          "one under a minute, longer on a busy machine (README: Timings) ...", flush=True)
     summary = run_batch(phantom_dir / "inputs", results_dir, config, workers=args.workers,
                         force=args.force, quiet=args.quiet)
     table, metrics = evaluate(phantom_dir / "truth", results_dir)
