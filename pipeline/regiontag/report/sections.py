@@ -33,7 +33,11 @@ def _symmetry(left: float, right: float, laterality: Any) -> str:
     """Back-to-back bars of the left and right fraction involved, the two shares and the laterality index."""
     scale = max(left, right, 1e-9)
     left_share, right_share = (left / scale, right / scale) if scale > 1e-9 else (0.0, 0.0)
-    index = number(laterality, 2)
+    try:
+        index = f"{float(laterality):.2f}" if math.isfinite(float(laterality)) else ""
+    except (TypeError, ValueError):
+        index = ""
+    index = "0.00" if index == "-0.00" else index
     return (
         f'<span class="sym" title="left {left:.1%} / right {right:.1%}">'
         f'<span class="half l"><span style="width:{left_share * 100:.0f}%"></span></span><span class="mid"></span>'
