@@ -206,3 +206,4 @@ def test_cord_caption_names_lesion_levels_only_when_there_are_lesions(tmp_path):
     document = write_session_report(session_dir).read_text(encoding="utf-8")
     assert "lesion levels" not in document
     assert "No cord lesion detected: axial cross-sections spread over the cord" in document
+    assert "(yellow: cord outline; no cord lesion detected)" in document and "projected across" not in document

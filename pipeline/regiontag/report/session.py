@@ -168,6 +168,7 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
             levels = longest["vertebral_levels"] if isinstance(longest["vertebral_levels"], str) else ""
             extensive = " LETM" if as_bool(longest["longitudinally_extensive"]) else ""
             extent_label = f"{float(longest['lesion_length_mm']):.0f} mm {levels}{extensive}".strip()
+    has_lesion = images.lesion is not None and bool(np.any(images.lesion))
     sagittal = cord_sagittal_figure(images.background, images.mask, images.lesion, images.zooms, extent_label)
     names = read_label_names(data.session_dir, outputs.CORD_LABELS_NII)
     levels = axial_levels(images.mask, images.lesion)
@@ -179,15 +180,18 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
         + '<div class="grid2">'
         + h.figure(
             sagittal,
-            "Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
-            "projected across the cord (red) with their extent, and the cord cross-sectional area "
-            "per axial slice (red band: lesion extent; a bulge there suggests swelling).",
+            ("Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
+             "projected across the cord (red) with their extent, and the cord cross-sectional area "
+             "per axial slice (red band: lesion extent; a bulge there suggests swelling)."
+             if has_lesion else
+             "Curved sagittal plane through the cord centre (yellow: cord outline; no cord lesion detected) "
+             "and the cord cross-sectional area per axial slice."),
             "cord sagittal",
         )
         + h.figure(
             axial,
             ("Axial cross-sections at the lesion levels: anatomy with cord outline (top), cord column "
-             "atlas with lesion outline (bottom)." if images.lesion is not None and np.any(images.lesion) else
+             "atlas with lesion outline (bottom)." if has_lesion else
              "No cord lesion detected: axial cross-sections spread over the cord, anatomy with cord "
              "outline (top) and cord column atlas (bottom)."),
             "cord axial column atlas",
