@@ -15,9 +15,10 @@ import re
 import signal
 from pathlib import Path
 
-import numpy as np
 import nibabel as nib
+import numpy as np
 import pandas as pd
+import pytest
 
 from regiontag import outputs
 from regiontag.config import Config
@@ -44,6 +45,7 @@ def dying_run_session(session, output_dir, config, *, force=False, cord_atlas_pa
     return result
 
 
+@pytest.mark.slow  # a real cluster whose worker is killed and restarted: 15-60 s on a shared 2-core machine
 def test_a_session_whose_worker_dies_is_retried_visibly(tmp_path):
     scan = tmp_path / "in" / "s1_FLAIR.nii.gz"
     scan.parent.mkdir()
