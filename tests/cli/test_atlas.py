@@ -69,6 +69,39 @@ def test_format_tree_indents_by_depth_with_volumes_per_side():
     assert len(lines) == 5
 
 
+def _white_matter_atlas() -> Atlas:
+    """White matter (labels 1-4) split by depth (inner 1+2 / outer 3+4) and by lobe (front 1+3 / back 2+4)."""
+    data = np.repeat(np.arange(1, 5, dtype=np.int16), 25).reshape(10, 10, 1)
+    wm = "Cerebral white matter"
+    regions = (
+        Region(wm, {"midline": (1, 2, 3, 4)}, False),
+        Region(f"{wm} > Inner", {"midline": (1, 2)}, False),
+        Region(f"{wm} > Outer", {"midline": (3, 4)}, False),
+        Region(f"{wm} > Frontal", {"midline": (1, 3)}, False),
+        Region(f"{wm} > Occipital", {"midline": (2, 4)}, False),
+        Region("Brainstem", {"midline": (5,)}, False),
+    )
+    return Atlas("brain", "MNI", nib.Nifti1Image(data, np.eye(4)), regions)
+
+
+def test_atlas_list_says_that_alternative_splits_overlap():
+    """Issue 19.7: the depth split and the lobe split are not siblings that add up."""
+    atlas = _white_matter_atlas()
+    assert atlas_cli.alternative_splits(atlas) == {"Cerebral white matter": [
+        ["Cerebral white matter > Inner", "Cerebral white matter > Outer"],
+        ["Cerebral white matter > Frontal", "Cerebral white matter > Occipital"]]}
+    text = atlas_cli.format_tree(atlas)
+    lines = text.splitlines()
+    assert lines[3].startswith("  Inner [split A] ") and lines[5].startswith("  Frontal [split B] ")
+    assert "Brainstem [split" not in text
+    note = " ".join(line.strip() for line in lines[lines.index(next(l for l in lines if l.startswith("note:"))):])
+    assert note == ("note: Cerebral white matter is divided 2 ways that overlap (split A: Inner, Outer; split B: "
+                    "Frontal, Occipital). Each split covers the same voxels, so a lesion is tagged in one region "
+                    "of each and the volumes of its children add up to more than the parent's.")
+    assert all(len(line) <= 100 for line in lines)
+    assert "note:" not in atlas_cli.format_tree(_atlas())  # a tree without overlapping children
+
+
 def test_format_tree_of_the_cord_atlas_is_in_percent_of_the_cross_section():
     lines = atlas_cli.format_tree(_atlas("cord")).splitlines()
     assert lines[1].endswith("(% of the cord cross-section)")

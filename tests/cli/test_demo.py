@@ -83,6 +83,52 @@ def test_make_demo_inputs_keeps_sessions_whose_truth_exists(tmp_path, monkeypatc
     assert made == []
 
 
+def _evaluation(**columns) -> pd.DataFrame:
+    from regiontag.accuracy.metrics import EVALUATION_COLUMNS
+
+    base = {"session": ["b12", "healthy", "cord"], "status": ["ok", "ok", "ok"],
+            "pattern": ["b12-leukoencephalopathy", "healthy", ""], "dice": [0.91, None, 0.76],
+            "n_region_rows": [88, 88, 18], "top1": [True, None, None], "false_match": [None, False, None]}
+    base.update(columns)
+    return pd.DataFrame(base).reindex(columns=EVALUATION_COLUMNS)
+
+
+def test_accuracy_lines_give_n_and_what_good_is():
+    """Issue 19.5: each figure with the sessions behind it and the pass mark of `regiontag validate`."""
+    from regiontag.config import Config
+
+    metrics = {"mean_dice": 0.835, "region_flag_accuracy": 0.974}
+    lines = demo_cli.accuracy_lines(_evaluation(), metrics, Config().accuracy)
+    assert lines == [
+        "  lesion overlap (Dice)           0.83  mean of 2 sessions with lesions  good >= 0.75  ok",
+        "  region flags right             97.4%  regions of 3 sessions            good >= 95%   ok",
+        "  true pattern ranked first     1 of 1  1 session with a known pattern   good >= 90%   ok",
+        "  healthy scan given a pattern  0 of 1  1 healthy session                good <= 5%    ok",
+        "  (too few sessions to judge accuracy: `regiontag validate OUT` runs 100+ phantoms)",
+    ]
+    worse = demo_cli.accuracy_lines(_evaluation(false_match=[None, True, None]), {"mean_dice": 0.5},
+                                    Config().accuracy)
+    assert worse[0].endswith("good >= 0.75  BELOW") and worse[-2].startswith("  healthy scan given a pattern  1 of 1")
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_session_lines_name_the_result_and_the_report(tmp_path):
+    from regiontag import outputs
+
+    results = tmp_path / "results"
+    (results / "a").mkdir(parents=True)
+    (results / "a" / outputs.REPORT_HTML).write_text("<html></html>")
+    pd.DataFrame({"session": ["a", "healthy", "bad"], "status": ["ok", "ok", "failed"],
+                  "error": ["", "", "InputError: not a NIfTI"], "top_pattern": ["ms-brain", "", ""]}).to_csv(
+        results / outputs.SESSIONS_CSV, index=False)
+    assert demo_cli.session_lines(results) == [
+        "  a        ok       top match: ms-brain",
+        f"           report: {results / 'a' / outputs.REPORT_HTML}",
+        "  healthy  ok       no pattern matched",
+        "  bad      failed   failed: InputError: not a NIfTI",
+    ]
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, capsys):
     from regiontag.cli.main import main
@@ -90,7 +136,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", str(tmp_path), "--workers", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"regiontag demo: writing {len(demo_cli.DEMO_SESSIONS)} phantom sessions to ")
-    assert "evaluation against phantom truth: " in out
+    assert f"  phantom 1/{len(demo_cli.DEMO_SESSIONS)} {demo_cli.DEMO_SESSIONS[0][0]} (brain) written in " in out
+    assert "against the phantoms' truth" in out and "no pattern matched" in out  # the healthy brain
+    assert out.count("report: ") == len(demo_cli.DEMO_SESSIONS)
+    assert all(len(line) < 160 for line in out.splitlines())  # no 600-character line
     sessions = pd.read_csv(tmp_path / "results" / "sessions.csv")
     assert sorted(sessions["session"]) == sorted(session_id for session_id, *_ in demo_cli.DEMO_SESSIONS)
     assert (tmp_path / "results" / "index.html").is_file()

@@ -81,6 +81,23 @@ def test_show_unknown_names_closest(library_dir, capsys):
     assert "ms-cord" in capsys.readouterr().err
 
 
+def test_show_a_partial_name_suggests_the_ids_that_contain_it(library_dir, capsys):
+    """Issue 19.7: `patterns show b12` names the b12 patterns and disease, never "closest: []"."""
+    assert main(["patterns", "--library", str(library_dir), "show", "b12"]) == 1
+    error = capsys.readouterr().err
+    from regiontag.patterns.library import load_library
+
+    library = load_library(library_dir)
+    expected = [p.id for p in library.patterns if "b12" in p.id] + [
+        d.id for d in library.diseases if "b12" in d.id and d.id not in {p.id for p in library.patterns}]
+    assert {"b12-leukoencephalopathy", "vitamin-b12-deficiency"} <= set(expected)
+    assert error == (f"regiontag patterns: no lesion pattern or disease 'b12'; did you mean {', '.join(expected)}? "
+                     f"(`regiontag patterns list` shows all {len(library.patterns)} patterns)\n")
+    assert main(["patterns", "--library", str(library_dir), "show", "qqqq"]) == 1
+    error = capsys.readouterr().err
+    assert "[]" not in error and "no similar id" in error
+
+
 def test_validate_library_file_and_errors(library_dir, tmp_path, capsys):
     assert main(["patterns", "validate", str(library_dir)]) == 0
     assert "OK (9 disease(s), 11 lesion pattern(s))" in capsys.readouterr().out

@@ -83,6 +83,32 @@ def test_start_attempt_clears_markers_and_owns_the_log(tmp_path):
     assert folder.log_path.read_text().endswith(" WARNING appended\n")
 
 
+def test_a_lost_attempt_is_counted_and_kept_in_the_log(tmp_path):
+    """Issue 19.3: an attempt that never finished (its worker was lost) makes the next one a visible retry."""
+    folder = SessionFolder(tmp_path / "s1")
+    with folder.start_attempt() as first:
+        assert first.attempt["attempt"] == 1 and first.note == ""
+        logging.getLogger("regiontag.brain.stage").info("registration started")
+    # the worker dies here: no status.json; Dask runs the session again
+    assert folder.unfinished_attempt()["attempt"] == 1
+    folder.note_lost_cause("its worker process was restarted by the Dask nanny for exceeding its memory limit")
+    with folder.start_attempt() as second:
+        assert second.attempt["attempt"] == 2
+        assert second.attempt["previous"]["started"] == first.attempt["started"]
+        logging.getLogger("regiontag.brain.stage").info("registration started again")
+    record = folder.write_status(SessionResult("s1", "ok", seconds=3.0))
+    assert record["attempts"] == 2 and record["retry"] == second.note
+    assert second.note.startswith("attempt 2: attempt 1 (started ")
+    assert "restarted by the Dask nanny for exceeding its memory limit" in second.note
+    log = folder.log_path.read_text()
+    assert log.index("registration started") < log.index(f"WARNING regiontag: session s1: {second.note}") < (
+        log.index("registration started again"))  # both attempts, the reason between them
+    assert folder.unfinished_attempt() is None  # finished: the next run is attempt 1 again
+    with folder.start_attempt() as third:
+        assert third.attempt["attempt"] == 1 and "previous" not in third.attempt
+    assert "registration started" not in folder.log_path.read_text()
+
+
 def test_start_attempt_keeps_a_debug_level_set_for_verbose(tmp_path):
     logger = logging.getLogger("regiontag")
     previous = logger.level

@@ -354,6 +354,8 @@ def fabricate_session(
             "parameters": {
                 "detection": {"z_threshold": {"FLAIR": 3.0}, "min_cluster_mm3": 10.0},
                 "registration": {"type_of_transform": "SyN", "random_seed": 42},
+                "involvement": {"min_fraction": 0.02, "min_volume_ml": 0.005},
+                "scoring": {"match_threshold": 2.0},
             },
             "atlases": {
                 p: {"space": "MNI152NLin2009aSym" if p == "brain" else "cord", "sha256": "ab" * 32} for p in body_parts
@@ -401,7 +403,9 @@ def fabricate_batch(output_dir: Path, brain_zooms=(3.0, 3.0, 3.0), cord_zooms=(1
         findings_path = output_dir / session / outputs.FINDINGS_JSON
         findings = json.loads(findings_path.read_text()) if findings_path.exists() else {}
         scores_path = output_dir / session / outputs.SCORES_CSV
-        top = pd.read_csv(scores_path).sort_values("rank").iloc[0]["pattern"] if scores_path.exists() else ""
+        scores = pd.read_csv(scores_path) if scores_path.exists() else pd.DataFrame(columns=["match", "rank"])
+        matched = scores[scores["match"].astype(str).str.lower() == "true"].sort_values("rank")
+        top = matched.iloc[0]["pattern"] if len(matched) else ""  # as run_session: the best *matching* pattern
         rows.append(
             {
                 "session": session,

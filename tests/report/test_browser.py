@@ -142,7 +142,11 @@ def test_session_reports_render_offline(browser, rendered_batch):
     rows = browser.find_elements("css selector", "#regions-brain tbody tr")
     assert len(rows) == len(both)
     visible = [row for row in rows if row.is_displayed()]
-    assert len(visible) == int(both["involved"].sum())
+    # shown by default: regions involved on any side (as the scores read them) and regions with
+    # lesion voxels below the thresholds; hidden: regions without lesion
+    by_region = regions.assign(flag=regions["involved"].astype(str).str.lower() == "true").groupby("region")
+    shown = (by_region["flag"].any() | (by_region["lesion_voxels"].max() > 0)).sum()
+    assert len(visible) == int(shown) > int(both["involved"].astype(str).str.lower().eq("true").sum())
     browser.find_element("css selector", "input[data-toggle-all=regions-brain]").click()
     assert all(row.is_displayed() for row in rows)
     score_rows = browser.find_elements("css selector", "#scores tbody tr")

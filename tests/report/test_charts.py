@@ -41,7 +41,8 @@ def regions_table() -> pd.DataFrame:
         for region in (PUTAMEN, THALAMUS):
             rows.append({"session": session, "atlas": "brain", "region": region, "side": "both",
                          "involved": "True" if region in involved else "False"})
-            rows.append({"session": session, "atlas": "brain", "region": region, "side": "left", "involved": True})
+            rows.append({"session": session, "atlas": "brain", "region": region, "side": "left",
+                         "involved": region in involved})
     rows.append({"session": "e", "atlas": "cord", "region": "Spinal cord", "side": "both", "involved": True})
     return pd.DataFrame(rows)
 
@@ -53,6 +54,14 @@ def test_region_frequency_is_the_share_of_sessions_per_atlas():
     assert region_frequency(pd.DataFrame()).empty
     nothing = regions_table().assign(involved=False)
     assert region_frequency(nothing).empty
+
+
+def test_region_frequency_counts_one_sided_involvement():
+    """Issue 19.1: a region involved on one side only is involved, as the scores and the session page say."""
+    table = regions_table()
+    one_side = (table["session"] == "c") & (table["region"] == THALAMUS) & (table["side"] == "left")
+    table.loc[one_side, "involved"] = True  # c: thalamus over threshold on the left, under it for both sides
+    assert region_frequency(table).to_dict() == {"Spinal cord": 1.0, PUTAMEN: 0.75, THALAMUS: 0.5}
 
 
 def test_volume_chart_renders_a_png(figures):
@@ -75,6 +84,9 @@ def test_volume_chart_spanning_decades_is_logarithmic(figures):
     (lambda: volume_figure(pd.DataFrame({"lesion_volume_ml": [None, "n/a"]})), "no finished session"),
     (lambda: region_figure(pd.DataFrame()), "no involved region in any session"),
     (lambda: pattern_figure(pd.DataFrame({"top_pattern": [None, ""]}), pd.DataFrame()), "no scored session"),
+    (lambda: pattern_figure(pd.DataFrame({"top_pattern": ["", ""]}),
+                            pd.DataFrame({"session": ["a", "a", "b"], "pattern": ["x", "y", "x"], "match": False})),
+     "2 scored sessions: no pattern matched"),
 ])
 def test_empty_tables_give_the_empty_message(figures, draw, message):
     uri = draw()
@@ -105,3 +117,15 @@ def test_pattern_chart_counts_first_ranks_and_matches(figures):
     assert list(figure.axes[0].get_yticks()) == [1, 0]  # ms-brain (2 firsts) on top
     first, match = bar_widths(figure)[:2], bar_widths(figure)[2:]
     assert first == [2.0, 1.0] and match == [1.0, 1.0]  # svd matched in one session (b), counted once
+
+
+def test_volume_chart_keeps_zero_sessions_and_separates_body_parts(figures):
+    """Issue 19.2: 0 ml sessions are counted, also on a log axis; brain and cord get their own colours."""
+    volumes = pd.DataFrame({"session": list("abcdef"), "body_part": ["brain"] * 4 + ["cord"] * 2,
+                            "lesion_volume_ml": [0.0, 0.01, 5.0, 30.0, 0.0, 0.2]})
+    volume_figure(volumes)
+    axes = figures[0].axes[0]
+    assert axes.get_xscale() == "log"
+    assert sum(patch.get_height() for patch in axes.patches) == 6  # every session, the two 0 ml ones included
+    assert "0 ml" in texts(figures[0])
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["brain", "cord"]

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from regiontag.outputs.contract import REGION_COLUMNS, SCORE_COLUMNS
-from regiontag.report.sections import provenance_section, region_section, scores_section, split_list
+from regiontag.patterns.observations import observe
+from regiontag.report.sections import (
+    involvement_of,
+    provenance_section,
+    region_section,
+    scores_section,
+    split_list,
+)
 
 POSTERIOR = "Spinal cord > Spinal white matter > Posterior column"
 
@@ -46,7 +53,7 @@ def test_region_section_rows_symmetry_and_escaping():
         region("Putamen", involved=True, fraction=0.25, lesion_volume_ml=1.234, laterality_index=1.0),
         region("Putamen", "left", True, 0.5),
         region("Putamen", "right", False, 0.0),
-        region("Corpus callosum", involved=False, fraction=0.0),
+        region("Corpus callosum", involved=False, fraction=0.0, lesion_volume_ml=0.0077),
         region("Odd <name>", involved="False", fraction=np.nan),
     ])
     document = region_section(table)
@@ -56,13 +63,53 @@ def test_region_section_rows_symmetry_and_escaping():
     assert [r.split('"', 2)[1] for r in rows] == ["involved", "uninvolved", "uninvolved"]
     putamen, callosum, odd = rows
     assert '<td class="num" data-sort="1.234">1.23</td>' in putamen
+    assert '<td class="num" data-sort="0.0077">&lt;0.01</td>' in callosum  # a trace, not 7.7e-03
     assert '<span class="bar "><span style="width:25.0%"></span></span> <small>25.0%</small>' in putamen
     assert 'title="left 50.0% / right 0.0%"' in putamen and '<span style="width:100%">' in putamen
-    assert "<small>1.00</small>" in putamen  # laterality index
-    assert '<span class="badge failed">involved</span>' in putamen
+    assert "<small>L 50.0% R 0.0% (1.00)</small>" in putamen  # side shares and laterality index
+    assert '<span class="badge failed">involved: left only</span>' in putamen
     assert '<small class="help">unpaired</small>' in callosum
     assert "Odd &lt;name&gt;" in odd and "<name>" not in document
     assert "length mm" not in document  # no cord column without cord measurements
+
+
+DEEP = "Cerebrum > Cerebral white matter > Deep white matter"
+PERIVENTRICULAR = "Cerebrum > Cerebral white matter > Periventricular white matter"
+
+
+def test_region_table_reads_the_sides_as_the_scores_do():
+    """A lesion on one side only: under threshold for the whole region, over it on its side (issue 19.1)."""
+    table = regions_table([
+        region(DEEP, involved=False, fraction=0.012, lesion_voxels=40, n_clusters=2, laterality_index=-1.0),
+        region(DEEP, "left", False, 0.0, lesion_voxels=0),
+        region(DEEP, "right", True, 0.024, lesion_voxels=40, n_clusters=2),
+        region(PERIVENTRICULAR, involved=False, fraction=0.004, lesion_voxels=9, n_clusters=8),
+        region(PERIVENTRICULAR, "left", False, 0.005, lesion_voxels=5),
+        region(PERIVENTRICULAR, "right", False, 0.003, lesion_voxels=4),
+        region("Putamen", involved=False, fraction=0.0, lesion_voxels=0),
+    ])
+    observed = observe(table, {"body_parts_imaged": ["brain"]}).regions
+    assert observed[DEEP].involved and observed[DEEP].sides_text() == "right only"  # what the scores read
+    assert not observed[PERIVENTRICULAR].involved
+    document = region_section(table, {"min_fraction": 0.02, "min_volume_ml": 0.05})
+    deep, periventricular, putamen = rows_of(document, "regions-brain")
+    assert deep.startswith('<tr class="involved">')
+    assert '<span class="badge failed">involved: right only</span>' in deep  # the same words as the scores
+    assert "<small>L 0.0% R 2.4% (-1.00)</small>" in deep
+    assert periventricular.startswith('<tr class="below">')  # visible, not hidden with the uninvolved rows
+    assert '<span class="badge na">below threshold</span>' in periventricular
+    assert 'title="lesion voxels, but less than at least 2% of the region and at least 0.05 ml"' in periventricular
+    assert putamen.startswith('<tr class="uninvolved">')
+    assert "(1 of 3 regions involved, 1 with lesion below threshold)" in document
+
+
+@pytest.mark.parametrize(("both", "left", "right", "text"), [
+    (True, True, True, "both sides"), (True, False, False, "yes"), (False, True, False, "left only"),
+    (False, False, False, ""), ("True", None, None, "yes"),
+])
+def test_involvement_of(both, left, right, text):
+    sides = [None if flag is None else {"involved": flag} for flag in (left, right)]
+    assert involvement_of({"involved": both}, *sides) == text
 
 
 def test_region_section_one_table_per_atlas_with_cord_columns():
@@ -75,7 +122,8 @@ def test_region_section_one_table_per_atlas_with_cord_columns():
     assert 'id="regions-brain"' in document and 'id="regions-cord"' in document
     assert '<small class="help">(no region involved)</small>' in document
     (cord_row,) = rows_of(document, "regions-cord")
-    assert '<td class="num">42</td><td>C3-C5 (LE)</td><td class="num">1.16</td>' in cord_row
+    assert ('<td class="num">42</td><td>C3-C5 <span class="chip" title="longitudinally extensive: 3 or more '
+            'vertebral segments">LE</span></td><td class="num">1.16</td>') in cord_row
     assert 'padding-left:28px">Posterior column<' in cord_row  # depth 2 indented
     brain, cord = document.split('id="regions-cord"')
     assert brain.count("<th class=") == 8  # region ... laterality, involved
@@ -102,7 +150,8 @@ def test_scores_section_order_badges_and_chips():
     assert '<span class="badge match">match</span>' in first and "F &lt;d&gt;" in first
     assert '<span class="chip ">Posterior column</span><span class="chip ">Lateral column</span>' in first
     assert 'style="width:100.0%"' in first and "<small>3.00</small>" in first
-    assert 'style="width:33.3%"' in second  # bars run from min(lowest score, 0) to the highest score
+    assert 'style="width:33.3%"' in second  # bars run from 0 to the highest score
+    assert "No pattern matched" not in document
     assert '<span class="chip miss">Posterior column</span>' in second and "x &lt; y" in second
     assert unassessable.startswith('<tr class="na">') and '<span class="badge na">not assessable</span>' in unassessable
     assert 'style="width:0.0%"' in unassessable
@@ -130,7 +179,7 @@ def test_provenance_section():
     assert "<dt>brain</dt><dd>MNI  sha256 feedfacecafe</dd>" in document
     assert '<tr><td><b>total</b></td><td class="num"><b>4.0</b></td><td></td></tr>' in document
     assert 'style="width:75.0%"' in document  # register: 3 of 4 s
-    assert "<dt>brain.dice</dt><dd>0.912</dd>" in document
+    assert '<h4>brain</h4><table class="data qc-numbers"><tbody><tr><td class="key">dice</td><td>0.912</td>' in document
     assert '"a": "&lt;x&gt;",\n  &quot;b&quot;' not in document
     assert "<pre>{\n  &quot;a&quot;: &quot;&lt;x&gt;&quot;,\n  &quot;b&quot;: 1\n}</pre>" in document
     assert "<script>" not in document
@@ -138,3 +187,18 @@ def test_provenance_section():
         '<div class="missing">provenance.json not available: the session did not complete.</div>')
     assert "Timings" not in provenance_section({"session": "s"})
     assert '<p class="help">none recorded</p>' in provenance_section({"session": "s"})
+
+
+def test_scores_without_a_match_say_so_and_negative_scores_get_no_bar():
+    """Issue 19.2: -0.95 must not look nearly full; "no pattern matched" is a result of its own."""
+    table = scores_table([
+        {"pattern": "near", "disease": "N", "assessable": True, "match": False, "score": 0.5, "rank": 1},
+        {"pattern": "against", "disease": "A", "assessable": True, "match": False, "score": -0.95, "rank": 2},
+        {"pattern": "far", "disease": "F", "assessable": True, "match": False, "score": -2.35, "rank": 3},
+    ])
+    document = scores_section(table, match_threshold=2.0)
+    assert document.startswith('<p class="verdict"><b>No pattern matched</b> (a match needs a score of at least 2')
+    near, against, far = rows_of(document, "scores")
+    assert 'style="width:25.0%"' in near  # 0.5 of a scale that reaches the match threshold (2.0)
+    assert 'style="width:0.0%"' in against and "<small>-0.95</small>" in against
+    assert 'style="width:0.0%"' in far

@@ -9,6 +9,10 @@ import numpy as np
 import pandas as pd
 
 from regiontag import outputs
+from regiontag.outputs.batch_tables import BatchTables
+from regiontag.outputs.session_folder import SessionFolder
+from regiontag.patterns.observations import observe
+from regiontag.report.batch import write_batch_report
 from regiontag.report.session import write_session_report
 from tests.report.fabricate import PATTERNS, fabricate_failed_session, fabricate_session, images_of
 
@@ -41,7 +45,8 @@ def test_session_report_brain(batch_dir):
     n_both = int((regions["side"] == "both").sum())
     table = re.search(r'<table class="data sortable" id="regions-brain">(.*?)</table>', document, re.S).group(1)
     assert table.count("<tr class=") == n_both
-    assert table.count('<tr class="involved">') == int(regions[regions["side"] == "both"]["involved"].sum())
+    observed = observe(regions, {"body_parts_imaged": ["brain"]}).regions  # what the scores read
+    assert table.count('<tr class="involved">') == sum(bool(r.involved) for r in observed.values())
     scores = re.search(r'id="scores">(.*?)</table>', document, re.S).group(1)
     assert scores.count("<tr") == len(PATTERNS) + 1
     assert scores.count('class="badge na"') == 2  # the two cord patterns in a brain-only session
@@ -53,7 +58,7 @@ def test_session_report_cord(batch_dir):
     document = write_session_report(batch_dir / "sub-02_ses-1").read_text(encoding="utf-8")
     assert 'id="cord"' in document and 'id="registration"' in document
     assert len(images_of(document)) == 4  # registration, T2w lesions, sagittal, axial
-    assert "C3-C5 (LE)" in document  # levels column of the cord region table
+    assert 'C3-C5 <span class="chip" title="longitudinally extensive' in document  # levels column of the cord region table
     assert "cord: lesion touches the field-of-view edge" in document
     assert 'id="regions-cord"' in document
     assert "median cord area" in document  # centerline.csv summary
@@ -146,3 +151,59 @@ def test_session_report_does_not_import_matplotlib(batch_dir):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False"
+
+
+def _no_match(session_dir):
+    """Make every pattern of a fabricated session a non-match with a negative score (a healthy scan)."""
+    scores = pd.read_csv(session_dir / outputs.SCORES_CSV)
+    scores["match"] = False
+    scores["score"] = -2.35 - scores.index.to_numpy() * 0.1
+    outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
+
+
+def test_no_pattern_matched_is_the_same_result_on_page_csv_and_index(tmp_path):
+    """Issue 19.2: no "top pattern" when nothing matched -- summary card, sessions.csv and index.html agree."""
+    output_dir = tmp_path / "out"
+    healthy = fabricate_session(output_dir, "healthy", ("brain",))
+    _no_match(healthy)
+    matched = fabricate_session(output_dir, "lesions", ("brain",), seed=1)
+    best = pd.read_csv(matched / outputs.SCORES_CSV).query("match").sort_values("rank")["pattern"].iloc[0]
+    tables = BatchTables(output_dir)
+    for session, top in (("healthy", ""), ("lesions", best)):  # what run_session records (the best match)
+        SessionFolder(output_dir / session).write_status(
+            {"status": "ok", "error": "", "seconds": 3.0, "body_parts": ["brain"], "lesion_volume_ml": 0.0,
+             "top_pattern": top})
+    tables.load()
+    tables.write_all()
+    sessions = pd.read_csv(output_dir / outputs.SESSIONS_CSV, keep_default_na=False).set_index("session")
+    assert sessions.loc["healthy", "top_pattern"] == "" and sessions.loc["lesions", "top_pattern"] == best
+
+    page = write_session_report(healthy).read_text(encoding="utf-8")
+    summary = re.search(r'id="summary">(.*?)</section>', page, re.S).group(1)
+    assert "top pattern" not in summary and "no pattern matched" in summary
+    assert "highest score -2.35; a match needs a score of at least 2 and an involved core region" in summary
+    assert '<p class="verdict"><b>No pattern matched</b>' in page
+    matched_page = write_session_report(matched).read_text(encoding="utf-8")
+    card = re.search(r'<b>([^<]*) <span class="badge match">match</span>', matched_page).group(1)
+    assert card == best and "<span>top pattern</span>" in matched_page
+
+    index = write_batch_report(output_dir).read_text(encoding="utf-8")
+    rows = dict(re.findall(r'data-sort="(healthy|lesions)">.*?</td>.*?<td>.*?</td><td class="num".*?</td><td>(.*?)</td>',
+                           index, re.S))
+    assert rows == {"healthy": '<span class="help">no pattern matched</span>', "lesions": best}
+    assert "1 of 2</b><span>finished sessions with a pattern match" in index
+
+
+def test_cord_caption_names_lesion_levels_only_when_there_are_lesions(tmp_path):
+    """Issue 19.2: a lesion-free cord page does not caption "cross-sections at the lesion levels"."""
+    session_dir = fabricate_session(tmp_path / "out", "cord", ("cord",))
+    with_lesion = write_session_report(session_dir).read_text(encoding="utf-8")
+    assert "Axial cross-sections at the lesion levels" in with_lesion
+    for name in (outputs.LESIONS_NII, outputs.CORD_LESIONS_NII):
+        image = nib.load(session_dir / name)
+        outputs.write_nifti(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), session_dir / name)
+    _no_match(session_dir)
+    document = write_session_report(session_dir).read_text(encoding="utf-8")
+    assert "lesion levels" not in document
+    assert "No cord lesion detected: axial cross-sections spread over the cord" in document
+    assert "(yellow: cord outline; no cord lesion detected)" in document and "projected across" not in document

@@ -249,6 +249,21 @@ def test_output_folder_is_locked_against_a_second_run(tmp_path):
             run_batch(tmp_path / "in", tmp_path / "out", Config(), sessions=[], quiet=True)
 
 
+def test_lock_file_is_not_left_in_the_output_folder(tmp_path):
+    """Issue 19.7: `.regiontag.lock` exists while a run holds it, and is gone afterwards."""
+    with output_lock(tmp_path):
+        assert (tmp_path / ".regiontag.lock").is_file()
+    assert not (tmp_path / ".regiontag.lock").exists()
+    (tmp_path / "in").mkdir()
+    run_batch(tmp_path / "in", tmp_path / "out", Config(), sessions=[], quiet=True, report=False)
+    assert (tmp_path / "out").is_dir() and not (tmp_path / "out" / ".regiontag.lock").exists()
+    with output_lock(tmp_path):  # a later run locks afresh
+        with pytest.raises(BatchError, match="another regiontag run"):
+            with output_lock(tmp_path):
+                pass
+        assert (tmp_path / ".regiontag.lock").is_file()  # the refused run did not remove the holder's file
+
+
 def _marker_counts(marker_dir: Path) -> dict[str, int]:
     return {path.name[: -len(".runs")]: len(path.read_text().splitlines()) for path in marker_dir.glob("*.runs")}
 

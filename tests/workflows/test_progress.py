@@ -12,9 +12,9 @@ from regiontag.workflows import progress as progress_module
 from regiontag.workflows.progress import BatchProgress, format_duration
 
 
-def _console() -> tuple[Console, io.StringIO]:
+def _console(terminal: bool = True) -> tuple[Console, io.StringIO]:
     buffer = io.StringIO()
-    return Console(file=buffer, width=200, force_terminal=False, soft_wrap=True), buffer
+    return Console(file=buffer, width=200, force_terminal=terminal, color_system=None, soft_wrap=True), buffer
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.84, "0.8s"), (45, "45s"), (192, "3m12s"), (3720, "1h02m")])
@@ -55,6 +55,17 @@ def test_progress_quiet_prints_nothing_and_verbose_every_session():
         progress.update("s1", "ok", "", 2.0, resumed=True)
     assert "ok      s1 (already complete)" in buffer.getvalue()
     assert progress.summary_line("out").startswith("1 session: 1 ok, 0 warning, 0 failed (1 already complete)")
+
+
+def test_a_non_terminal_gets_a_line_per_session():
+    """Issue 19.5: no live bar in a log file or a pipe, so every finished session prints its line."""
+    console, buffer = _console(terminal=False)
+    with BatchProgress(2, 1, console=console) as progress:
+        progress.update("s1", "ok", "", 61.0, resumed=False)
+        progress.update("s2", "warning", "registration quality 0.4", 20.0, resumed=False)
+    lines = buffer.getvalue().splitlines()
+    assert lines[:2] == ["ok      s1 (1m01s)", "warning s2 (20s): registration quality 0.4"]
+    assert len(lines) == 3 and lines[2].startswith("regiontag ") and "2/2" in lines[2]  # the bar, once, at the end
 
 
 def test_unknown_status_counts_as_failed_and_status_text_counts_down():

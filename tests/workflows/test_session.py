@@ -142,3 +142,32 @@ def test_failed_session_has_no_tables(tmp_path: Path) -> None:
     result = run_session(Session("broken", (ScanInput(broken, "FLAIR", "test", "brain", "test"),)),
                          tmp_path / "out", Config(), report=False)
     assert result.status == "failed" and result.region_table is None and result.scores is None
+
+
+def test_log_holds_the_stage_messages(tmp_path: Path, fake_brain_stage) -> None:
+    """Issue 19.7: log.txt says what ran, how long it took and what it found -- not one INFO line."""
+    run_session(make_session(tmp_path), tmp_path / "out", Config(), report=True)
+    lines = (tmp_path / "out" / "s1" / outputs.LOG_FILE).read_text().splitlines()
+    messages = [line.split(": ", 1)[1] for line in lines if " INFO regiontag" in line]
+    assert messages[0] == "session s1: 1 scan(s)"
+    assert messages[1].startswith("loaded in ") and "s1_FLAIR.nii.gz (FLAIR, brain: test)" in messages[1]
+    assert messages[2].startswith("brain stage: FLAIR (")
+    assert messages[3].startswith("brain stage done in ") and messages[3].endswith(": 1 lesion(s), 1.00 ml; 0 warning(s)")
+    assert messages[4].startswith("scoring: ") and " pattern(s) scored; " in messages[4]
+    assert messages[5].startswith("report.html written in ")
+    assert messages[-1] == "session s1 ok; provenance.json written last"
+
+
+def test_a_retry_after_a_lost_attempt_is_in_provenance(tmp_path: Path, fake_brain_stage) -> None:
+    """Issue 19.3: an attempt that never finished (lost worker) makes the next one attempt 2, in provenance too."""
+    from regiontag.outputs.session_folder import SessionFolder
+
+    folder = SessionFolder(tmp_path / "out" / "s1")
+    folder.start_attempt().close()  # started, then its worker died: no status.json
+    result = run_session(make_session(tmp_path), tmp_path / "out", Config(), report=False)
+    assert result.status == "ok"
+    provenance = folder.read_provenance()
+    assert provenance["attempt"]["attempt"] == 2 and provenance["attempt"]["previous"]["attempt"] == 1
+    status = folder.read_status(from_provenance=False)
+    assert status["attempts"] == 2 and "never finished" in status["retry"]
+    assert "WARNING regiontag: session s1: attempt 2: attempt 1 (started" in folder.log_path.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def alternative_splits(atlas: Atlas) -> dict[str, list[list[str]]]:
+    """Parents whose children form more than one partition of the parent's voxels.
+
+    Children are grouped greedily, in atlas order, into groups of children that share
+    no leaf label; a child that shares leaves with a member of every group starts a
+    new one.  The brain white matter, for example, is split once by depth (periventricular,
+    deep, juxtacortical) and once by lobe: the two splits overlap (each voxel is in one
+    region of each), so their volumes add up to the parent's twice.
+
+    Returns
+    -------
+    dict
+        Parent path -> groups of child paths, only for parents with two or more groups.
+    """
+    def leaves(region) -> set[int]:
+        return {value for values in region.labels.values() for value in values}
+
+    children: dict[str, list] = {}
+    for region in atlas.regions:
+        if region.parent is not None:
+            children.setdefault(region.parent, []).append(region)
+    splits = {}
+    for parent, kids in children.items():
+        groups: list[tuple[set[int], list[str]]] = []
+        for kid in kids:
+            own = leaves(kid)
+            for used, members in groups:
+                if not used & own:
+                    used |= own
+                    members.append(kid.path)
+                    break
+            else:
+                groups.append((set(own), [kid.path]))
+        if len(groups) > 1:
+            splits[parent] = [members for _, members in groups]
+    return splits
+
+
 def format_tree(atlas: Atlas) -> str:
     """The region tree, indented by depth, with volumes per side in ml.
 
@@ -51,12 +90,25 @@ def format_tree(atlas: Atlas) -> str:
         unit = "(% of the cord cross-section)"
     lines = [f"atlas {atlas.name} ({atlas.space}), sha256 {atlas.sha256[:16]}",
              f"{'region':<52} {'left':>9} {'right':>9} {'both':>9}  {unit}"]
+    splits = alternative_splits(atlas)
+    split_of = {path: chr(ord("A") + index) for groups in splits.values()
+                for index, members in enumerate(groups) for path in members}
     for region in atlas.regions:
         sides = volumes[region.path]
-        name = "  " * region.depth + region.name + (" (paired)" if region.paired else "")
+        tag = f" [split {split_of[region.path]}]" if region.path in split_of else ""
+        name = "  " * region.depth + region.name + (" (paired)" if region.paired else "") + tag
         left = f"{sides.get('left', 0.0):9.2f}" if region.paired else f"{'':9}"
         right = f"{sides.get('right', 0.0):9.2f}" if region.paired else f"{'':9}"
         lines.append(f"{name:<52} {left} {right} {sides['both']:9.2f}")
+    for parent, groups in splits.items():
+        names = "; ".join(
+            f"split {chr(ord('A') + index)}: " + ", ".join(path.split(" > ")[-1] for path in members)
+            for index, members in enumerate(groups)
+        )
+        note = (f"note: {parent.split(' > ')[-1]} is divided {len(groups)} ways that overlap ({names}). "
+                "Each split covers the same voxels, so a lesion is tagged in one region of each and the "
+                "volumes of its children add up to more than the parent's.")
+        lines += textwrap.wrap(note, width=100, subsequent_indent="      ")
     return "\n".join(lines)
 
 

@@ -115,6 +115,25 @@ def _citations(references) -> list[str]:
     return [f"    - {ref if isinstance(ref, str) else ref.citation()}" for ref in references]
 
 
+def suggestions(name: str, library) -> list[str]:
+    """Pattern and disease ids a mistyped NAME may mean: ids containing it, else close spellings."""
+    import difflib
+
+    ids = [pattern.id for pattern in library.patterns] + [
+        disease.id for disease in library.diseases if disease.id not in {p.id for p in library.patterns}]
+    needle = name.casefold()
+    containing = [identifier for identifier in ids if needle and needle in identifier.casefold()]
+    return containing or difflib.get_close_matches(name, ids, n=3, cutoff=0.5)
+
+
+def not_found_message(name: str, library) -> str:
+    """``no lesion pattern or disease 'b12'; did you mean: ...`` (never an empty list)."""
+    close = suggestions(name, library)
+    hint = f"did you mean {', '.join(close)}?" if close else "no similar id"
+    return (f"no lesion pattern or disease {name!r}; {hint} "
+            f"(`regiontag patterns list` shows all {len(library.patterns)} patterns)")
+
+
 def run_show(args: argparse.Namespace) -> int:
     """Print a pattern (or every pattern of a disease) with its probabilities and references."""
     from regiontag.config import load_config
@@ -127,11 +146,11 @@ def run_show(args: argparse.Namespace) -> int:
         return _fail(str(error))
     try:
         patterns = [library.get(args.name)]
-    except KeyError as error:
+    except KeyError:
         try:
             patterns = library.disease(args.name).patterns
         except KeyError:
-            return _fail(str(error.args[0]))
+            return _fail(not_found_message(args.name, library))
     disease = library.disease(patterns[0].disease_id)
     lines = [f"file: {library.files[disease.id]}"]
     for pattern in patterns:

@@ -46,6 +46,7 @@ def session_row(session_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "body_parts": ";".join(body_parts) if isinstance(body_parts, (list, tuple)) else str(body_parts),
         "lesion_volume_ml": _float_or_nan(record.get("lesion_volume_ml")),
         "top_pattern": record.get("top_pattern") or "",
+        "attempts": int(record.get("attempts") or 1),
     }
 
 

@@ -42,6 +42,8 @@ REPORT_HTML = "report.html"
 LOG_FILE = "log.txt"
 #: Written for every finished attempt (ok, warning or failed): status, error, seconds.
 STATUS_JSON = "status.json"
+#: Written when an attempt starts (number, start time, process): a retry after a lost worker is counted.
+ATTEMPT_JSON = "attempt.json"
 
 # --- batch files (OUTPUT_DIR/...) --------------------------------------------
 SESSIONS_CSV = "sessions.csv"
@@ -121,6 +123,7 @@ SESSION_COLUMNS = [
     "body_parts",
     "lesion_volume_ml",
     "top_pattern",
+    "attempts",
 ]
 
 SCORE_COLUMNS = [

@@ -10,7 +10,9 @@ the reports -- asks a :class:`SessionFolder`.  File *names* stay with
 * ``provenance.json``: written last by a successful attempt, it marks the
   session complete (and carries the resume fingerprint);
 * ``log.txt``: the ``regiontag`` logger's records during an attempt, plus
-  blocks appended by the batch (refusals, worker deaths, native output).
+  blocks appended by the batch (refusals, worker deaths, native output);
+* ``attempt.json``: the attempt counter (a retry after a lost worker is counted
+  and said in the log, ``status.json`` and provenance).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -111,15 +114,41 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return content if isinstance(content, dict) else None
 
 
+def retry_note(record: Mapping[str, Any]) -> str:
+    """One line saying why an attempt is a retry ("" for a first attempt), from its ``attempt.json`` record.
+
+    Examples
+    --------
+    >>> retry_note({"attempt": 2, "previous": {"attempt": 1, "started": "2026-01-01T10:00:00Z",
+    ...                                        "pid": 41, "host": "node1"}})
+    'attempt 2: attempt 1 (started 2026-01-01T10:00:00Z, process 41 on node1) never finished -- its worker process was lost (killed, crashed or out of memory) -- so the session was started again from scratch'
+    """
+    previous = record.get("previous")
+    if not isinstance(previous, Mapping):
+        return ""
+    cause = record.get("lost_cause") or "its worker process was lost (killed, crashed or out of memory)"
+    return (
+        f"attempt {record.get('attempt')}: attempt {previous.get('attempt')} (started {previous.get('started')}, "
+        f"process {previous.get('pid')} on {previous.get('host')}) never finished -- {cause} -- "
+        "so the session was started again from scratch"
+    )
+
+
 class LogAttachment:
     """The ``log.txt`` handler of one attempt, attached to the ``regiontag`` logger until closed.
 
-    Use it as a context manager, or call :meth:`close`.
+    Use it as a context manager, or call :meth:`close`.  ``attempt`` is the attempt's
+    ``attempt.json`` record (``attempt`` number, ``started``, ``pid``, ``host`` and, for a
+    retry, ``previous``); ``note`` says why it is a retry ("" for a first attempt).
     """
 
-    def __init__(self, handler: logging.Handler, logger: logging.Logger) -> None:
+    def __init__(
+        self, handler: logging.Handler, logger: logging.Logger, attempt: Mapping[str, Any] | None = None
+    ) -> None:
         self.handler = handler
         self.logger = logger
+        self.attempt = dict(attempt or {})
+        self.note = retry_note(self.attempt)
 
     def close(self) -> None:
         """Detach the handler from the logger and close the file (idempotent)."""
@@ -258,13 +287,48 @@ class SessionFolder:
         }
 
     def write_status(self, result_or_record: SessionResult | Mapping[str, Any]) -> dict[str, Any]:
-        """Write ``status.json`` (atomically) from a result or a ready record; returns the record."""
+        """Write ``status.json`` (atomically) from a result or a ready record; returns the record.
+
+        The attempt count (``attempts``) and, after a retry, its reason (``retry``) come
+        from ``attempt.json`` when the record does not carry them.
+        """
         if isinstance(result_or_record, SessionResult):
             record = status_record(result_or_record)
         else:
             record = dict(result_or_record)
+        attempt = self.read_attempt()
+        if attempt is not None and "attempts" not in record:
+            record["attempts"] = int(attempt.get("attempt") or 1)
+            note = retry_note(attempt)
+            if note:
+                record["retry"] = note
         contract.write_json(record, self.status_path)
         return record
+
+    # --- attempt counter --------------------------------------------------------------------
+    @property
+    def attempt_path(self) -> Path:
+        """``attempt.json``."""
+        return self.path / contract.ATTEMPT_JSON
+
+    def read_attempt(self) -> dict[str, Any] | None:
+        """The ``attempt.json`` record of the last attempt started, or None."""
+        return _read_json_object(self.attempt_path)
+
+    def unfinished_attempt(self) -> dict[str, Any] | None:
+        """The last attempt's record when it started and never finished (no ``status.json``), else None.
+
+        That is a session whose worker was lost mid-way (Dask then runs it again) or
+        whose batch was killed.
+        """
+        record = self.read_attempt()
+        return record if record is not None and not self.status_path.exists() else None
+
+    def note_lost_cause(self, cause: str) -> None:
+        """Record why the unfinished attempt was lost (e.g. the nanny's memory restart), for the retry's note."""
+        record = self.unfinished_attempt()
+        if record is not None and cause:
+            contract.write_json({**record, "lost_cause": cause}, self.attempt_path)
 
     @property
     def status(self) -> str:
@@ -284,7 +348,14 @@ class SessionFolder:
 
     # --- attempts and log -------------------------------------------------------------------
     def start_attempt(self) -> LogAttachment:
-        """Begin an attempt: a fresh ``log.txt`` fed by the ``regiontag`` logger, stale markers removed.
+        """Begin an attempt: count it, feed ``log.txt`` from the ``regiontag`` logger, remove stale markers.
+
+        ``attempt.json`` records the attempt (number, start time, process and host).
+        When the previous attempt started and never finished -- its worker was lost and
+        Dask runs the session again, or the batch was killed -- this attempt is number
+        ``n + 1``: the lost attempt's log is kept (the new one is appended after a
+        warning saying why), and ``status.json`` then carries ``attempts`` and ``retry``.
+        Otherwise ``log.txt`` starts afresh.
 
         ``status.json`` and ``provenance.json`` of an earlier attempt are deleted,
         so a killed attempt never looks finished or complete.
@@ -298,7 +369,19 @@ class SessionFolder:
         if self.log_path.is_symlink():
             raise OSError(f"{self.log_path} is a symlink (to {_symlink_target(self.log_path)}); "
                           "refusing to write through it")
-        handler = logging.FileHandler(self.log_path, mode="w", encoding="utf-8")
+        lost = self.unfinished_attempt()  # a retry: keep the lost attempt's log and count it
+        attempt = {
+            "attempt": int(lost.get("attempt") or 1) + 1 if lost else 1,
+            "started": utc_now(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        if lost:
+            attempt["previous"] = {key: lost.get(key) for key in ("attempt", "started", "pid", "host")}
+            if lost.get("lost_cause"):
+                attempt["lost_cause"] = lost["lost_cause"]
+        contract.write_json(attempt, self.attempt_path)
+        handler = logging.FileHandler(self.log_path, mode="a" if lost else "w", encoding="utf-8")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger = logging.getLogger(PACKAGE_LOGGER)
         logger.addHandler(handler)
@@ -306,7 +389,10 @@ class SessionFolder:
             logger.setLevel(logging.INFO)  # at least INFO; a DEBUG level set for --verbose stays
         for stale in (self.status_path, self.provenance_path):
             stale.unlink(missing_ok=True)
-        return LogAttachment(handler, logger)
+        attachment = LogAttachment(handler, logger, attempt)
+        if attachment.note:
+            logger.warning("session %s: %s", self.session_id, attachment.note)
+        return attachment
 
     def append_log(self, text: str) -> None:
         """Append a timestamped block to ``log.txt`` (creates the folder)."""
@@ -366,5 +452,6 @@ __all__ = [
     "LogAttachment",
     "SessionFolder",
     "reserved_name_reason",
+    "retry_note",
     "status_record",
 ]

@@ -33,6 +33,7 @@ from regiontag.report.charts import (
 )
 from regiontag.report.data import read_table
 from regiontag.report.extra import ExtraSection, as_extra_sections, sections_page
+from regiontag.report.sections import as_bool
 
 
 def _session_dirs(output_dir: Path) -> list[Path]:
@@ -68,7 +69,8 @@ def _row_from_folder(session_dir: Path) -> dict[str, object]:
         valid = [v for v in volumes.values() if isinstance(v, (int, float))] if isinstance(volumes, dict) else []
         row["lesion_volume_ml"] = float(sum(valid)) if valid else np.nan
         scores = read_table(folder.file(outputs.SCORES_CSV), outputs.SCORE_COLUMNS)
-        row["top_pattern"] = str(scores.sort_values("rank").iloc[0]["pattern"]) if not scores.empty else ""
+        matched = scores[scores["match"].map(lambda value: bool(as_bool(value)))] if not scores.empty else scores
+        row["top_pattern"] = str(matched.sort_values("rank").iloc[0]["pattern"]) if len(matched) else ""
     return row
 
 
@@ -94,12 +96,73 @@ def _batch_table(output_dir: Path, name: str, columns: list[str], sessions: list
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def lesion_volumes(output_dir: Path, sessions: pd.DataFrame) -> pd.DataFrame:
+    """Lesion volume per finished session and body part (``session``, ``body_part``, ``lesion_volume_ml``).
+
+    Read from each session's ``findings.json`` (``lesion_volume_ml`` per body part): brain
+    and cord millilitres are different quantities and are never added or pooled.  A
+    session without ``findings.json`` keeps its ``sessions.csv`` total under its only body part.
+    """
+    rows = []
+    for _, row in sessions.iterrows():
+        if str(row["status"]) not in ("ok", "warning"):
+            continue
+        session = str(row["session"])
+        try:
+            findings = json.loads((output_dir / session / outputs.FINDINGS_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            findings = {}
+        volumes = findings.get("lesion_volume_ml") if isinstance(findings, dict) else None
+        if isinstance(volumes, dict) and volumes:
+            for part, volume in volumes.items():
+                if isinstance(volume, (int, float)) and np.isfinite(volume):
+                    rows.append({"session": session, "body_part": str(part), "lesion_volume_ml": float(volume)})
+            continue
+        parts = str(row["body_parts"]).split(";") if isinstance(row["body_parts"], str) else []
+        volume = pd.to_numeric(pd.Series([row["lesion_volume_ml"]]), errors="coerce").iloc[0]
+        if len(parts) == 1 and pd.notna(volume):
+            rows.append({"session": session, "body_part": parts[0], "lesion_volume_ml": float(volume)})
+    return pd.DataFrame(rows, columns=["session", "body_part", "lesion_volume_ml"])
+
+
+def _retried(output_dir: Path, session: str, row: pd.Series) -> str:
+    """A "retried" badge (the reason as its tooltip) for a session that ran more than once."""
+    attempts = pd.to_numeric(pd.Series([row.get("attempts")]), errors="coerce").iloc[0]
+    if not (pd.notna(attempts) and attempts > 1):
+        return ""
+    reason = (SessionFolder(output_dir / session).read_status(from_provenance=False) or {}).get("retry") or ""
+    return (f' <span class="badge warning" title="{h.esc(reason or f"{int(attempts)} attempts")}">'
+            f"retried ({int(attempts)} attempts)</span>")
+
+
+def _pattern_cell(row: pd.Series) -> str:
+    """The top-pattern cell: the matched pattern, "no pattern matched" for a finished session, else empty."""
+    top = row["top_pattern"] if isinstance(row["top_pattern"], str) else ""
+    if top:
+        return h.esc(top)
+    if str(row["status"]) in ("ok", "warning"):
+        return '<span class="help">no pattern matched</span>'
+    return ""
+
+
 def _session_link(output_dir: Path, session: str, link_base: str = "") -> str:
     folder = output_dir / session
     for name, label in ((outputs.REPORT_HTML, session), (outputs.LOG_FILE, f"{session} (log)")):
         if (folder / name).exists():
             return f'<a href="{h.esc(link_base + quote(session))}/{name}">{h.esc(label)}</a>'
     return h.esc(session)
+
+
+def volume_caption(volumes: pd.DataFrame) -> str:
+    """Caption of the lesion-volume histogram: what is counted, per body part."""
+    if volumes.empty:
+        return "Lesion volume per finished session and body part: no finished session."
+    parts = []
+    for part, part_volumes in volumes.groupby("body_part", sort=True)["lesion_volume_ml"]:
+        zero = int((part_volumes <= 0).sum())
+        parts.append(f"{part}: {len(part_volumes)} session{'s' if len(part_volumes) != 1 else ''}"
+                     + (f", {zero} with no lesion (0 ml)" if zero else ""))
+    return "Lesion volume per finished session, brain and cord counted apart (" + "; ".join(parts) + ")."
 
 
 def sessions_table(output_dir: Path, sessions: pd.DataFrame, link_base: str = "") -> str:
@@ -115,10 +178,10 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame, link_base: str = ""
             f'<tr class="{h.esc(status)}">'
             f"<td>{h.qc_widget(session)}</td>"
             f'<td class="nowrap" data-sort="{h.esc(session)}">{_session_link(output_dir, session, link_base)}</td>'
-            f'<td data-sort="{h.esc(status)}">{h.badge(status)}</td>'
+            f'<td data-sort="{h.esc(status)}">{h.badge(status)}{_retried(output_dir, session, row)}</td>'
             f"<td>{h.esc(str(row['body_parts']).replace(';', ', ') if isinstance(row['body_parts'], str) else '')}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["lesion_volume_ml"])}">{h.number(row["lesion_volume_ml"], 2)}</td>'
-            f"<td>{h.esc(row['top_pattern'])}</td>"
+            f"<td>{_pattern_cell(row)}</td>"
             f'<td class="num" data-sort="{h.sort_value(row["seconds"])}">{h.number(row["seconds"], 0)}</td>'
             f'<td style="max-width:360px;word-break:break-word">{h.esc(error)}</td></tr>'
         )
@@ -163,14 +226,19 @@ def render_batch_report(
     regions = _batch_table(output_dir, outputs.REGIONS_CSV, outputs.REGION_COLUMNS, names)
     scores = _batch_table(output_dir, outputs.SCORES_CSV, outputs.SCORE_COLUMNS, names)
     counts = sessions["status"].fillna("incomplete").value_counts()
-    volumes = pd.to_numeric(sessions["lesion_volume_ml"], errors="coerce").dropna()
+    volumes = lesion_volumes(output_dir, sessions)
     stats = [(str(len(sessions)), "sessions")] + [
         (str(int(counts.get(status, 0))), status)
         for status in ("ok", "warning", "failed", "incomplete")
         if counts.get(status, 0) or status != "incomplete"
     ]
-    if len(volumes):
-        stats.append((f"{volumes.median():.2f} ml", "median lesion volume"))
+    for part, part_volumes in volumes.groupby("body_part", sort=True)["lesion_volume_ml"]:
+        noun = "session" if len(part_volumes) == 1 else "sessions"
+        stats.append((f"{part_volumes.median():.2f} ml", f"median {part} lesion volume ({len(part_volumes)} {noun})"))
+    finished = sessions[sessions["status"].astype(str).isin(("ok", "warning"))]
+    if len(finished):
+        n_matched = int(finished["top_pattern"].map(lambda value: isinstance(value, str) and value != "").sum())
+        stats.append((f"{n_matched} of {len(finished)}", "finished sessions with a pattern match"))
     cards = "".join(
         f'<div class="stat"><b>{h.esc(value)}</b><span>{h.esc(label)}</span></div>' for value, label in stats
     )
@@ -185,11 +253,15 @@ def render_batch_report(
     plots = (
         '<div class="grid2">'
         + h.figure(
-            volume_figure(sessions), "Total lesion volume per finished session.", "lesion volume distribution", "chart"
+            volume_figure(volumes),
+            h.esc(volume_caption(volumes)),
+            "lesion volume distribution",
+            "chart",
         )
         + h.figure(
             pattern_figure(sessions, scores),
-            "Sessions where each pattern ranks first, and where it scores as a match.",
+            "Per pattern: sessions where it is the top match, and sessions where it matches at any rank "
+            "(sessions with no match are not counted).",
             "pattern counts",
             "chart",
         )

@@ -48,43 +48,79 @@ def _empty(axes, text: str) -> None:
     axes.set_yticks([])
 
 
-def volume_figure(sessions: pd.DataFrame) -> str:
-    """Histogram of lesion volume over the sessions that finished."""
-    volumes = pd.to_numeric(sessions["lesion_volume_ml"], errors="coerce").dropna()
+#: Bar colours of the lesion-volume histogram per body part.
+BODY_PART_COLORS = {"brain": LESION, "cord": ACCENT}
+
+
+def volume_figure(volumes: pd.DataFrame) -> str:
+    """Histogram of lesion volume over the finished sessions, one colour per body part.
+
+    ``volumes`` has ``lesion_volume_ml`` and, optionally, ``body_part`` (see
+    ``regiontag.report.batch.lesion_volumes``); brain and cord are stacked in the same
+    bins but never added into one volume.  Sessions with 0 ml (no lesion) are counted:
+    on a logarithmic axis they get their own bar, labelled ``0 ml``.
+    """
+    table = volumes.assign(_ml=pd.to_numeric(volumes["lesion_volume_ml"], errors="coerce"))
+    table = table[np.isfinite(table["_ml"].to_numpy(dtype=float))]
+    if "body_part" not in table.columns:
+        table = table.assign(body_part="all")
     figure = _new_figure(figsize=(4.6, 3.0), facecolor="white")
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "Lesion volume distribution")
-    if volumes.empty:
+    if table.empty:
         _empty(axes, "no finished session")
     else:
-        positive = volumes[volumes > 0]
+        parts = sorted(table["body_part"].astype(str).unique())
+        groups = [table.loc[table["body_part"].astype(str) == part, "_ml"].to_numpy(dtype=float) for part in parts]
+        colors = [BODY_PART_COLORS.get(part, MUTED) for part in parts]
+        values = table["_ml"].to_numpy(dtype=float)
+        positive = values[values > 0]
         if len(positive) and positive.max() / max(positive.min(), 1e-6) > 100:
             bins = np.logspace(np.log10(positive.min()), np.log10(positive.max()) + 1e-9, 20)
             axes.set_xscale("log")
-            axes.hist(positive, bins=bins, color=LESION, alpha=0.85, edgecolor="white")
+            axes.hist([group[group > 0] for group in groups], bins=bins, stacked=True, color=colors,
+                      alpha=0.85, edgecolor="white", label=parts)
+            zeros = [int((group <= 0).sum()) for group in groups]
+            if sum(zeros):  # 0 ml has no place on a log axis: its own bar left of the smallest volume
+                left, right = positive.min() / 2.6, positive.min() / 1.6
+                bottom = 0
+                for count, color in zip(zeros, colors):
+                    if count:
+                        axes.bar(left, count, width=right - left, bottom=bottom, align="edge", color=color,
+                                 alpha=0.85, edgecolor="white")
+                        bottom += count
+                axes.text(np.sqrt(left * right), bottom, "0 ml", ha="center", va="bottom", fontsize=7, color=MUTED)
         else:
-            axes.hist(volumes, bins=min(20, max(5, len(volumes))), color=LESION, alpha=0.85, edgecolor="white")
-        axes.plot(volumes, np.zeros(len(volumes)), "|", color=INK, markersize=10)
+            axes.hist(groups, bins=min(20, max(5, len(values))), stacked=True, color=colors, alpha=0.85,
+                      edgecolor="white", label=parts)
+        rug = values[values > 0] if axes.get_xscale() == "log" else values
+        axes.plot(rug, np.zeros(len(rug)), "|", color=INK, markersize=10)
         axes.set_xlabel("lesion volume (ml)", fontsize=8, color=MUTED)
         axes.set_ylabel("sessions", fontsize=8, color=MUTED)
         axes.yaxis.get_major_locator().set_params(integer=True)
+        if parts != ["all"]:
+            axes.legend(frameon=False, fontsize=7.5)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.32 / figure.get_figheight()))
     return figure_to_data_uri(figure, dpi=100, colors="adaptive")
 
 
 def region_frequency(regions: pd.DataFrame) -> pd.Series:
-    """Share of sessions (with that atlas) in which each region (side ``both``) is involved."""
+    """Share of sessions (with that atlas) in which each region is involved.
+
+    A region is involved in a session when its ``both`` row or one of its ``left`` /
+    ``right`` rows is (as the pattern scores and the session report read it).
+    """
     if regions.empty or "involved" not in regions.columns:
         return pd.Series(dtype=float)
-    both = regions[regions["side"].astype(str) == "both"].copy()
-    both["_involved"] = both["involved"].map(lambda value: bool(as_bool(value)))
-    sessions_per_atlas = both.groupby("atlas")["session"].nunique()
-    counts = both[both["_involved"]].groupby(["atlas", "region"])["session"].nunique()
+    table = regions.assign(_involved=regions["involved"].map(lambda value: bool(as_bool(value))))
+    per_session = table.groupby(["atlas", "region", "session"])["_involved"].any().reset_index()
+    sessions_per_atlas = per_session.groupby("atlas")["session"].nunique()
+    counts = per_session[per_session["_involved"]].groupby(["atlas", "region"])["session"].nunique()
     if counts.empty:
         return pd.Series(dtype=float)
     shares = counts / sessions_per_atlas.reindex(counts.index.get_level_values(0)).to_numpy()
     shares.index = [region for _, region in counts.index]
-    return shares.sort_values(ascending=False)
+    return shares.sort_values(ascending=False, kind="stable")
 
 
 def region_figure(regions: pd.DataFrame) -> str:
@@ -116,7 +152,7 @@ def region_figure(regions: pd.DataFrame) -> str:
 
 
 def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
-    """Per pattern: sessions where it ranks first, and sessions where it is a match."""
+    """Per pattern: sessions where it is the top match (``sessions.csv`` ``top_pattern``), and where it matches."""
     top = sessions["top_pattern"].dropna().astype(str)
     top_counts = top[top != ""].value_counts()
     match_counts = pd.Series(dtype=int)
@@ -131,7 +167,9 @@ def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
     axes = figure.add_subplot(1, 1, 1)
     _style(axes, "Pattern counts")
     if not patterns:
-        _empty(axes, "no scored session")
+        scored = scores["session"].nunique() if not scores.empty and "session" in scores.columns else 0
+        _empty(axes, f"{scored} scored session{'s' if scored != 1 else ''}: no pattern matched" if scored
+               else "no scored session")
     else:
         positions = np.arange(len(patterns))[::-1]
         axes.barh(
@@ -139,10 +177,10 @@ def pattern_figure(sessions: pd.DataFrame, scores: pd.DataFrame) -> str:
             [top_counts.get(p, 0) for p in patterns],
             height=0.36,
             color="#6b46c1",
-            label="ranked first",
+            label="top match",
         )
         axes.barh(
-            positions - 0.18, [match_counts.get(p, 0) for p in patterns], height=0.36, color="#b794f4", label="match"
+            positions - 0.18, [match_counts.get(p, 0) for p in patterns], height=0.36, color="#b794f4", label="match (any rank)"
         )
         axes.set_yticks(positions, [p if len(p) <= 42 else p[:40] + "..." for p in patterns], fontsize=7.5)
         axes.xaxis.get_major_locator().set_params(integer=True)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from regiontag import outputs
-from regiontag.outputs.session_folder import SessionFolder
+from regiontag.outputs.session_folder import SessionFolder, retry_note
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class SessionData:
         Last lines of ``log.txt`` (empty when absent).
     problems : list of str
         Files that could not be read, with the reason.
+    retry : str
+        Why the session ran more than once (a lost worker), "" for a single attempt.
     """
 
     session_dir: Path
@@ -75,6 +77,7 @@ class SessionData:
     centerline: pd.DataFrame = field(default_factory=pd.DataFrame)
     log_tail: str = ""
     problems: list[str] = field(default_factory=list)
+    retry: str = ""
 
     def file(self, name: str) -> Path:
         """Path of an output file of this session (it may not exist)."""
@@ -97,6 +100,19 @@ class SessionData:
                 parts.append("cord")
         order = {"brain": 0, "cord": 1}
         return sorted(parts, key=lambda part: order.get(part, 2))
+
+    def involvement_thresholds(self) -> dict[str, Any]:
+        """The ``involvement`` parameters the region flags were computed with (empty when unknown)."""
+        parameters = self.provenance.get("parameters")
+        section = parameters.get("involvement") if isinstance(parameters, dict) else None
+        return section if isinstance(section, dict) else {}
+
+    def match_threshold(self) -> float | None:
+        """``scoring.match_threshold`` of the run (None when provenance does not say)."""
+        parameters = self.provenance.get("parameters")
+        scoring = parameters.get("scoring") if isinstance(parameters, dict) else None
+        value = scoring.get("match_threshold") if isinstance(scoring, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
 
     def inputs_of(self, body_part: str) -> list[dict[str, Any]]:
         """Provenance ``inputs`` entries of one body part."""
@@ -220,6 +236,9 @@ def load_session(session_dir: str | Path) -> SessionData:
     data.log_tail = _tail(session_dir / outputs.LOG_FILE)
     folder = SessionFolder(session_dir)
     data.status, data.error = folder.status, folder.error
+    attempt = provenance.get("attempt")
+    record = folder.read_status(from_provenance=False) or {}
+    data.retry = str(record.get("retry") or (retry_note(attempt) if isinstance(attempt, dict) else ""))
     if data.status == "incomplete":  # no status.json nor provenance.json: folders of older versions
         batch_row = _batch_row(session_dir, session_dir.name)  # may still be listed in sessions.csv
         status, error = batch_row.get("status"), batch_row.get("error")

@@ -56,12 +56,20 @@ td.nowrap{white-space:nowrap}
 .alert{background:#fffaf0;border:1px solid #f6ad55;border-radius:6px;padding:8px 14px;margin:8px 0;color:#7b341e}
 .alert ul{margin:4px 0;padding-left:20px}
 tr.uninvolved{display:none}
+tr.below td{color:#5f6b7a}
+td.explanation{min-width:420px;font-size:12.5px}td.core{max-width:300px}
+table.qc-numbers{width:auto;min-width:60%}table.qc-numbers td.key{color:var(--muted);white-space:nowrap;padding-right:24px}
+table.mini{border-collapse:collapse;font-size:12px;margin:2px 0}
+table.mini th,table.mini td{border:1px solid var(--line);padding:2px 8px;text-align:left}table.mini th{background:#f0f3f7;font-weight:600}
+section.card h4{font-size:13px;margin:10px 0 4px;color:#334155}
+p.verdict{background:#f7fafc;border-left:4px solid #a0aec0;padding:6px 12px;margin:4px 0 10px}
 table.show-all tr.uninvolved{display:table-row;color:#718096}
 .bar{display:inline-block;width:130px;height:10px;background:#edf2f7;border-radius:5px;overflow:hidden;vertical-align:middle}
 .bar>span{display:block;height:100%;background:var(--lesion)}
 .bar.score>span{background:#6b46c1}
 .sym{display:inline-flex;align-items:center;gap:2px;vertical-align:middle}
-.sym .half{width:60px;height:10px;background:#edf2f7;overflow:hidden;display:flex}
+td.sym-cell,td.region-name{white-space:nowrap}
+.sym .half{width:44px;height:10px;background:#edf2f7;overflow:hidden;display:flex}
 .sym .half.l{justify-content:flex-end;border-radius:5px 0 0 5px}.sym .half.r{border-radius:0 5px 5px 0}
 .sym .half span{display:block;height:100%;background:#3182ce}
 .sym .mid{width:1px;height:14px;background:#4a5568}
@@ -86,7 +94,7 @@ button.secondary{background:#e2e8f0;color:var(--ink)}
 .toolbar{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin:6px 0 10px}
 .stats{display:flex;gap:12px;flex-wrap:wrap;margin:4px 0 6px}
 .stat{background:#f7fafc;border:1px solid var(--line);border-radius:6px;padding:6px 14px;min-width:110px}
-.stat b{display:block;font-size:19px}.stat>span{color:var(--muted);font-size:12px}
+.stat b{display:block;font-size:19px}.stat b small{font-weight:400;font-size:12.5px;color:var(--muted)}.stat>span{color:var(--muted);font-size:12px}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:10px 0 30px}
 a{color:var(--accent)}
 """

@@ -168,6 +168,7 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
             levels = longest["vertebral_levels"] if isinstance(longest["vertebral_levels"], str) else ""
             extensive = " LETM" if as_bool(longest["longitudinally_extensive"]) else ""
             extent_label = f"{float(longest['lesion_length_mm']):.0f} mm {levels}{extensive}".strip()
+    has_lesion = images.lesion is not None and bool(np.any(images.lesion))
     sagittal = cord_sagittal_figure(images.background, images.mask, images.lesion, images.zooms, extent_label)
     names = read_label_names(data.session_dir, outputs.CORD_LABELS_NII)
     levels = axial_levels(images.mask, images.lesion)
@@ -179,19 +180,43 @@ def cord_figures(data: SessionData, images: BodyPartImages) -> str:
         + '<div class="grid2">'
         + h.figure(
             sagittal,
-            "Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
-            "projected across the cord (red) with their extent, and the cord cross-sectional area "
-            "per axial slice (red band: lesion extent; a bulge there suggests swelling).",
+            ("Curved sagittal plane through the cord centre (yellow: cord outline), lesion voxels "
+             "projected across the cord (red) with their extent, and the cord cross-sectional area "
+             "per axial slice (red band: lesion extent; a bulge there suggests swelling)."
+             if has_lesion else
+             "Curved sagittal plane through the cord centre (yellow: cord outline; no cord lesion detected) "
+             "and the cord cross-sectional area per axial slice."),
             "cord sagittal",
         )
         + h.figure(
             axial,
-            "Axial cross-sections at the lesion levels: anatomy with cord outline (top), cord column "
-            "atlas with lesion outline (bottom).",
+            ("Axial cross-sections at the lesion levels: anatomy with cord outline (top), cord column "
+             "atlas with lesion outline (bottom)." if has_lesion else
+             "No cord lesion detected: axial cross-sections spread over the cord, anatomy with cord "
+             "outline (top) and cord column atlas (bottom)."),
             "cord axial column atlas",
         )
         + "</div>"
     )
+
+
+def pattern_card(scores: pd.DataFrame, match_threshold: float | None) -> tuple[str, str]:
+    """The summary card of the pattern result: the best *matching* pattern, else "no pattern matched".
+
+    The same rule as ``sessions.csv`` (``top_pattern`` is the best-ranked pattern with
+    ``match`` true, empty when none), so the page and the tables agree.
+    """
+    matched = scores[scores["match"].map(lambda value: bool(as_bool(value)))]
+    if len(matched):
+        top = matched.sort_values("rank").iloc[0]
+        others = len(matched) - 1
+        more = f" <small>(+{others} more match{'es' if others > 1 else ''})</small>" if others else ""
+        return "top pattern", f"{h.esc(top['pattern'])} {h.badge('match', 'match')}{more}"
+    scored = pd.to_numeric(scores["score"], errors="coerce")
+    rule = f"a match needs a score of at least {match_threshold:g} and an involved core region" if (
+        match_threshold is not None) else "no pattern reached the match threshold"
+    best = f"highest score {scored.max():.2f}; " if scored.notna().any() else ""
+    return "pattern result", f'no pattern matched <small class="help">({h.esc(best + rule)})</small>'
 
 
 def _summary(data: SessionData) -> str:
@@ -210,9 +235,7 @@ def _summary(data: SessionData) -> str:
                 )
             )
     if not data.scores.empty:
-        top = data.scores.sort_values("rank").iloc[0]
-        matched = as_bool(top["match"])
-        stats.append(("top pattern", f"{h.esc(top['pattern'])}" + (" " + h.badge("match", "match") if matched else "")))
+        stats.append(pattern_card(data.scores, data.match_threshold()))
     cards = "".join(f'<div class="stat"><b>{value}</b><span>{h.esc(label)}</span></div>' for label, value in stats)
     parts = [f'<div class="stats">{cards}</div>']
     features = findings.get("features") or {}
@@ -223,6 +246,8 @@ def _summary(data: SessionData) -> str:
             for name, value in features.items()
         )
         parts.append(f"<div>Findings: {chips}</div>")
+    if data.retry:
+        parts.append(f'<div class="alert"><b>Retried</b>: {h.esc(data.retry)}. The log keeps both attempts.</div>')
     warnings = [str(warning) for warning in data.provenance.get("warnings") or []]
     if warnings:
         items = "".join(f"<li>{h.esc(warning)}</li>" for warning in warnings)
@@ -266,14 +291,15 @@ def render_session_report(data: SessionData) -> str:
     sections.append(("lesions", "Lesions", "".join(lesions) or no_images))
     if "cord" in data.body_parts():
         sections.append(("cord", "Spinal cord", cord or h.missing("no cord images.")))
-    sections.append(("regions", "Region involvement", _guarded("region table", lambda: region_section(data.regions))))
-    sections.append(("patterns", "Pattern scores", _guarded("pattern scores", lambda: scores_section(data.scores))))
+    sections.append(("regions", "Region involvement", _guarded("region table", lambda: region_section(data.regions, data.involvement_thresholds()))))
+    sections.append(("patterns", "Pattern scores", _guarded("pattern scores", lambda: scores_section(data.scores, data.match_threshold()))))
     sections.append(("provenance", "Provenance", _guarded("provenance", lambda: provenance_section(data.provenance))))
     help_text = {
         "registration": "Atlas in the subject's space, drawn over the reference scan.",
         "lesions": "Detected hyperintensities outlined on every sequence; cuts are placed where the lesions are.",
         "regions": "Share of each atlas region covered by lesion; bars left|right compare the two sides "
-        "(laterality index: -1 left only, +1 right only, 0 symmetric).",
+        "(laterality index: +1 left only, -1 right only, 0 symmetric). 'involved' says on which side, as the "
+        "pattern scores read it: a region counts as involved when one side passes the thresholds.",
         "patterns": "Each known lesion pattern scored against this session, best first, with the regions and "
         "features that raised or lowered the score.",
     }

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from rich.markup import escape
+
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
 from regiontag.inputs.discovery import discover_sessions
@@ -87,6 +89,8 @@ class BatchSummary:
         Why the batch report could not be written ("" when it was, or was not asked for).
     write_problems : WriteProblems
         Batch files that could not be written (a full disk); the run then exits with 1.
+    retried : dict
+        Session id -> why it was run more than once (an attempt lost with its worker).
     """
 
     output_dir: Path
@@ -99,6 +103,7 @@ class BatchSummary:
     results: dict[str, SessionResult] = field(default_factory=dict)
     report_error: str = ""
     write_problems: WriteProblems = field(default_factory=WriteProblems)
+    retried: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -321,6 +326,12 @@ def run_batch(
                 record = status_record(result if result.status != "skipped" else SessionResult(
                     session.session_id, "ok", seconds=result.seconds))
             tables.records[session.session_id] = record
+            if int(record.get("attempts") or 1) > 1 and result.status != "skipped":
+                summary.retried[session.session_id] = str(record.get("retry") or "")
+                if not quiet:
+                    progress.console.print(
+                        f"[yellow]retried[/] {escape(session.session_id)}: "
+                        f"{escape(str(record.get('retry') or 'attempt lost'))}", highlight=False)
             progress.update(
                 session.session_id, record["status"], record.get("error", ""),
                 float(record.get("seconds") or 0.0), result.status == "skipped",
@@ -357,6 +368,9 @@ def run_batch(
             summary.report_error = _write_batch_report(output_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
+    if summary.retried:
+        noun = "session was" if len(summary.retried) == 1 else "sessions were"
+        summary.line += f"; {len(summary.retried)} {noun} retried after losing a worker (see their log.txt)"
     if summary.not_run:
         summary.line += f"; {summary.not_run} not run (cluster connection lost)"
     if problems:

@@ -335,3 +335,26 @@ def memory_restarted_workers(client: Client) -> set[str]:
     except Exception:  # noqa: BLE001 - events are a diagnostic nicety
         return set()
     return {str(event.get("worker")) for _, event in events if isinstance(event, dict)}
+
+
+def lost_worker_cause(pid: int | None) -> str:
+    """Inside a Dask task: why worker process ``pid`` went away, when a nanny restarted it for its memory.
+
+    Reads the scheduler's ``worker-restart-memory`` events (they carry the process id
+    and its memory use); "" when none matches (the process was killed or crashed
+    otherwise, or this is not a Dask worker).
+    """
+    if not pid:
+        return ""
+    try:
+        from dask.utils import format_bytes
+        from distributed import get_client
+
+        events = get_client().get_events(MEMORY_RESTART_TOPIC)
+    except Exception:  # noqa: BLE001 - the cause is a diagnostic nicety
+        return ""
+    for _, event in events:
+        if isinstance(event, dict) and event.get("pid") == pid:
+            used = format_bytes(int(event.get("rss") or 0))
+            return f"its worker process was restarted by the Dask nanny for exceeding its memory limit ({used} in use)"
+    return ""

@@ -41,25 +41,40 @@ def output_lock(output_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUTPUT_DIR so two runs never write the same tables.
 
     The lock is an ``flock`` on ``OUTPUT_DIR/.regiontag.lock``; the kernel drops
-    it when the process dies, so a killed run never leaves a stale lock.
+    it when the process dies, so a killed run never leaves a stale lock.  The file
+    is removed when the run ends (a killed run leaves it unlocked, and harmless).
+    A run that locked a file another run removed meanwhile locks the new file again,
+    so two runs never hold locks on different files.  The file is opened with
+    ``O_NOFOLLOW``: a symlinked lock file never creates or touches its target.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
+    path = output_dir / LOCK_FILE
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:  # O_NOFOLLOW: a symlinked lock file never creates or touches its target
-        handle = os.fdopen(os.open(output_dir / LOCK_FILE, flags, 0o666), "a+")
-    except OSError as error:
-        raise BatchError(f"{output_dir / LOCK_FILE}: cannot open the lock file ({error.strerror or error})") from None
-    try:
+    while True:
+        try:
+            handle = os.fdopen(os.open(path, flags, 0o666), "a+")
+        except OSError as error:
+            raise BatchError(f"{path}: cannot open the lock file ({error.strerror or error})") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             raise BatchError(f"{output_dir}: another regiontag run is writing to this folder") from None
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(current, os.fstat(handle.fileno())):
+            break  # locked the file that is at the path now
+        handle.close()  # the run before us removed it after we opened it: lock the new one
+    try:
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still holding the lock, so no run holds the removed file
         handle.close()
 
 

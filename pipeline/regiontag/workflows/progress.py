@@ -143,7 +143,8 @@ class BatchProgress:
             )
         if self.quiet:
             return
-        if final == "failed" or self.verbose:
+        # no live bar on a non-terminal (a log file, CI, a pipe): a line per session instead of silence
+        if final == "failed" or self.verbose or not self.console.is_terminal:
             how = "already complete" if resumed else format_duration(seconds)
             style = {"ok": "green", "warning": "yellow", "failed": "red"}[final]
             detail = f": {error}" if error and final != "ok" else ""

@@ -97,15 +97,29 @@ def _run_stages(groups: dict, config: Config, session_dir: Path, cord_atlas_path
     results: dict[str, StageOutput] = {}
     if "brain" in groups:
         start = time.perf_counter()
+        LOGGER.info("brain stage: %s (bias correction, registration to the template, lesions, regions)",
+                    ", ".join(groups["brain"]))
         results["brain"] = process_brain(groups["brain"], config, session_dir)
         timings["brain"] = time.perf_counter() - start
+        _log_stage_end("brain", results["brain"], timings["brain"])
     if "cord" in groups:
         start = time.perf_counter()
+        LOGGER.info("cord stage: %s (segmentation, cord atlas, lesions, levels)", ", ".join(groups["cord"]))
         atlas = load_cord_atlas(cord_atlas_path or config.cord.atlas_path)
         results["cord"] = process_cord(groups["cord"], config, atlas, session_dir)
         results["cord"].tables.setdefault(outputs.CORD_LABELS_TSV, outputs.label_table(atlas.leaf_names))
         timings["cord"] = time.perf_counter() - start
+        _log_stage_end("cord", results["cord"], timings["cord"])
     return results
+
+
+def _log_stage_end(body_part: str, result: StageOutput, seconds: float) -> None:
+    """One log line per finished stage: time, lesions found, warnings."""
+    count, volume = result.findings.get("n_lesions"), result.findings.get("lesion_volume_ml")
+    found = f"{count} lesion(s), {volume:.2f} ml" if isinstance(volume, (int, float)) else "lesions not measured"
+    LOGGER.info("%s stage done in %.1f s: %s; %d warning(s)", body_part, seconds, found, len(result.warnings))
+    for warning in result.warnings:
+        LOGGER.warning("%s stage: %s", body_part, warning)
 
 
 def _write_stage_files(results: dict[str, StageOutput], session_dir: Path) -> None:
@@ -254,6 +268,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
             sequence_source=scan.sequence_source, body_part=scan.body_part, body_part_source=scan.body_part_source,
         ))
     timings["load"] = time.perf_counter() - start
+    LOGGER.info("loaded in %.1f s: %s", timings["load"], "; ".join(
+        f"{scan.path.name} ({scan.sequence}, {scan.body_part}: {scan.body_part_source})" for scan in scans))
     groups = _group_by_body_part(scans, images, warnings)
     results = _run_stages(groups, config, session_dir, cord_atlas_path, timings)
     for result in results.values():
@@ -275,6 +291,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     flagged = body_part_warnings + [w for r in results.values() for w in r.warnings]
     status = "warning" if flagged else "ok"
     top = scores[scores["match"].astype(bool)].sort_values("rank") if len(scores) else scores
+    LOGGER.info("scoring: %d pattern(s) scored; %s", len(scores),
+                f"top match {top['pattern'].iloc[0]}" if len(top) else "no pattern matched")
     reference = {bp: str(next(s.path for s in scans if s.body_part == bp)) for bp in results}
     atlases = {bp: r.qc.get("atlas", {}) for bp, r in results.items()}
     fingerprint = fingerprint_of(session, config, patterns_dir=patterns_dir, cord_atlas_path=cord_atlas_path,
@@ -284,9 +302,12 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
         atlases=atlases, timings=timings, warnings=warnings, qc={bp: r.qc for bp, r in results.items()},
         fingerprint=fingerprint, started=started,
     )
+    provenance["attempt"] = SessionFolder(session_dir).read_attempt() or {}  # a retry names the lost attempt
     if report if report is not None else config.report.enabled:
         _write_report(session_dir, provenance, warnings, timings)
+        LOGGER.info("report.html written in %.1f s", timings["report"])
     outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
+    LOGGER.info("session %s %s; provenance.json written last", session.session_id, status)
     lesion_ml = float(sum(v for v in findings["lesion_volume_ml"].values() if v is not None))
     return SessionResult(
         session.session_id, status, "; ".join(warnings[:3]) if status == "warning" else "", 0.0,

@@ -25,6 +25,7 @@ from regiontag.inputs.nifti_io import header_shape
 from regiontag.outputs.provenance import fingerprint_of
 from regiontag.outputs.session_folder import PACKAGE_LOGGER, SessionFolder
 from regiontag.types import Session, SessionResult
+from regiontag.workflows.cluster import lost_worker_cause
 
 #: Environment variable naming an alternative session runner, ``"module:function"``
 #: with the signature of ``regiontag.workflows.session.run_session`` (used by tests and benchmarks).
@@ -239,6 +240,9 @@ def execute_session(
                 )
                 _log(folder, f"ERROR session refused before loading: {reason}")
                 return SessionResult(session.session_id, "failed", reason, time.perf_counter() - started)
+        lost = folder.unfinished_attempt()  # Dask runs a session again when its worker was lost
+        if lost is not None:
+            folder.note_lost_cause(lost_worker_cause(lost.get("pid")))
         run = resolve_runner(runner)
         with session_logging(verbose), capture_native_output(folder.path, _single_task_worker()):
             result = run(session, output_dir, config, force=force, **paths)
