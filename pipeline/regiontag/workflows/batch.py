@@ -37,7 +37,7 @@ from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
 from regiontag.inputs.discovery import discover_sessions
 from regiontag.outputs.batch_tables import BatchTables, FINISHED_STATUSES
-from regiontag.outputs.bids import write_bids_derivatives, write_derivatives_description
+from regiontag.outputs.bids import WORK_DIR, write_bids_derivatives, write_derivatives_description, write_group_tables
 from regiontag.outputs.session_folder import SessionFolder
 from regiontag.types import Session, SessionResult
 from regiontag.workflows.cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
@@ -205,12 +205,21 @@ def _result_of(
         return SessionResult(session.session_id, "failed", reason)
 
 
-def _bids_view(output_dir: Path, session: Session, config: Config) -> None:
+def work_dir_of(input_dir: Path, output_dir: Path) -> Path:
+    """Where the session folders and batch tables go: OUTPUT_DIR, or ``OUTPUT_DIR/regiontag`` for BIDS input.
+
+    For BIDS input OUTPUT_DIR itself is a BIDS-derivatives dataset (``regiontag.outputs.bids``).
+    """
+    return output_dir / WORK_DIR if is_bids_dataset(input_dir) else output_dir
+
+
+def _bids_view(output_dir: Path, work_dir: Path, session: Session, input_dir: Path, config: Config) -> None:
     """BIDS-derivatives names for a finished BIDS session; a problem there is logged, never fatal."""
     try:
-        write_bids_derivatives(output_dir, session, config.registration.template)
-    except OSError as error:
-        folder = SessionFolder(output_dir / session.session_id)
+        write_bids_derivatives(output_dir, session, session_dir=work_dir / session.session_id,
+                               input_dir=input_dir, template=config.registration.template)
+    except (OSError, ValueError) as error:
+        folder = SessionFolder(work_dir / session.session_id)
         folder.append_log(f"WARNING BIDS-derivatives view not written: {error}")
 
 
@@ -301,12 +310,14 @@ def run_batch(
     if session_runner is None:
         session_runner = os.environ.get("REGIONTAG_SESSION_RUNNER") or None
     output_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = work_dir_of(input_dir, output_dir)
     summary = BatchSummary(output_dir=output_dir)
     with output_lock(output_dir):
         remove_stale_temporaries(output_dir)
-        if is_bids_dataset(input_dir):
+        if work_dir != output_dir:
+            work_dir.mkdir(exist_ok=True)
             write_derivatives_description(output_dir, input_dir)
-        tables = BatchTables(output_dir)
+        tables = BatchTables(work_dir)
         tables.load()
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
         if sessions:
@@ -321,7 +332,7 @@ def run_batch(
                 batch_token = uuid.uuid4().hex[:8]
                 futures = {
                     client.submit(
-                        execute_session, session, output_dir, config,
+                        execute_session, session, work_dir, config,
                         force=force,
                         cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
                         patterns_dir=Path(patterns_dir) if patterns_dir else None,
@@ -337,7 +348,7 @@ def run_batch(
                 with progress:
                     for future in as_completed(futures):
                         session = futures[future]
-                        result = _result_of(future, session, client, cluster, output_dir)
+                        result = _result_of(future, session, client, cluster, work_dir)
                         future.release()
                         if result is None:
                             summary.not_run += 1
@@ -349,17 +360,21 @@ def run_batch(
                             session.session_id, record["status"], record.get("error", ""),
                             float(record.get("seconds") or 0.0), resumed,
                         )
-                        if session.bids and record["status"] in FINISHED_STATUSES:
-                            _bids_view(output_dir, session, config)
+                        if work_dir != output_dir and record["status"] in FINISHED_STATUSES:
+                            _bids_view(output_dir, work_dir, session, input_dir, config)
                         tables.write_sessions_csv()
                         tables.maybe_write_result_tables()
         tables.write_all()
+        if work_dir != output_dir:
+            write_group_tables(output_dir, work_dir)
         summary.counts = dict(progress.counts)
         summary.resumed = progress.resumed
         if report and config.report.enabled:
-            summary.report_error = _write_batch_report(output_dir)
+            summary.report_error = _write_batch_report(work_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
+    if work_dir != output_dir:
+        summary.line += f" (BIDS derivatives; regiontag tables and index.html in {work_dir})"
     if summary.not_run:
         summary.line += f"; {summary.not_run} not run (cluster connection lost)"
     return summary
