@@ -35,7 +35,7 @@ from distributed.scheduler import KilledWorker
 
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
-from regiontag.inputs.discovery import discover_sessions
+from regiontag.inputs.discovery import bids_subject_label, discover_sessions
 from regiontag.outputs.batch_tables import BatchTables, FINISHED_STATUSES
 from regiontag.outputs.bids import WORK_DIR, write_bids_derivatives, write_derivatives_description, write_group_tables
 from regiontag.outputs.session_folder import SessionFolder
@@ -151,11 +151,13 @@ def remove_stale_temporaries(output_dir: Path) -> int:
 
 
 def _discover(
-    input_dir: Path, config: Config, participant_labels: list[str] | None
+    input_dir: Path, config: Config, participant_labels: list[str] | None, session_labels: list[str] | None = None
 ) -> list[Session]:
-    if participant_labels and not is_bids_dataset(input_dir):
-        raise BatchError(f"{input_dir}: --participant-label needs a BIDS dataset (no dataset_description.json)")
-    return discover_sessions(input_dir, config, participant_labels)
+    bids_input = is_bids_dataset(input_dir) or bids_subject_label(input_dir) is not None
+    for option, labels in (("--participant-label", participant_labels), ("--session-label", session_labels)):
+        if labels and not bids_input:
+            raise BatchError(f"{input_dir}: {option} needs a BIDS dataset (no dataset_description.json)")
+    return discover_sessions(input_dir, config, participant_labels, session_labels)
 
 
 def _without_outputs(sessions: list[Session], output_dir: Path) -> list[Session]:
@@ -248,6 +250,7 @@ def run_batch(
     scheduler: str | Client | None = None,
     force: bool = False,
     participant_labels: list[str] | None = None,
+    session_labels: list[str] | None = None,
     memory_limit: str | int | None = None,
     quiet: bool = False,
     verbose: bool = False,
@@ -271,8 +274,8 @@ def run_batch(
         Address of an existing Dask scheduler (or a connected client).
     force : bool
         Redo sessions whose outputs are complete and current.
-    participant_labels : list of str, optional
-        BIDS only: keep these subjects.
+    participant_labels, session_labels : list of str, optional
+        BIDS only: keep these subjects / sessions.
     memory_limit : str or int, optional
         Per-worker memory limit (``"4GB"``); sessions estimated to need more
         fail alone with the reason, as do sessions whose worker is killed for
@@ -303,7 +306,7 @@ def run_batch(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     limit_bytes = parse_memory_limit(memory_limit)
     if sessions is None:
-        sessions = _without_outputs(_discover(input_dir, config, participant_labels), output_dir)
+        sessions = _without_outputs(_discover(input_dir, config, participant_labels, session_labels), output_dir)
         sessions = sorted(sessions, key=lambda session: session.session_id)
     sessions = list(sessions)
     _check_unique(sessions)

@@ -23,6 +23,7 @@ from regiontag.brain.stage import process_brain
 from regiontag.config import Config
 from regiontag.cord.bodypart import detect_body_part
 from regiontag.cord.stage import process_cord
+from regiontag.inputs.dicom import conversion_record
 from regiontag.inputs.nifti_io import input_error
 from regiontag.inputs.scan import InputError, load_scan
 from regiontag.outputs.provenance import (
@@ -210,6 +211,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     start = time.perf_counter()
     images, inputs = {}, []
     for scan in session.scans:  # a broken file is reported as such, before any naming problem
+        if scan.path.is_dir():  # a DICOM folder dcm2niix could not convert: the reason is in sequence_source
+            raise InputError(scan.sequence_source)
         image, scan_warnings = load_scan(scan.path, config.limits)
         images[scan.path] = image
         warnings.extend(scan_warnings)
@@ -220,9 +223,11 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     checksums = input_checksums(session)
     scans = _decide_body_parts(session, images)
     for scan in scans:
+        dicom = {"dicom": conversion_record(scan.path)} if conversion_record(scan.path) else {}
         inputs.append(input_record(
             scan.path, images[scan.path], checksums[scan.path.name], sequence=scan.sequence,
             sequence_source=scan.sequence_source, body_part=scan.body_part, body_part_source=scan.body_part_source,
+            **dicom,
         ))
     timings["load"] = time.perf_counter() - start
     groups = _group_by_body_part(scans, images, warnings)
