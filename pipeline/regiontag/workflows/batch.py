@@ -383,4 +383,47 @@ def run_batch(
     return summary
 
 
-__all__ = ["BatchError", "BatchSummary", "output_lock", "run_batch"]
+def rebuild_group(output_dir: str | Path, *, report: bool = True) -> Path:
+    """BIDS-Apps ``group`` level: rebuild the batch tables (and the batch report) from the session folders.
+
+    Nothing is computed: ``sessions.csv``, ``regions.csv``, ``scores.csv`` (and
+    ``index.html``) are rewritten from what the participant-level runs left in
+    OUTPUT_DIR (``OUTPUT_DIR/regiontag`` when OUTPUT_DIR is a BIDS-derivatives
+    dataset, which also gets its ``group_*.tsv`` tables).
+
+    Returns
+    -------
+    Path
+        The folder holding the batch tables.
+
+    Raises
+    ------
+    BatchError
+        OUTPUT_DIR holds no session folders, or another run is writing to it.
+
+    Examples
+    --------
+    >>> rebuild_group("out/")                          # doctest: +SKIP
+    PosixPath('out/regiontag')
+    """
+    output_dir = Path(output_dir)
+    bids_view = (output_dir / WORK_DIR).is_dir() and is_bids_dataset(output_dir)
+    work_dir = output_dir / WORK_DIR if bids_view else output_dir
+    if not work_dir.is_dir():
+        raise BatchError(f"{output_dir}: not found (run the participant level first)")
+    with output_lock(output_dir):
+        tables = BatchTables(work_dir)
+        tables.load()
+        if not tables.records:
+            raise BatchError(f"{work_dir}: no session folders (run the participant level first)")
+        tables.write_all()
+        if bids_view:
+            write_group_tables(output_dir, work_dir)
+        if report:
+            error = _write_batch_report(work_dir)
+            if error:
+                logger.warning("batch report not written: %s", error)
+    return work_dir
+
+
+__all__ = ["BatchError", "BatchSummary", "output_lock", "rebuild_group", "run_batch"]
