@@ -34,6 +34,7 @@ from regiontag.brain.registration import (
 )
 from regiontag.brain.sanity import left_right_evidence
 from regiontag.brain.templates import load_template, TEMPLATE_SPACE, tissue_maps
+from regiontag.stage import stage_reached
 from regiontag.config import Config
 from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space, voxel_volume_ml
 from regiontag.stage import StageOutput
@@ -157,6 +158,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     timings["preprocess"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    stage_reached("register")
     registration = _register(reference, reference_sequence, config, session_dir / outputs.TRANSFORMS_DIR)
     atlas = brain_atlas()
     labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
@@ -167,6 +169,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     timings["registration"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    stage_reached("detect")
     zmaps, zstats, coregistered = {}, {}, {}
     finest_mm = float(min(reference.header.get_zooms()[:3]))
     erosion_voxels = int(round(config.detection.nawm_erosion_mm / finest_mm))
@@ -190,6 +193,7 @@ def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_di
     timings["detection"] = time.perf_counter() - clock
 
     labels_img = new_image_like(labels, reference)
+    stage_reached("tag")
     table = region_table(lesion_img, labels_img, atlas, combined_z, config.involvement)
     voxel_ml = voxel_volume_ml(reference)
     clusters, count = ndimage.label(lesion, structure=np.ones((3, 3, 3), bool))

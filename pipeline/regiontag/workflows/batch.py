@@ -41,7 +41,7 @@ from regiontag.outputs.bids import WORK_DIR, write_bids_derivatives, write_deriv
 from regiontag.outputs.session_folder import SessionFolder
 from regiontag.types import Session, SessionResult
 from regiontag.workflows.cluster import ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit
-from regiontag.workflows.progress import BatchProgress
+from regiontag.workflows.progress import STAGE_TOPIC, BatchProgress
 from regiontag.workflows.task import execute_session, one_line_error
 
 logger = logging.getLogger(__name__)
@@ -323,6 +323,7 @@ def run_batch(
         tables = BatchTables(work_dir)
         tables.load()
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
+        progress.set_sessions({session.session_id: [scan.body_part for scan in session.scans] for session in sessions})
         if sessions:
             with open_client(
                 workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
@@ -330,6 +331,7 @@ def run_batch(
             ) as (client, cluster):
                 summary.cluster = cluster.description
                 progress.workers = max(1, cluster.n_workers)
+                client.subscribe_topic(STAGE_TOPIC, progress.on_stage_event)  # stages reported by the workers
                 if verbose and not quiet:
                     progress.console.print(f"{len(sessions)} sessions on {cluster.description}", highlight=False)
                 batch_token = uuid.uuid4().hex[:8]

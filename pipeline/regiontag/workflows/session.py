@@ -38,8 +38,9 @@ from regiontag.outputs.session_folder import REQUIRED_FILES, SessionFolder
 from regiontag.patterns.library import load_library
 from regiontag.patterns.scoring import score_session
 from regiontag.report.session import write_session_report
-from regiontag.stage import StageOutput
+from regiontag.stage import StageOutput, stage_callback, stage_reached
 from regiontag.types import ScanInput, Session, SessionResult
+from regiontag.workflows.progress import publish_stage
 
 LOGGER = logging.getLogger("regiontag")
 
@@ -177,9 +178,10 @@ def run_session(
     if not force and is_complete(session, output_dir, config, **paths):
         return _skipped_result(session, folder)
     warnings: list[str] = []
-    with folder.start_attempt():
+    with folder.start_attempt(), stage_callback(lambda stage: publish_stage(session.session_id, stage)):
         try:
             LOGGER.info("session %s: %d scan(s)", session.session_id, len(session.scans))
+            stage_reached("load")
             result = _process(session, folder.path, config, warnings, cord_atlas_path, patterns_dir, report)
             result.seconds = time.perf_counter() - started_clock
         except Exception as error:  # noqa: BLE001 - a session never takes the batch down
@@ -241,6 +243,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     findings = merge_findings(results, scans)
     outputs.write_json(findings, session_dir / outputs.FINDINGS_JSON)
     start = time.perf_counter()
+    stage_reached("score")
     scores = _score(region_table, findings, config, patterns_dir)
     scores.insert(0, "session", session.session_id)
     outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
@@ -271,6 +274,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
 def _write_report(session_dir: Path, provenance: dict, warnings: list[str], timings: dict) -> None:
     """Write report.html (needs provenance on disk first: written provisionally, then final)."""
     start = time.perf_counter()
+    stage_reached("report")
     try:
         outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
         write_session_report(session_dir)
