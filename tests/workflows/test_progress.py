@@ -136,3 +136,18 @@ def test_stages_from_the_workers_move_the_eta_before_the_first_session_ends(tmp_
     etas = [eta for _, _, eta, _ in before_first_end]
     assert all(eta is not None for eta in etas) and etas[0] > etas[1] > etas[2]  # it moves, down
     assert before_first_end[1][3].startswith("p1 register ")
+
+
+def test_phase_progress_counts_items_and_shows_the_last_one():
+    console, buffer = _console()
+    with progress_module.PhaseProgress(console=console).phase("brain phantoms", 2) as phase:
+        for name in ("phantom-a", "phantom-[b]"):
+            phase.start(name)
+            phase.done(name)
+    assert phase.completed == 2
+    text = buffer.getvalue()
+    assert "brain phantoms" in text and "2/2" in text and "phantom-[b]" in text
+    console, buffer = _console()
+    with progress_module.PhaseProgress(quiet=True, console=console).phase("x", 3) as phase:
+        phase.done("a")
+    assert buffer.getvalue() == "" and phase.completed == 1

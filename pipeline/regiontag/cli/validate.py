@@ -23,6 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from regiontag.cli import plain_help
+
 #: Suite profiles (``regiontag.accuracy.validate.PROFILES``; repeated here so ``regiontag --help`` stays light).
 PROFILES = ("quick", "full", "patterns")
 
@@ -31,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add the ``validate`` command."""
     parser = subparsers.add_parser(
         "validate", help="measure accuracy on the standard phantom suite (pass/fail against thresholds)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT", help="working and report folder (resumed when present)")
     parser.add_argument("--profile", choices=PROFILES, default="quick", help="suite size (default: quick)")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,6 +28,7 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -272,3 +274,65 @@ class BatchProgress:
         noun = "session" if self.total == 1 else "sessions"
         took = format_duration(elapsed)
         return f"{self.total} {noun}: {', '.join(parts)}{resumed} in {took}; results in {output_dir}"
+
+
+class Phase:
+    """One counted phase on the console (see ``PhaseProgress.phase``): ``start(item)`` / ``done(item)``."""
+
+    def __init__(self, progress: Progress | None, task_id: Any):
+        self._progress, self._task_id = progress, task_id
+        self.completed = 0
+
+    def start(self, item: str) -> None:
+        """Show what is being worked on now."""
+        if self._progress is not None:
+            self._progress.update(self._task_id, item=escape(item))
+
+    def done(self, item: str = "") -> None:
+        """Count one finished item."""
+        self.completed += 1
+        if self._progress is not None:
+            self._progress.update(self._task_id, advance=1, item=escape(item))
+
+
+class PhaseProgress:
+    """Progress of long phases that are not a batch: phantom generation, the phases of ``validate``.
+
+    Each phase gets a bar with its count, the current item, the elapsed time and
+    an ETA from the mean time per finished item (rich's estimate).
+
+    Parameters
+    ----------
+    quiet : bool
+        Print nothing.
+    console : rich.console.Console, optional
+        Defaults to stderr.
+
+    Examples
+    --------
+    >>> phases = PhaseProgress(quiet=True)
+    >>> with phases.phase("generate phantoms", 2) as phase:
+    ...     for name in ("a", "b"):
+    ...         phase.start(name)
+    ...         phase.done(name)
+    >>> phase.completed
+    2
+    """
+
+    def __init__(self, *, quiet: bool = False, console: Console | None = None):
+        self.quiet = quiet
+        self.console = console or Console(stderr=True, soft_wrap=True)
+
+    @contextmanager
+    def phase(self, name: str, total: int) -> Iterator[Phase]:
+        """A bar for ``total`` items of phase ``name`` (nothing when quiet or empty)."""
+        if self.quiet or total <= 0:
+            yield Phase(None, None)
+            return
+        progress = Progress(
+            TextColumn(f"[bold]{escape(name)}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+            refresh_per_second=2,
+        )
+        with progress:
+            yield Phase(progress, progress.add_task(name, total=total, item=""))
