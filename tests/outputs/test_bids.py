@@ -95,3 +95,18 @@ def test_bids_view_of_a_brain_and_cord_session_validates(tmp_path: Path):
 def test_sessions_without_bids_entities_get_no_view(tmp_path: Path):
     assert write_bids_derivatives(tmp_path, Session("plain", ()), session_dir=tmp_path / "plain",
                                   input_dir=tmp_path) == []
+
+
+def test_a_batch_on_the_bids_fixture_gives_a_valid_derivatives_dataset(bids_dataset: Path, tmp_path: Path):
+    """The conftest BIDS dataset (bp- names, a PD-only subject, nested derivatives) through run_batch."""
+    from regiontag.config import Config
+    from regiontag.workflows.batch import run_batch
+    from tests.workflows.test_batch import RUNNER
+
+    out = tmp_path / "out"
+    summary = run_batch(bids_dataset, out, Config(), workers=1, quiet=True, session_runner=RUNNER, report=False)
+    assert summary.counts["ok"] == 4
+    assert sorted(p.name for p in out.glob("sub-*/**/*_regions.tsv")) == [
+        "sub-01_ses-01_regions.tsv", "sub-01_ses-02_regions.tsv", "sub-02_regions.tsv", "sub-03_regions.tsv"]
+    assert not [p for p in out.iterdir() if p.is_dir() and "_" in p.name]  # no session folder beside the subjects
+    assert validator_errors(out) == []
