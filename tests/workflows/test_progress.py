@@ -96,8 +96,12 @@ def test_eta_is_weighted_by_body_part_and_moves_while_the_first_session_runs(mon
     now[0] = 100.0  # b1 runs longer than the prior: its own elapsed time raises the rate
     assert progress.eta_seconds() == pytest.approx(100 * 1.5)
     assert progress.stage_text() == "b1 register 1m30s"  # in that stage since t=10
-    progress.update("b1", "ok", "", 80.0, resumed=False)  # measured: 80 s per unit of weight
-    assert progress.eta_seconds() == pytest.approx(80 * 0.25 + 80 * 1.25) and progress.stage_text() == ""
+    progress.update("b1", "ok", "", 80.0, resumed=False)  # the batch saw it run 100 s: that is the measure
+    assert progress.eta_seconds() == pytest.approx(100 * 0.25 + 100 * 1.25) and progress.stage_text() == ""
+    progress.on_stage("c1", "load")
+    now[0] = 101.0
+    progress.update("c1", "ok", "", 12.0, resumed=False)  # its own record is longer than the 1 s seen
+    assert progress.eta_seconds() == pytest.approx((100 + 12) / (1 + 0.25) * 1.25)
 
 
 def staged_runner(session, output_dir, config, **options):

@@ -247,7 +247,9 @@ class BatchProgress:
         self.counts[final] += 1
         with self._lock:
             self._finished.add(session_id)
-            self._running.pop(session_id, None)
+            running = self._running.pop(session_id, None)
+            if running is not None:  # what the batch saw: from the session's first stage report to its end
+                seconds = max(seconds, time.monotonic() - running[0])
             if resumed:
                 self.resumed += 1
             else:
