@@ -267,8 +267,9 @@ def discover_sessions(
     for path in sorted(candidates + unreadable):
         top = path.relative_to(input_dir).parts[0]
         by_entry.setdefault(top, []).append(path)
-    dicom_tops = {path.relative_to(input_dir).parts[0] for path in dicom_files(input_dir)} - set(by_entry)
-    if dicom_tops and not by_entry and any(path.parent == input_dir for path in dicom_files(input_dir)):
+    dicoms = dicom_files(input_dir)  # session folders of DICOM files (those without NIfTI files)
+    dicom_tops = {path.relative_to(input_dir).parts[0] for path in dicoms} - set(by_entry)
+    if dicom_tops and not by_entry and any(path.parent == input_dir for path in dicoms):
         return [_dicom_session(safe_session_id(input_dir.resolve().name), input_dir, config)]
     sessions: list[Session] = []
     used: set[str] = set()
