@@ -30,6 +30,7 @@ def test_derivatives_description(bids_dataset: Path, tmp_path: Path):
     assert content["SourceDatasets"] == [{"URL": bids_dataset.resolve().as_uri(), "Name": "B12 cohort"}]
     assert content["DatasetLinks"] == {"raw": bids_dataset.resolve().as_uri()}
     assert (tmp_path / "out" / ".bidsignore").read_text() == BIDSIGNORE
+    assert (tmp_path / "out" / "README.md").read_text().startswith("# regiontag derivatives")
 
 
 def test_source_entities_keep_acquisition_and_run():

@@ -101,9 +101,21 @@ def derivatives_description(input_dir: str | Path) -> dict[str, Any]:
     }
 
 
+README_TEXT = """\
+# regiontag derivatives
+
+Per-region lesion involvement and lesion-pattern scores made by regiontag from the dataset linked as `raw`
+in dataset_description.json. Lesion masks, atlas labels (`_dseg` with `_dseg.tsv`) and transforms are in
+`sub-*/[ses-*/]anat/`; the tables (`*_regions.tsv`, `*_scores.tsv`, `group_*.tsv`) have JSON sidecars
+describing their columns; `regiontag/` holds regiontag's own layout (session folders, batch report).
+Research software, not a medical device.
+"""
+
+
 def write_derivatives_description(output_dir: str | Path, input_dir: str | Path) -> Path:
-    """Write ``OUTPUT_DIR/dataset_description.json`` and ``OUTPUT_DIR/.bidsignore`` (atomic)."""
+    """Write ``dataset_description.json``, ``.bidsignore`` and ``README.md`` of OUTPUT_DIR (atomic)."""
     write_text(BIDSIGNORE, Path(output_dir) / ".bidsignore")
+    write_text(README_TEXT, Path(output_dir) / "README.md")
     return write_json(derivatives_description(input_dir), Path(output_dir) / DATASET_DESCRIPTION)
 
 
