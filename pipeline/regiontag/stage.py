@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import nibabel as nib
 import pandas as pd
@@ -39,3 +41,27 @@ class StageOutput:
     warnings: list[str] = field(default_factory=list)
     qc: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+#: Called with a stage name (``register``, ``detect``, ``tag``...) as a session reaches it; set per session.
+_STAGE_CALLBACK: ContextVar[Callable[[str], None] | None] = ContextVar("regiontag_stage_callback", default=None)
+
+
+def stage_reached(name: str) -> None:
+    """Report that the running session reached stage ``name`` (for the progress bar; a no-op by default)."""
+    callback = _STAGE_CALLBACK.get()
+    if callback is not None:
+        try:
+            callback(name)
+        except Exception:  # noqa: BLE001 - progress reporting never fails a session
+            pass
+
+
+@contextmanager
+def stage_callback(callback: Callable[[str], None]) -> Iterator[None]:
+    """Send the ``stage_reached`` reports of the code run inside to ``callback``."""
+    token = _STAGE_CALLBACK.set(callback)
+    try:
+        yield
+    finally:
+        _STAGE_CALLBACK.reset(token)

@@ -144,3 +144,27 @@ def test_evaluate_only_reports_a_stopped_run_without_running_anything(tmp_path):
     assert result.summary["n_missing"] == len(plan)
     assert not result.passed and result.exit_code == 1
     assert (out / "validation" / "validation_report.md").is_file()
+
+
+def test_prepare_suite_shows_the_generation_phase(tmp_path, monkeypatch):
+    """The generation phase of validate has its own bar: count, current phantom (issue 18)."""
+    import io
+
+    from rich.console import Console
+
+    from regiontag.accuracy import validate as validate_module
+    from regiontag.workflows.progress import PhaseProgress
+
+    plan = [s for s in validation_plan("quick", 0)][:3]
+    made = []
+
+    def fake_make_session(session, suite_dir):
+        made.append(session.session)
+        (suite_dir / "truth" / session.session).mkdir(parents=True)
+        (suite_dir / "truth" / session.session / "truth.json").write_text(json.dumps({"seed": session.seed}))
+
+    monkeypatch.setattr(validate_module, "make_session", fake_make_session)
+    buffer = io.StringIO()
+    validate_module.prepare_suite(tmp_path, plan, phases=PhaseProgress(console=Console(file=buffer, width=200)))
+    assert made == [s.session for s in plan]
+    assert "validate: generate phantoms" in buffer.getvalue() and "3/3" in buffer.getvalue()

@@ -38,8 +38,10 @@ def test_build_parser_has_one_subparser_per_command():
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
+    assert main(["--version"]) == 0  # answered before the parser is built
+    assert capsys.readouterr().out == "regiontag 0.1.0\n"
+    with pytest.raises(SystemExit) as exit_info:  # the parser's --version, e.g. after other options
+        build_parser().parse_args(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == "regiontag 0.1.0\n"
     assert regiontag.__version__ == metadata.version("regiontag") == "0.1.0"
@@ -114,3 +116,31 @@ def test_missing_command_module_is_left_out_but_a_missing_dependency_is_not_hidd
     with pytest.raises(ModuleNotFoundError) as error:
         build_parser()
     assert error.value.name == "regiontag_no_such_dependency"
+
+
+@pytest.mark.parametrize("command", ["phantom", "validate", "evaluate"])
+def test_help_shows_no_rst_markup(command, capsys):
+    from regiontag.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert f"regiontag {command}" in text
+    assert "``" not in text and ":func:" not in text and ":class:" not in text
+
+
+def test_version_is_answered_without_heavy_imports():
+    """`regiontag --version` imports neither pandas, nibabel nor the config (it took 3.7 s when it did)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "pipeline"), os.environ.get("PYTHONPATH", "")])}
+    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "regiontag", "--version"],
+                               capture_output=True, text=True, env=env, timeout=60)
+    assert completed.returncode == 0 and completed.stdout.startswith("regiontag ")
+    imported = {line.split("|")[-1].strip() for line in completed.stderr.splitlines() if "|" in line}
+    assert "regiontag" in imported
+    assert not imported & {"pandas", "nibabel", "numpy", "regiontag.config", "regiontag.cli.run"}

@@ -99,3 +99,28 @@ def test_count_writes_consecutive_seeds_and_body_part_picks_the_writer(tmp_path,
     assert phantom_cli.run_phantom(_parser().parse_args(["phantom", str(out), "--pattern", "healthy",
                                                          "--body-part", "cord"])) == 0
     assert [body_part for body_part, *_ in calls] == ["brain", "cord"]
+
+
+def test_phantom_generation_shows_progress(tmp_path, monkeypatch, capsys):
+    """The bar (on stderr) counts the phantoms as they are written, the current one named."""
+    import io
+
+    from rich.console import Console
+
+    from regiontag.cli import phantom as phantom_cli
+    from regiontag.workflows import progress as progress_module
+
+    written = []
+    monkeypatch.setattr(phantom_cli, "_write_brain", lambda args, seed, session_id: written.append(session_id))
+    buffer = io.StringIO()
+    original = progress_module.PhaseProgress.__init__
+    monkeypatch.setattr(progress_module.PhaseProgress, "__init__",
+                        lambda self, *, quiet=False, console=None: original(
+                            self, quiet=quiet, console=Console(file=buffer, width=160)))
+    from regiontag.cli.main import main
+
+    assert main(["phantom", str(tmp_path), "--pattern", "healthy", "--count", "2", "--body-part", "brain"]) == 0
+    assert written == ["phantom-healthy-s0000", "phantom-healthy-s0001"]
+    bar = buffer.getvalue()
+    assert "brain phantoms" in bar and "2/2" in bar and "phantom-healthy-s0001" in bar
+    assert capsys.readouterr().out.splitlines()[-1] == f"truth: {tmp_path / 'truth'}"

@@ -127,3 +127,41 @@ def test_sigterm_handler_is_not_installed_off_the_main_thread():
     thread.start()
     thread.join()
     assert errors == [] and signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_bids_apps_levels_participant_then_group(tmp_path, monkeypatch, capsys):
+    """`run BIDS OUT participant --participant-label --session-label`, then `group`; the output validates."""
+    from regiontag.cli.main import main
+    from tests.outputs.bids_helpers import validator_errors
+    from tests.workflows.test_batch import RUNNER, make_bids_dataset
+
+    monkeypatch.setenv("REGIONTAG_SESSION_RUNNER", RUNNER)
+    bids = make_bids_dataset(tmp_path / "bids", ["01", "02"])
+    out = tmp_path / "out"
+    assert main(["run", str(bids), str(out), "participant", "--participant-label", "01", "--session-label", "ses-01",
+                 "--workers", "1", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("1 session: 1 ok")
+    assert sorted(path.name for path in (out / "regiontag").iterdir() if path.is_dir()) == ["sub-01_ses-01"]
+    assert not (out / "regiontag" / "index.html").exists()  # the participant level leaves the batch report
+    assert main(["run", str(bids), str(out), "participant", "--participant-label", "02", "--workers", "1", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(bids), str(out), "group"]) == 0
+    assert capsys.readouterr().out.strip() == f"group level: batch tables rebuilt in {out / 'regiontag'}"
+    sessions = (out / "group_sessions.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in sessions] == ["session", "sub-01_ses-01", "sub-02_ses-01", "sub-02_ses-02"]
+    assert (out / "regiontag" / "sessions.csv").is_file()
+    assert validator_errors(out) == []
+
+
+def test_group_level_without_participant_runs_and_a_file_as_input(tmp_path, capsys):
+    from regiontag.cli.main import main
+
+    (tmp_path / "bids").mkdir()
+    assert main(["run", str(tmp_path / "bids"), str(tmp_path / "out"), "group"]) == 2
+    assert "run the participant level first" in capsys.readouterr().err
+    scan = tmp_path / "s1_FLAIR.nii.gz"
+    scan.write_bytes(b"")
+    assert main(["run", str(scan), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"regiontag run: INPUT_DIR must be a folder, not a file: {scan} (give the folder that holds it; "
+        "`regiontag tag MASK --image IMAGE` tags a single mask)")

@@ -74,3 +74,21 @@ def test_lead_discovery_dispatches_to_bids(bids_dataset: Path):
     from regiontag.inputs.discovery import discover_sessions
 
     assert [s.session_id for s in discover_sessions(bids_dataset, Config(), ["02"])] == ["sub-02"]
+
+
+def test_body_part_from_the_sidecar_and_session_label_filter(bids_dataset: Path, caplog):
+    import json
+
+    sidecar = bids_dataset / "sub-01/ses-02/anat/sub-01_ses-02_FLAIR.json"
+    sidecar.write_text(json.dumps({"BodyPart": "HEAD"}))  # as dcm2niix writes DICOM's BodyPartExamined
+    (bids_dataset / "sub-03/anat/sub-03_acq-sag_T2w.json").write_text(json.dumps({"BodyPartExamined": "TSPINE"}))
+    with caplog.at_level("WARNING"):
+        sessions = discover_bids_sessions(bids_dataset, Config(), ["01", "03"])
+    assert _scans(sessions[1]) == {("FLAIR", "brain"): "sub-01_ses-02_FLAIR.nii.gz"}
+    assert sessions[1].scans[0].body_part_source == "BIDS sidecar: BodyPart=HEAD"
+    # the acq-sag T2w is a cord T2w now, so the cord T2w of the last run wins over it
+    assert "sub-03_acq-sag_T2w.nii.gz ignored, sub-03_bp-tspine_run-2_T2w.nii.gz kept for T2w/cord" in caplog.text
+    assert "sub-03_bp-tspine_run-2_T2w.nii.gz: 'bp-' is not a BIDS entity" in caplog.text
+    assert [s.session_id for s in discover_bids_sessions(bids_dataset, Config(), None, ["ses-02"])] == ["sub-01_ses-02"]
+    with pytest.raises(BIDSError, match=r"session label\(s\) not found: 09 \(sessions present: 01, 02\)"):
+        discover_bids_sessions(bids_dataset, Config(), None, ["09"])

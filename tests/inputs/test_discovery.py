@@ -65,3 +65,28 @@ def test_discover_files_and_folders(tmp_path: Path) -> None:
 def test_missing_input_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="input folder not found"):
         discover_sessions(tmp_path / "nope")
+
+
+def test_a_file_as_input_dir_says_so(tmp_path):
+    import pytest as _pytest
+
+    from regiontag.inputs.discovery import discover_sessions
+
+    scan = tmp_path / "s1_FLAIR.nii.gz"
+    scan.write_bytes(b"")
+    with _pytest.raises(NotADirectoryError, match=r"INPUT_DIR must be a folder, not a file: .*s1_FLAIR.nii.gz \(give the folder"):
+        discover_sessions(scan)
+
+
+def test_a_bids_subject_folder_is_the_subject_not_a_session_named_anat(bids_dataset, tmp_path):
+    import shutil
+
+    from regiontag.inputs.discovery import discover_sessions
+
+    inside = discover_sessions(bids_dataset / "sub-01")  # inside its dataset: read with pybids
+    assert [s.session_id for s in inside] == ["sub-01_ses-01", "sub-01_ses-02"]
+    assert inside[0].bids == {"subject": "01", "session": "01"}
+    alone = shutil.copytree(bids_dataset / "sub-02", tmp_path / "sub-02")  # copied out of its dataset
+    (session,) = discover_sessions(alone)
+    assert session.session_id == "sub-02" and session.bids == {"subject": "02"}
+    assert sorted(scan.path.name for scan in session.scans) == ["sub-02_acq-cspine_T2w.nii.gz", "sub-02_bp-brain_FLAIR.nii"]

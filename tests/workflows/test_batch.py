@@ -178,22 +178,22 @@ def test_scheduler_run_matches_local_run_and_isolates_failures(tmp_path, loopbac
     assert remote.cluster == f"Dask cluster at {loopback_cluster.scheduler_address}"
     tables = {}
     for name in ("local", "remote"):
-        sessions_csv = _csv(tmp_path / name / outputs.SESSIONS_CSV)
+        sessions_csv = _csv(tmp_path / name / "regiontag" / outputs.SESSIONS_CSV)
         assert list(sessions_csv.columns) == outputs.SESSION_COLUMNS
         assert list(sessions_csv["session"]) == [s for s in expected_ids if name == "local" or s != "sub-oom"]
         errors = dict(zip(sessions_csv["session"], sessions_csv["error"]))
         assert errors["sub-fail"] == "RuntimeError: synthetic failure in stage X second line of the message"
-        assert "Traceback" in (tmp_path / name / "sub-fail" / outputs.LOG_FILE).read_text()
+        assert "Traceback" in (tmp_path / name / "regiontag" / "sub-fail" / outputs.LOG_FILE).read_text()
         assert errors["sub-huge"].startswith("needs about ")
         assert "of memory, more than the worker limit of 1.12 GiB (largest input sub-huge_FLAIR.nii" in errors["sub-huge"]
         tables[name] = {
             "sessions": sessions_csv[sessions_csv.session != "sub-oom"].drop(columns=["seconds"]),
-            "regions": _csv(tmp_path / name / outputs.REGIONS_CSV),
-            "scores": _csv(tmp_path / name / outputs.SCORES_CSV),
+            "regions": _csv(tmp_path / name / "regiontag" / outputs.REGIONS_CSV),
+            "scores": _csv(tmp_path / name / "regiontag" / outputs.SCORES_CSV),
         }
-    oom_error = _csv(tmp_path / "local" / outputs.SESSIONS_CSV).set_index("session").loc["sub-oom", "error"]
+    oom_error = _csv(tmp_path / "local" / "regiontag" / outputs.SESSIONS_CSV).set_index("session").loc["sub-oom", "error"]
     assert "out of memory" in oom_error and "1.12 GiB" in oom_error
-    assert "worker" in (tmp_path / "local" / "sub-oom" / outputs.LOG_FILE).read_text()
+    assert "worker" in (tmp_path / "local" / "regiontag" / "sub-oom" / outputs.LOG_FILE).read_text()
     for table in ("sessions", "regions", "scores"):
         pd.testing.assert_frame_equal(tables["local"][table], tables["remote"][table])
     regions = tables["local"]["regions"]
@@ -203,13 +203,16 @@ def test_scheduler_run_matches_local_run_and_isolates_failures(tmp_path, loopbac
     assert list(tables["local"]["scores"].columns) == outputs.SCORE_COLUMNS
     threads = str(Config().registration.threads)  # the configured count (fits in cores / 2 workers)
     for name in ("local", "remote"):  # native output lands in the session's log, not the console
-        session_dir = tmp_path / name / "sub-01_ses-01"
+        session_dir = tmp_path / name / "regiontag" / "sub-01_ses-01"
         assert "native library message on fd 2" in (session_dir / outputs.LOG_FILE).read_text()
         assert json.loads((session_dir / outputs.PROVENANCE_JSON).read_text())["itk_threads"] == threads
-    derivative = tmp_path / "local" / "sub-01" / "ses-02" / "anat" / "sub-01_ses-02_regions.csv"
-    assert derivative.read_text() == (tmp_path / "local" / "sub-01_ses-02" / outputs.REGIONS_CSV).read_text()
-    assert derivative.stat().st_ino == (tmp_path / "local" / "sub-01_ses-02" / outputs.REGIONS_CSV).stat().st_ino
-    assert not (tmp_path / "local" / "sub-fail" / "anat").exists()  # failed sessions get no derivatives
+    # BIDS input: OUTPUT_DIR is a derivatives dataset, regiontag's own layout is in OUTPUT_DIR/regiontag
+    derivative = tmp_path / "local" / "sub-01" / "ses-02" / "anat" / "sub-01_ses-02_regions.tsv"
+    session_table = _csv(tmp_path / "local" / "regiontag" / "sub-01_ses-02" / outputs.REGIONS_CSV)
+    assert list(pd.read_csv(derivative, sep="\t")["region"]) == list(session_table["region"])
+    assert not (tmp_path / "local" / "sub-fail").exists()  # failed sessions get no derivatives
+    assert (tmp_path / "local" / "group_sessions.tsv").is_file()
+    assert "(BIDS derivatives; regiontag tables and index.html in " in local.line
     description = json.loads((tmp_path / "local" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "regiontag"
 
@@ -221,15 +224,15 @@ def test_resume_skips_finished_sessions_and_force_redoes_them(tmp_path, loopback
     common = dict(scheduler=address, quiet=True, session_runner=RUNNER, report=False)
     first = run_batch(input_dir, out, Config(), **common)
     assert first.counts["ok"] == 4 and first.resumed == 0
-    before = _csv(out / outputs.SESSIONS_CSV)
+    before = _csv(out / "regiontag" / outputs.SESSIONS_CSV)
     second = run_batch(input_dir, out, Config(), **common)
     assert second.counts["ok"] == 4 and second.resumed == 4
     assert "(4 already complete)" in second.line
-    after = _csv(out / outputs.SESSIONS_CSV)
+    after = _csv(out / "regiontag" / outputs.SESSIONS_CSV)
     pd.testing.assert_frame_equal(before, after)  # same rows, same seconds: nothing recomputed
     forced = run_batch(input_dir, out, Config(), force=True, **common)
     assert forced.resumed == 0 and forced.counts["ok"] == 4
-    assert len(_csv(out / outputs.SESSIONS_CSV)) == 4
+    assert len(_csv(out / "regiontag" / outputs.SESSIONS_CSV)) == 4
     # a plain (non-BIDS) input folder holding its own output folder: outputs are not inputs
     plain = tmp_path / "plain"
     for index in (1, 2):
@@ -292,7 +295,7 @@ def test_sigkill_and_restart_lists_every_session_once_and_keeps_finished_ones(tm
     process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 90
-    while len(list(out.glob(f"*/{outputs.STATUS_JSON}"))) < 3:
+    while len(list((out / "regiontag").glob(f"*/{outputs.STATUS_JSON}"))) < 3:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "batch did not progress"
         time.sleep(0.02)
@@ -300,9 +303,9 @@ def test_sigkill_and_restart_lists_every_session_once_and_keeps_finished_ones(tm
     process.wait()
     process.stderr.close()
     _wait_for_group_exit(process.pid)
-    finished = {path.parent.name: json.loads(path.read_text()) for path in out.glob(f"*/{outputs.STATUS_JSON}")}
+    finished = {path.parent.name: json.loads(path.read_text()) for path in (out / "regiontag").glob(f"*/{outputs.STATUS_JSON}")}
     # complete = provenance.json written (last output); status.json may not have followed yet
-    complete = {path.parent.name for path in out.glob(f"*/{outputs.PROVENANCE_JSON}")}
+    complete = {path.parent.name for path in (out / "regiontag").glob(f"*/{outputs.PROVENANCE_JSON}")}
     runs_before = _marker_counts(markers)
     assert 3 <= len(finished) <= len(complete) < len(all_ids)
     interrupted = set(runs_before) - complete
@@ -312,7 +315,7 @@ def test_sigkill_and_restart_lists_every_session_once_and_keeps_finished_ones(tm
     assert restart.returncode == 0, restart.stderr[-2000:]
     assert restart.stdout.strip().startswith(
         f"8 sessions: 8 ok, 0 warning, 0 failed ({len(complete)} already complete) in ")
-    sessions = _csv(out / outputs.SESSIONS_CSV)
+    sessions = _csv(out / "regiontag" / outputs.SESSIONS_CSV)
     assert list(sessions["session"]) == all_ids  # every session exactly once, sorted
     assert set(sessions["status"]) == {"ok"}
     runs_after = _marker_counts(markers)
@@ -325,7 +328,7 @@ def test_sigkill_and_restart_lists_every_session_once_and_keeps_finished_ones(tm
         assert runs_after[session_id] == 2  # killed mid-way, done again
     for session_id in set(all_ids) - set(runs_before):
         assert runs_after[session_id] == 1
-    regions = _csv(out / outputs.REGIONS_CSV)
+    regions = _csv(out / "regiontag" / outputs.REGIONS_CSV)
     assert regions.groupby("session").size().to_dict() == {session_id: 2 for session_id in all_ids}
     assert not list(out.rglob(".*.tmp*"))  # no temporary file left behind under a final name
 
@@ -342,7 +345,7 @@ def test_cli_exit_status_and_one_line_errors(tmp_path, loopback_cluster, monkeyp
     assert captured.out.strip().splitlines()[-1].startswith("2 sessions: 1 ok, 0 warning, 1 failed in ")
     assert main(["run", str(input_dir), str(tmp_path / "out2"), "--scheduler", address, "-q",
                  "--participant-label", "01"]) == 0
-    assert list(_csv(tmp_path / "out2" / outputs.SESSIONS_CSV)["session"]) == ["sub-01_ses-01"]
+    assert list(_csv(tmp_path / "out2" / "regiontag" / outputs.SESSIONS_CSV)["session"]) == ["sub-01_ses-01"]
     capsys.readouterr()
 
     bad_config = tmp_path / "bad.yaml"

@@ -88,3 +88,81 @@ def test_eta_unknown_before_a_computed_session_and_zero_when_done(monkeypatch):
     progress.update("s3", "ok", "", 1.0, resumed=True)
     progress.update("s4", "ok", "", 1.0, resumed=True)
     assert progress.remaining == 0 and progress.eta_seconds() == 0.0
+
+
+def test_eta_is_weighted_by_body_part_and_moves_while_the_first_session_runs(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    progress = BatchProgress(3, 1, quiet=True)
+    progress.set_sessions({"b1": ["brain"], "c1": ["cord"], "c2": ["cord", None]})
+    assert progress.eta_seconds() is None  # nothing ran yet: no evidence at all
+    progress.on_stage("b1", "load")
+    now[0] = 10.0
+    first = progress.eta_seconds()
+    progress.on_stage_event((123.0, {"session": "b1", "stage": "register"}))  # as Dask delivers it
+    now[0] = 40.0
+    second = progress.eta_seconds()
+    # prior 60 s per brain: 60 - elapsed for b1, then the cord session (0.25) and cord + undecided (1.25)
+    assert first == pytest.approx(60 - 10 + 60 * 1.5) and second == pytest.approx(60 - 40 + 60 * 1.5)
+    now[0] = 100.0  # b1 runs longer than the prior: its own elapsed time raises the rate
+    assert progress.eta_seconds() == pytest.approx(100 * 1.5)
+    assert progress.stage_text() == "b1 register 1m30s"  # in that stage since t=10
+    progress.update("b1", "ok", "", 80.0, resumed=False)  # the batch saw it run 100 s: that is the measure
+    assert progress.eta_seconds() == pytest.approx(100 * 0.25 + 100 * 1.25) and progress.stage_text() == ""
+    progress.on_stage("c1", "load")
+    now[0] = 101.0
+    progress.update("c1", "ok", "", 12.0, resumed=False)  # its own record is longer than the 1 s seen
+    assert progress.eta_seconds() == pytest.approx((100 + 12) / (1 + 0.25) * 1.25)
+
+
+def staged_runner(session, output_dir, config, **options):
+    """Reports three stages a second apart, then finishes like the batch tests' fake runner."""
+    import time
+
+    from regiontag.workflows.progress import publish_stage
+    from tests.workflows.test_batch import fake_run_session
+
+    for stage in ("load", "register", "detect"):
+        publish_stage(session.session_id, stage)
+        time.sleep(0.7)
+    return fake_run_session(session, output_dir, config, **options)
+
+
+def test_stages_from_the_workers_move_the_eta_before_the_first_session_ends(tmp_path, monkeypatch):
+    from regiontag.config import Config
+    from regiontag.workflows import batch
+    from tests.workflows.test_batch import _save_volume
+
+    seen = []
+
+    class Recording(BatchProgress):
+        def on_stage(self, session_id, stage):
+            super().on_stage(session_id, stage)
+            seen.append((self.done, stage, self.eta_seconds(), self.stage_text()))
+
+    monkeypatch.setattr(batch, "BatchProgress", Recording)
+    for index in (1, 2):
+        _save_volume(tmp_path / "in" / f"p{index}" / f"p{index}_brain_FLAIR.nii.gz", index)
+    summary = batch.run_batch(tmp_path / "in", tmp_path / "out", Config(), workers=1, quiet=True, report=False,
+                              session_runner="tests.workflows.test_progress:staged_runner")
+    assert summary.counts["ok"] == 2
+    before_first_end = [item for item in seen if item[0] == 0]
+    assert [stage for _, stage, _, _ in before_first_end][:3] == ["load", "register", "detect"]
+    etas = [eta for _, _, eta, _ in before_first_end]
+    assert all(eta is not None for eta in etas) and etas[0] > etas[1] > etas[2]  # it moves, down
+    assert before_first_end[1][3].startswith("p1 register ")
+
+
+def test_phase_progress_counts_items_and_shows_the_last_one():
+    console, buffer = _console()
+    with progress_module.PhaseProgress(console=console).phase("brain phantoms", 2) as phase:
+        for name in ("phantom-a", "phantom-[b]"):
+            phase.start(name)
+            phase.done(name)
+    assert phase.completed == 2
+    text = buffer.getvalue()
+    assert "brain phantoms" in text and "2/2" in text and "phantom-[b]" in text
+    console, buffer = _console()
+    with progress_module.PhaseProgress(quiet=True, console=console).phase("x", 3) as phase:
+        phase.done("a")
+    assert buffer.getvalue() == "" and phase.completed == 1

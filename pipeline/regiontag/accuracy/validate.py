@@ -45,6 +45,7 @@ from regiontag.config import AccuracyConfig, Config, load_config
 from regiontag.inputs.discovery import discover_sessions
 from regiontag.outputs.contract import write_csv
 from regiontag.workflows.batch import run_batch
+from regiontag.workflows.progress import PhaseProgress
 
 SUITE_DIR, RESULTS_DIR, VALIDATION_DIR = "suite", "results", "validation"
 @dataclass
@@ -93,7 +94,8 @@ def _stale(truth_dir: Path, session: SuiteSession) -> bool:
 
 
 def prepare_suite(
-    suite_dir: str | Path, plan: list[SuiteSession], *, workers: int = 1, force: bool = False
+    suite_dir: str | Path, plan: list[SuiteSession], *, workers: int = 1, force: bool = False,
+    phases: PhaseProgress | None = None,
 ) -> pd.DataFrame:
     """Generate the phantoms of ``plan`` that are missing (or stale) and write ``suite.csv``.
 
@@ -106,6 +108,8 @@ def prepare_suite(
         Processes generating phantoms.
     force : bool
         Regenerate every phantom of the plan.
+    phases : PhaseProgress, optional
+        Shows the generation's progress (nothing by default).
 
     Returns
     -------
@@ -118,14 +122,19 @@ def prepare_suite(
             for part in ("inputs", "truth"):
                 shutil.rmtree(suite_dir / part / session.session, ignore_errors=True)
     todo = [s for s in plan if not (suite_dir / "truth" / s.session / "truth.json").is_file()]
-    if workers > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    phases = phases or PhaseProgress(quiet=True)
+    with phases.phase("validate: generate phantoms", len(todo)) as phase:
+        if workers > 1 and len(todo) > 1:
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            list(pool.map(make_session, todo, [suite_dir] * len(todo)))
-    else:
-        for session in todo:
-            make_session(session, suite_dir)
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+                for session, _ in zip(todo, pool.map(make_session, todo, [suite_dir] * len(todo))):
+                    phase.done(session.session)
+        else:
+            for session in todo:
+                phase.start(session.session)
+                make_session(session, suite_dir)
+                phase.done(session.session)
     table = suite_table(plan)
     write_csv(table, suite_dir / SUITE_CSV, SUITE_COLUMNS)
     return table
@@ -240,9 +249,10 @@ def run_validation(
     suite_dir, results_dir = out_dir / SUITE_DIR, out_dir / RESULTS_DIR
     timings: dict[str, float] = {}
     batch_line, resumed = "", 0
+    phases = PhaseProgress(quiet=quiet)  # generation, evaluation and report; the batch shows its own bar
     if not evaluate_only:
         started = time.monotonic()
-        prepare_suite(suite_dir, plan, workers=workers or os.cpu_count() or 1, force=force)
+        prepare_suite(suite_dir, plan, workers=workers or os.cpu_count() or 1, force=force, phases=phases)
         timings["suite_s"] = time.monotonic() - started
         started = time.monotonic()
         batch = _run_pipeline(suite_dir, results_dir, plan, config, workers=workers, force=force, quiet=quiet,
@@ -252,15 +262,21 @@ def run_validation(
     elif not (suite_dir / SUITE_CSV).is_file():
         raise FileNotFoundError(f"{suite_dir / SUITE_CSV}: no suite to evaluate (run without --evaluate-only first)")
     started = time.monotonic()
-    table = evaluate_suite(suite_dir, results_dir, plan)
-    summary = summarise(table)
-    checks = check_thresholds(table, summary, config.accuracy)
+    with phases.phase("validate: evaluate", 1) as phase:
+        phase.start(f"{len(plan)} sessions against their truth")
+        table = evaluate_suite(suite_dir, results_dir, plan)
+        summary = summarise(table)
+        checks = check_thresholds(table, summary, config.accuracy)
+        phase.done()
     timings["evaluation_s"] = time.monotonic() - started
     meta = {"profile": profile, "seed": seed, "n_planned": len(plan), "timings": timings,
             "command": f"regiontag validate {out_dir} --profile {profile} --seed {seed}"
                        + (f" --workers {workers}" if workers else "") + (" --evaluate-only" if evaluate_only else ""),
             "thresholds": config.accuracy.model_dump()}
-    files = write_validation(out_dir / VALIDATION_DIR, table, summary, checks, meta, results_dir=results_dir)
+    with phases.phase("validate: report", 1) as phase:
+        phase.start(str(out_dir / VALIDATION_DIR))
+        files = write_validation(out_dir / VALIDATION_DIR, table, summary, checks, meta, results_dir=results_dir)
+        phase.done()
     return ValidationResult(out_dir, table, summary, checks, files, batch_line, resumed)
 
 

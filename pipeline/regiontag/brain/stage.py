@@ -36,6 +36,7 @@ from regiontag.brain.registration import (
 )
 from regiontag.brain.sanity import left_right_evidence
 from regiontag.brain.templates import load_template, TEMPLATE_SPACE, tissue_maps
+from regiontag.stage import stage_reached
 from regiontag.config import Config
 from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space, voxel_volume_ml
 from regiontag.stage import StageOutput
@@ -201,6 +202,7 @@ def register_session(images: dict[str, nib.Nifti1Image], config: Config, session
     timings["preprocess"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    stage_reached("register")
     registration = _register(reference, reference_sequence, config, Path(session_dir) / outputs.TRANSFORMS_DIR)
     atlas = brain_atlas()
     labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
@@ -249,6 +251,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
     timings, qc = dict(space.timings), dict(space.qc)
     reference, reference_sequence, original = space.reference, space.reference_sequence, space.original
     registration, labels, brain, tissue = space.registration, space.labels, space.brain, space.tissue
+    stage_reached("detect")
     atlas = brain_atlas()
     clock = time.perf_counter()
     zmaps, zstats = {}, {}
@@ -268,6 +271,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
     timings["detection"] = time.perf_counter() - clock
 
     labels_img = new_image_like(labels, reference)
+    stage_reached("tag")
     table = region_table(lesion_img, labels_img, atlas, combined_z, config.involvement)
     voxel_ml = voxel_volume_ml(reference)
     clusters, count = ndimage.label(lesion, structure=np.ones((3, 3, 3), bool))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,3 +33,19 @@ def load_config_or_report(command: str, path: str | Path | None) -> Config | Non
     except ConfigError as error:
         print(f"regiontag {command}: {error}", file=sys.stderr)
         return None
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_help(docstring: str | None) -> str:
+    """A module docstring as ``--help`` text: rst literals and roles without their markup.
+
+    Examples
+    --------
+    >>> plain_help("Writes ``OUT/truth/`` for :func:`regiontag.accuracy.evaluate`.")
+    'Writes OUT/truth/ for regiontag.accuracy.evaluate.'
+    """
+    text = _RST_ROLE.sub(r"\1", docstring or "")
+    return _RST_LITERAL.sub(r"\1", text)

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from regiontag.cli import plain_help
+
 
 def _format(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -39,7 +41,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``regiontag evaluate``."""
     parser = subparsers.add_parser(
-        "evaluate", help="compare results with phantom truth", description=__doc__,
+        "evaluate", help="compare results with phantom truth", description=plain_help(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("truth_dir", metavar="TRUTH_DIR", help="phantom truth folder (or the phantom folder)")

@@ -49,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``regiontag`` console script."""
+    """Entry point of the ``regiontag`` console script.
+
+    ``regiontag --version`` answers before any command module is imported (some import
+    pandas or nibabel at the top), so it takes well under a second.
+    """
+    if (sys.argv[1:] if argv is None else list(argv)) == ["--version"]:
+        print(f"regiontag {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

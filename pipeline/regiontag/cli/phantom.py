@@ -15,6 +15,8 @@ import inspect
 import sys
 from pathlib import Path
 
+from regiontag.cli import plain_help
+
 
 def _pattern_body_part(pattern: str) -> str | None:
     """Body part of a library pattern (None for ``healthy`` or an unknown id)."""
@@ -78,24 +80,30 @@ def _write_brain(args: argparse.Namespace, seed: int, session_id: str) -> None:
 
 
 def run_phantom(args: argparse.Namespace) -> int:
-    """Write ``--count`` phantoms with seeds ``--seed``, ``--seed + 1``, ..."""
+    """Write ``--count`` phantoms with seeds ``--seed``, ``--seed + 1``, ... (a progress bar on stderr)."""
+    from regiontag.workflows.progress import PhaseProgress
+
     if args.pattern is None and args.regions is None:
         print("regiontag phantom: give --pattern NAME (or 'healthy') or --regions", file=sys.stderr)
         return 2
     body_part = args.body_part or _pattern_body_part(args.pattern or "") or "brain"
-    for index in range(args.count):
-        seed = args.seed + index
-        session_id = session_name(args.pattern, seed)
-        try:
-            if body_part == "cord":
-                _write_cord(args, seed, session_id)
-            else:
-                _write_brain(args, seed, session_id)
-        except (ValueError, KeyError, RuntimeError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            print(f"regiontag phantom: {message}", file=sys.stderr)
-            return 2
-        print(f"{session_id}: {Path(args.output_dir) / 'inputs' / session_id}")
+    phases = PhaseProgress(quiet=args.quiet)
+    with phases.phase(f"{body_part} phantoms", args.count) as phase:
+        for index in range(args.count):
+            seed = args.seed + index
+            session_id = session_name(args.pattern, seed)
+            phase.start(session_id)
+            try:
+                if body_part == "cord":
+                    _write_cord(args, seed, session_id)
+                else:
+                    _write_brain(args, seed, session_id)
+            except (ValueError, KeyError, RuntimeError) as error:
+                message = error.args[0] if isinstance(error, KeyError) and error.args else error
+                print(f"regiontag phantom: {message}", file=sys.stderr)
+                return 2
+            phase.done(session_id)
+            print(f"{session_id}: {Path(args.output_dir) / 'inputs' / session_id}")
     print(f"truth: {Path(args.output_dir) / 'truth'}")
     return 0
 
@@ -104,7 +112,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``regiontag phantom``."""
     parser = subparsers.add_parser(
         "phantom", help="write synthetic sessions with known lesions (and their truth)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("output_dir", metavar="OUT", help="folder for inputs/ and truth/")
     parser.add_argument("--pattern", help="lesion pattern id from the library, or 'healthy'")
@@ -123,4 +131,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--atrophy", type=float, default=0.0, help="0 (none) to 1 (severe)")
     parser.add_argument("--motion", type=float, default=0.0, help="ghosting severity, 0 to 1")
     parser.add_argument("--skull", action="store_true", help="add skull and scalp (default skull-stripped)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_phantom)

@@ -1,4 +1,4 @@
-"""``regiontag run INPUT_DIR OUTPUT_DIR``: process every session of a folder or BIDS dataset."""
+"""``regiontag run INPUT_DIR OUTPUT_DIR [participant|group]``: process every session of a folder or BIDS dataset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ Sessions run in parallel on Dask: by default a local cluster with one worker
 process per core; --scheduler ADDRESS runs them on an existing cluster
 (started with `dask scheduler` and `dask worker ADDRESS --nthreads 1`, or
 dask-jobqueue on SLURM), which must see INPUT_DIR and OUTPUT_DIR.
+
+BIDS-Apps form: `regiontag run BIDS_DIR OUTPUT_DIR participant
+[--participant-label 01 02] [--session-label 01]` processes those subjects
+(OUTPUT_DIR becomes a BIDS-derivatives dataset), and `regiontag run BIDS_DIR
+OUTPUT_DIR group` rebuilds the batch tables and index.html from what the
+participant runs left, computing nothing. Without a level, both are done.
+
+INPUT_DIR may also be one BIDS subject folder (sub-01/), or hold session
+folders of DICOM files (.dcm), converted with dcm2niix (pip install
+'regiontag[dicom]') and cached.
 
 Re-running the same command resumes: sessions whose outputs are complete and
 whose inputs, parameters and regiontag version are unchanged are skipped
@@ -32,6 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("input_dir", type=Path, metavar="INPUT_DIR")
     parser.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR")
+    parser.add_argument(
+        "analysis_level", nargs="?", choices=("participant", "group"), metavar="LEVEL",
+        help="BIDS-Apps level: 'participant' (process sessions) or 'group' (rebuild batch tables and "
+        "index.html); default: both",
+    )
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML overriding configs/default.yaml")
     parser.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per core)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster, e.g. tcp://head:8786")
@@ -42,6 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--participant-label", nargs="+", metavar="LABEL", dest="participant_labels",
         help="BIDS only: process these subjects (with or without 'sub-')",
+    )
+    parser.add_argument(
+        "--session-label", nargs="+", metavar="LABEL", dest="session_labels",
+        help="BIDS only: process these sessions (with or without 'ses-')",
     )
     parser.add_argument("--cord-atlas", type=Path, metavar="PATH", help="alternative cord atlas (e.g. PAM50 folder)")
     parser.add_argument("--patterns", type=Path, metavar="DIR", help="alternative lesion-pattern library")
@@ -70,6 +89,7 @@ def run_command(args: argparse.Namespace) -> int:
     from regiontag.workflows.batch import BatchError, run_batch
     from regiontag.workflows.cluster import ClusterError, parse_memory_limit
     from regiontag.inputs.bids import BIDSError
+    from regiontag.inputs.scan import InputError
     from regiontag.cli import load_config_or_report
     from regiontag.config import ConfigError
 
@@ -77,7 +97,10 @@ def run_command(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     problems = []
-    if not args.input_dir.is_dir():
+    if args.input_dir.is_file():
+        problems.append(f"INPUT_DIR must be a folder, not a file: {args.input_dir} (give the folder that holds "
+                        "it; `regiontag tag MASK --image IMAGE` tags a single mask)")
+    elif not args.input_dir.is_dir():
         problems.append(f"input folder not found: {args.input_dir}")
     if args.workers is not None and args.workers < 1:
         problems.append(f"--workers must be at least 1, got {args.workers}")
@@ -95,6 +118,8 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"regiontag run: {problem}", file=sys.stderr)
         return 2
     _terminate_on_sigterm()
+    if args.analysis_level == "group":
+        return _run_group(args)
     try:
         summary = run_batch(
             args.input_dir,
@@ -104,14 +129,15 @@ def run_command(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             force=args.force,
             participant_labels=args.participant_labels,
+            session_labels=args.session_labels,
             memory_limit=args.memory_limit,
             quiet=args.quiet,
             verbose=args.verbose,
             cord_atlas_path=args.cord_atlas,
             patterns_dir=args.patterns,
-            report=not args.no_report,
+            report=not args.no_report and args.analysis_level != "participant",
         )
-    except (BatchError, BIDSError, ClusterError, FileNotFoundError, ConfigError) as error:
+    except (BatchError, BIDSError, ClusterError, FileNotFoundError, NotADirectoryError, ConfigError, InputError) as error:
         print(f"regiontag run: {error}", file=sys.stderr)
         return 2
     if summary.n_sessions == 0:
@@ -121,3 +147,16 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"regiontag run: batch report not written: {summary.report_error}", file=sys.stderr)
     print(summary.line)
     return summary.exit_code
+
+
+def _run_group(args: argparse.Namespace) -> int:
+    """The BIDS-Apps group level: rebuild the batch tables and index.html from the session folders."""
+    from regiontag.workflows.batch import BatchError, rebuild_group
+
+    try:
+        tables_dir = rebuild_group(args.output_dir, report=not args.no_report)
+    except BatchError as error:
+        print(f"regiontag run: {error}", file=sys.stderr)
+        return 2
+    print(f"group level: batch tables rebuilt in {tables_dir}")
+    return 0

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from regiontag.config import Config
 
+from regiontag.cli import plain_help
+
 #: Suite profiles (``regiontag.accuracy.validate.PROFILES``; repeated here so ``regiontag --help`` stays light).
 PROFILES = ("quick", "full", "patterns")
 #: The real-scan profile (``regiontag.accuracy.suite.REAL_PROFILE``).
@@ -45,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add the ``validate`` command."""
     parser = subparsers.add_parser(
         "validate", help="measure accuracy on the standard phantom suite (pass/fail against thresholds)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT",
                         help="working and report folder (resumed when present); with --profile real: DIR of cases")

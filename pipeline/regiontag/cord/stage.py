@@ -32,7 +32,7 @@ from regiontag.cord.segmentation import centerline_table, segment_cord_canonical
 from regiontag.cord.vertebrae import segment_height
 from regiontag.atlas.involvement import region_table
 from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space
-from regiontag.stage import StageOutput
+from regiontag.stage import StageOutput, stage_reached
 
 LOGGER = logging.getLogger(__name__)
 
@@ -255,6 +255,7 @@ def process_cord(
     canonical = to_canonical(source)
     zooms = voxel_sizes(canonical.affine)
     volume = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float32).reshape(canonical.shape[:3]))
+    stage_reached("register")  # segmentation and cord coordinates: the cord's registration to its atlas
     segmentation = segment_cord_canonical(canonical, config, polarity=polarity_of(sequence))
     mask, valid = segmentation.mask, segmentation.valid
     centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine)
@@ -276,6 +277,7 @@ def process_cord(
         warnings.append(f"cord not found in the {sequence} scan (no CSF column with a dark cord inside)")
     timings["labels"] = time.perf_counter() - clock
     clock = time.perf_counter()
+    stage_reached("detect")
     if cord_found:
         coordinates = cord_coordinates(mask_img)
         radius = np.hypot(coordinates["u"], coordinates["v"])
@@ -293,6 +295,7 @@ def process_cord(
         outputs.LESIONS_NII: to_input(lesions.astype(np.uint8)),
         outputs.ZMAP_NII: to_input(zmap.astype(np.float32)),
     }
+    stage_reached("tag")
     table = region_table(
         images_out[outputs.LESIONS_NII], images_out[outputs.CORD_LABELS_NII], atlas,
         images_out[outputs.ZMAP_NII], config.involvement,

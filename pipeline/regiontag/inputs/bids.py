@@ -3,10 +3,12 @@
 A folder holding ``dataset_description.json`` is a BIDS dataset.  Sessions are
 the (subject, session) pairs; the file suffix decides the sequence
 (``FLAIR``, ``T2w``, ``T1w`` -- ``T1w_ce`` when a ``ce-`` entity is present --,
-``dwi`` / ``trace`` -> ``DWI``) and the ``bp-`` or ``acq-`` entity decides the
-body part (``cord`` when it mentions spine or cord, ``brain`` for
-``bp-brain`` / ``bp-head``, else undecided so the cord stage detects it from
-the image).  Output folders are named ``sub-<label>[_ses-<label>]``.
+``dwi`` / ``trace`` -> ``DWI``).  The body part comes from BIDS metadata: the
+sidecar's ``BodyPart`` field (dcm2niix copies DICOM's BodyPartExamined
+there, e.g. ``CSPINE``, ``HEAD``; ``BodyPartExamined`` is read too), else words of the ``acq-``
+label (``acq-cspine``); else it is undecided and detected from the image.
+``bp-`` is not a BIDS entity (a file named with it does not validate): it is
+still read, with a warning.  Output folders are named ``sub-<label>[_ses-<label>]``.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ BIDS_VERSION = "1.9.0"
 SUFFIX_SEQUENCES = {"FLAIR": "FLAIR", "T2w": "T2w", "T1w": "T1w", "dwi": "DWI", "trace": "DWI"}
 #: Among several candidates for one (sequence, body part), a higher rank wins first.
 _SUFFIX_RANK = {"trace": 1}
-#: Words in ``bp-`` / ``acq-`` labels that mean a spinal-cord acquisition.
+#: Words in ``acq-`` labels and ``BodyPart`` fields that mean a spinal-cord acquisition.
 CORD_WORDS = ("spine", "cord", "cspine", "tspine", "lspine")
 BRAIN_BODY_PART_LABELS = ("brain", "head")
+#: Sidecar fields naming the body part (BIDS microscopy's ``BodyPart``; DICOM's, as dcm2niix writes it).
+BODY_PART_FIELDS = ("BodyPart", "BodyPartExamined")
 
 _ENTITY_PATTERN = re.compile(r"(?:^|_)(?P<key>bp|acq|ce)-(?P<value>[a-zA-Z0-9]+)")
 
@@ -49,12 +53,17 @@ def is_bids_dataset(input_dir: str | Path) -> bool:
     return (Path(input_dir) / DATASET_DESCRIPTION).is_file()
 
 
-def normalise_participant_labels(labels: Iterable[str] | None) -> list[str] | None:
-    """Participant labels without a ``sub-`` prefix (``["sub-01", "02"]`` -> ``["01", "02"]``)."""
+def normalise_labels(labels: Iterable[str] | None, prefix: str) -> list[str] | None:
+    """Labels without their prefix (``["ses-01", "02"]``, ``"ses-"`` -> ``["01", "02"]``)."""
     if labels is None:
         return None
-    cleaned = [label[4:] if label.startswith("sub-") else label for label in labels]
+    cleaned = [label[len(prefix):] if label.startswith(prefix) else label for label in labels]
     return sorted(set(label for label in cleaned if label))
+
+
+def normalise_participant_labels(labels: Iterable[str] | None) -> list[str] | None:
+    """Participant labels without a ``sub-`` prefix (``["sub-01", "02"]`` -> ``["01", "02"]``)."""
+    return normalise_labels(labels, "sub-")
 
 
 def filename_entities(filename: str) -> dict[str, str]:
@@ -67,9 +76,29 @@ def filename_entities(filename: str) -> dict[str, str]:
     return {match["key"]: match["value"] for match in _ENTITY_PATTERN.finditer(stem)}
 
 
+def body_part_from_metadata(metadata: dict[str, Any]) -> tuple[str | None, str]:
+    """Body part from a sidecar's ``BodyPart`` / ``BodyPartExamined`` field (``CSPINE`` -> cord, ``HEAD`` -> brain).
+
+    Examples
+    --------
+    >>> body_part_from_metadata({"BodyPartExamined": "CSPINE"})
+    ('cord', 'BIDS sidecar: BodyPartExamined=CSPINE')
+    >>> body_part_from_metadata({"BodyPartExamined": "KNEE"})
+    (None, '')
+    """
+    for key in BODY_PART_FIELDS:
+        value = str(metadata.get(key) or "")
+        lowered = value.lower()
+        if any(word in lowered for word in CORD_WORDS):
+            return "cord", f"BIDS sidecar: {key}={value}"
+        if lowered in BRAIN_BODY_PART_LABELS:
+            return "brain", f"BIDS sidecar: {key}={value}"
+    return None, ""
+
+
 def body_part_from_entities(entities: dict[str, str]) -> tuple[str | None, str]:
-    """Body part (``cord``, ``brain`` or None) and how it was decided, from ``bp``/``acq``."""
-    for key in ("bp", "acq"):
+    """Body part (``cord``, ``brain`` or None) and how it was decided, from ``acq`` (and the non-BIDS ``bp``)."""
+    for key in ("acq", "bp"):
         value = entities.get(key, "").lower()
         if not value:
             continue
@@ -130,7 +159,16 @@ def _candidate(bids_file: Any, config: Config) -> _Candidate | None:
     source = f"BIDS suffix: {suffix}"
     if sequence == "T1w" and ("ce" in name_entities or entities.get("ceagent")):
         sequence, source = "T1w_ce", f"BIDS suffix: {suffix} with ce-{name_entities.get('ce', '')}"
-    body_part, body_part_source = body_part_from_entities(name_entities)
+    try:
+        metadata = bids_file.get_metadata()
+    except Exception:  # noqa: BLE001 - an unreadable sidecar only loses the hint
+        metadata = {}
+    body_part, body_part_source = body_part_from_metadata(metadata)
+    if body_part is None:
+        body_part, body_part_source = body_part_from_entities(name_entities)
+    if "bp" in name_entities:
+        logger.warning("%s: 'bp-' is not a BIDS entity (the dataset does not validate); put the body part in the "
+                       "sidecar's BodyPart field or an acq- label", path.name)
     scan = _apply_overrides(ScanInput(path, sequence, source, body_part, body_part_source), config)
     run = int(entities.get("run", 0) or 0)
     rank = (_SUFFIX_RANK.get(suffix, 0), run, _voxel_count(path), path.name)
@@ -163,6 +201,7 @@ def discover_bids_sessions(
     input_dir: str | Path,
     config: Config,
     participant_labels: Iterable[str] | None = None,
+    session_labels: Iterable[str] | None = None,
 ) -> list[Session]:
     """Sessions of a BIDS dataset, read with pybids.
 
@@ -174,6 +213,8 @@ def discover_bids_sessions(
         ``discovery.extensions`` and the file-name overrides apply.
     participant_labels : iterable of str, optional
         Keep only these subjects (with or without the ``sub-`` prefix).
+    session_labels : iterable of str, optional
+        Keep only these sessions (with or without the ``ses-`` prefix).
 
     Returns
     -------
@@ -184,7 +225,7 @@ def discover_bids_sessions(
     Raises
     ------
     BIDSError
-        When the folder is not a BIDS dataset or a participant label is unknown.
+        When the folder is not a BIDS dataset or a participant or session label is unknown.
     """
     from bids import BIDSLayout  # slow import, only for BIDS inputs
 
@@ -211,6 +252,14 @@ def discover_bids_sessions(
             continue
         entities = bids_file.get_entities()
         by_session[(str(entities["subject"]), entities.get("session"))].append(candidate)
+    wanted_sessions = normalise_labels(session_labels, "ses-")
+    if wanted_sessions is not None:
+        present = sorted({str(session) for _, session in by_session if session})
+        unknown = [label for label in wanted_sessions if label not in present]
+        if unknown:
+            raise BIDSError(f"{input_dir}: session label(s) not found: {', '.join(unknown)} "
+                            f"(sessions present: {', '.join(present) or 'none'})")
+        by_session = {key: value for key, value in by_session.items() if key[1] in wanted_sessions}
     sessions = []
     for (subject, session), candidates in by_session.items():
         session_id = session_label(subject, session)

@@ -2,9 +2,13 @@
 
 A session is one NIfTI file directly in INPUT_DIR, or a sub-folder holding
 the sequences of one subject. A BIDS dataset (``dataset_description.json``)
-is read with pybids instead (``regiontag.inputs.bids``). The sequence comes from the
-file name (BIDS suffixes and common clinical names), overridable in the
-config; the body part from the name too, else later from the image.
+is read with pybids instead (``regiontag.inputs.bids``); a BIDS subject folder
+(``sub-01/`` holding ``anat/`` or ``ses-*/``) gives that subject's sessions.
+A session folder of DICOM files (``.dcm``, ``.ima``) is converted with
+dcm2niix (``regiontag.inputs.dicom``). The sequence comes from the file name
+(BIDS suffixes and common clinical names) or the DICOM series description,
+overridable in the config; the body part from the name too, else later from
+the image.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import unicodedata
 from pathlib import Path
 
 from regiontag.config import Config, DiscoveryConfig
-from regiontag.inputs.bids import discover_bids_sessions
-from regiontag.inputs.scan import safe_input_files
+from regiontag.inputs.bids import BIDSError, discover_bids_sessions, is_bids_dataset
+from regiontag.inputs.dicom import MISSING_DCM2NIIX, ConvertedSeries, convert_dicom_folder, dicom_files
+from regiontag.inputs.scan import InputError, safe_input_files
 from regiontag.types import ScanInput, Session
 
 #: Built-in sequence rules, tried in order (first match wins). Case-insensitive, searched in the name.
@@ -146,31 +151,123 @@ def _scan(path: Path, config: DiscoveryConfig) -> ScanInput:
     return ScanInput(path, sequence, sequence_source, body_part, body_part_source)
 
 
+_BIDS_SUBJECT = re.compile(r"^sub-([a-zA-Z0-9]+)$")
+_BIDS_DATATYPES = ("anat", "dwi", "func", "fmap", "perf")
+
+
+def bids_subject_label(folder: Path) -> str | None:
+    """The label of a BIDS subject folder (``sub-01`` holding ``anat/``, ``dwi/`` or ``ses-*/``), else None.
+
+    Examples
+    --------
+    >>> bids_subject_label(Path("/data/plain")) is None
+    True
+    """
+    match = _BIDS_SUBJECT.match(folder.name)
+    if not match or not folder.is_dir():
+        return None
+    children = [child for child in folder.iterdir() if child.is_dir()]
+    if any(child.name in _BIDS_DATATYPES or child.name.startswith("ses-") for child in children):
+        return match.group(1)
+    return None
+
+
+def _subject_sessions(folder: Path, label: str, config: Config, session_labels) -> list[Session]:
+    """Sessions of a BIDS subject folder given as INPUT_DIR (its dataset root when there is one)."""
+    if is_bids_dataset(folder.parent):
+        return discover_bids_sessions(folder.parent, config, [label], session_labels)
+    wanted = {name[4:] if name.startswith("ses-") else name for name in session_labels or ()}
+    by_session: dict[str | None, list[Path]] = {}
+    candidates, _ = safe_input_files(folder, tuple(config.discovery.extensions))
+    for path in candidates:
+        first = path.relative_to(folder).parts[0]
+        session = first[4:] if first.startswith("ses-") else None
+        if not wanted or session in wanted:
+            by_session.setdefault(session, []).append(path)
+    return [
+        Session(f"sub-{label}" + (f"_ses-{session}" if session else ""),
+                tuple(_scan(path, config.discovery) for path in files),
+                {"subject": label, **({"session": session} if session else {})})
+        for session, files in sorted(by_session.items(), key=lambda item: item[0] or "")
+    ]
+
+
+def _dicom_scan(series: ConvertedSeries, config: DiscoveryConfig) -> ScanInput:
+    """A converted series: sequence from its SeriesDescription, body part from BodyPartExamined or the name."""
+    name = series.nifti.name
+    for glob, forced in config.sequence_overrides.items():  # overrides see the series description too
+        if fnmatch.fnmatch(series.series_description, glob):
+            sequence, sequence_source = forced, f"config override {glob!r}"
+            break
+    else:
+        sequence, rule = classify_sequence(series.series_description + ".nii.gz", config)
+        if sequence == "unknown":
+            sequence, rule = classify_sequence(name, config)
+        sequence_source = f"DICOM SeriesDescription {series.series_description!r}: {rule}"
+    body_part, body_part_source = body_part_of(name, config)
+    if body_part is None:
+        body_part = _classify_words(series.body_part_examined) if series.body_part_examined else None
+        body_part_source = f"DICOM BodyPartExamined {series.body_part_examined!r}" if body_part else ""
+    return ScanInput(series.nifti, sequence, sequence_source, body_part, body_part_source)
+
+
+def _dicom_session(session_id: str, folder: Path, config: Config) -> Session:
+    """A session converted from DICOM; a conversion failure keeps the session (it fails with the reason).
+
+    A missing dcm2niix is not the session's fault: that InputError propagates (the run stops with it).
+    """
+    try:
+        series = convert_dicom_folder(folder)
+    except InputError as error:
+        if str(error) == MISSING_DCM2NIIX:
+            raise
+        return Session(session_id, (ScanInput(folder, "unknown", str(error)),))
+    return Session(session_id, tuple(_dicom_scan(item, config.discovery) for item in series))
+
+
 def discover_sessions(
-    input_dir: str | Path, config: Config | None = None, participant_labels: list[str] | None = None
+    input_dir: str | Path,
+    config: Config | None = None,
+    participant_labels: list[str] | None = None,
+    session_labels: list[str] | None = None,
 ) -> list[Session]:
     """All sessions in ``input_dir``, sorted by session id.
 
     Parameters
     ----------
     input_dir : str or Path
-        A folder of NIfTI files and/or per-session sub-folders, or a BIDS dataset.
+        A folder of NIfTI files and/or per-session sub-folders (NIfTI or DICOM), a BIDS
+        dataset, or one BIDS subject folder.
     config : Config, optional
-    participant_labels : list of str, optional
-        BIDS only: keep these subjects.
+    participant_labels, session_labels : list of str, optional
+        BIDS only: keep these subjects / sessions.
 
     Returns
     -------
     list of Session
         Scans with an unknown sequence are kept (``sequence="unknown"``) so the
         session fails later with a clear reason instead of vanishing.
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        ``input_dir`` does not exist, or is a file (the message says what to give instead).
     """
     config = config or Config()
     input_dir = Path(input_dir)
+    if input_dir.is_file():
+        raise NotADirectoryError(
+            f"INPUT_DIR must be a folder, not a file: {input_dir} (give the folder that holds it; "
+            "`regiontag tag MASK --image IMAGE` tags a single mask)")
     if not input_dir.is_dir():
         raise FileNotFoundError(f"input folder not found: {input_dir}")
     if (input_dir / "dataset_description.json").is_file():
-        return discover_bids_sessions(input_dir, config, participant_labels)
+        return discover_bids_sessions(input_dir, config, participant_labels, session_labels)
+    subject = bids_subject_label(input_dir)
+    if subject is not None:
+        if participant_labels and subject not in {label.removeprefix("sub-") for label in participant_labels}:
+            raise BIDSError(f"{input_dir}: is the folder of subject {subject}, not of {', '.join(participant_labels)}")
+        return _subject_sessions(input_dir, subject, config, session_labels)
     candidates, skipped = safe_input_files(input_dir, tuple(config.discovery.extensions))
     # Unreadable NIfTI-named entries stay in their session, which then fails with the reason;
     # resource-fork files and looping folders are not scans at all.
@@ -179,13 +276,21 @@ def discover_sessions(
     for path in sorted(candidates + unreadable):
         top = path.relative_to(input_dir).parts[0]
         by_entry.setdefault(top, []).append(path)
+    dicoms = dicom_files(input_dir)  # session folders of DICOM files (those without NIfTI files)
+    dicom_tops = {path.relative_to(input_dir).parts[0] for path in dicoms} - set(by_entry)
+    if dicom_tops and not by_entry and any(path.parent == input_dir for path in dicoms):
+        return [_dicom_session(safe_session_id(input_dir.resolve().name), input_dir, config)]
     sessions: list[Session] = []
     used: set[str] = set()
-    for top, files in sorted(by_entry.items()):
+    for top in sorted(set(by_entry) | {top for top in dicom_tops if (input_dir / top).is_dir()}):
+        files = by_entry.get(top, [])
         single_file = len(files) == 1 and files[0].parent == input_dir
         session_id = safe_session_id(strip_nifti_suffix(top) if single_file else top)
         while session_id in used:
             session_id += "_"
         used.add(session_id)
+        if not files:
+            sessions.append(_dicom_session(session_id, input_dir / top, config))
+            continue
         sessions.append(Session(session_id, tuple(_scan(path, config.discovery) for path in files)))
     return sessions

@@ -33,9 +33,9 @@ from rich.markup import escape
 
 from regiontag.config import Config
 from regiontag.inputs.bids import is_bids_dataset
-from regiontag.inputs.discovery import discover_sessions
+from regiontag.inputs.discovery import bids_subject_label, discover_sessions
 from regiontag.outputs.batch_tables import BatchTables, FINISHED_STATUSES
-from regiontag.outputs.bids import write_bids_derivatives, write_derivatives_description
+from regiontag.outputs.bids import WORK_DIR, write_bids_derivatives, write_derivatives_description, write_group_tables
 from regiontag.outputs.provenance import pattern_library_dir
 from regiontag.outputs.session_folder import SessionFolder, status_record
 from regiontag.patterns.library import load_library
@@ -54,7 +54,7 @@ from regiontag.workflows.output_guard import (
     remove_stale_temporaries,
     unsafe_entry,
 )
-from regiontag.workflows.progress import BatchProgress
+from regiontag.workflows.progress import STAGE_TOPIC, BatchProgress
 from regiontag.workflows.task import execute_session, one_line_error
 from regiontag.workflows.worker_exits import WorkerExits, worker_death_reason
 
@@ -132,11 +132,13 @@ class BatchSummary:
 
 
 def _discover(
-    input_dir: Path, config: Config, participant_labels: list[str] | None
+    input_dir: Path, config: Config, participant_labels: list[str] | None, session_labels: list[str] | None = None
 ) -> list[Session]:
-    if participant_labels and not is_bids_dataset(input_dir):
-        raise BatchError(f"{input_dir}: --participant-label needs a BIDS dataset (no dataset_description.json)")
-    return discover_sessions(input_dir, config, participant_labels)
+    bids_input = is_bids_dataset(input_dir) or bids_subject_label(input_dir) is not None
+    for option, labels in (("--participant-label", participant_labels), ("--session-label", session_labels)):
+        if labels and not bids_input:
+            raise BatchError(f"{input_dir}: {option} needs a BIDS dataset (no dataset_description.json)")
+    return discover_sessions(input_dir, config, participant_labels, session_labels)
 
 
 def _without_outputs(sessions: list[Session], output_dir: Path) -> list[Session]:
@@ -193,12 +195,22 @@ def _result_of(
         return SessionResult(session.session_id, "failed", reason)
 
 
-def _bids_view(output_dir: Path, session: Session, config: Config) -> None:
+def work_dir_of(input_dir: Path, output_dir: Path) -> Path:
+    """Where the session folders and batch tables go: OUTPUT_DIR, or ``OUTPUT_DIR/regiontag`` for BIDS input.
+
+    For BIDS input OUTPUT_DIR itself is a BIDS-derivatives dataset (``regiontag.outputs.bids``).
+    """
+    return output_dir / WORK_DIR if is_bids_dataset(input_dir) else output_dir
+
+
+def _bids_view(output_dir: Path, work_dir: Path, session: Session, input_dir: Path, config: Config) -> None:
     """BIDS-derivatives names for a finished BIDS session; a problem there is logged, never fatal."""
     try:
-        write_bids_derivatives(output_dir, session, config.registration.template)
-    except OSError as error:
-        _append_log(output_dir, session.session_id, f"WARNING BIDS-derivatives view not written: {error}")
+        write_bids_derivatives(output_dir, session, session_dir=work_dir / session.session_id,
+                               input_dir=input_dir, template=config.registration.template)
+    except (OSError, ValueError) as error:
+        folder = SessionFolder(work_dir / session.session_id)
+        folder.append_log(f"WARNING BIDS-derivatives view not written: {error}")
 
 
 def _write_batch_report(output_dir: Path) -> str:
@@ -226,6 +238,7 @@ def run_batch(
     scheduler: str | Client | None = None,
     force: bool = False,
     participant_labels: list[str] | None = None,
+    session_labels: list[str] | None = None,
     memory_limit: str | int | None = None,
     quiet: bool = False,
     verbose: bool = False,
@@ -249,8 +262,8 @@ def run_batch(
         Address of an existing Dask scheduler (or a connected client).
     force : bool
         Redo sessions whose outputs are complete and current.
-    participant_labels : list of str, optional
-        BIDS only: keep these subjects.
+    participant_labels, session_labels : list of str, optional
+        BIDS only: keep these subjects / sessions.
     memory_limit : str or int, optional
         Per-worker memory limit (``"4GB"``); sessions estimated to need more
         fail alone with the reason, as do sessions whose worker is killed for
@@ -282,7 +295,7 @@ def run_batch(
     check_output_location(input_dir, output_dir)
     limit_bytes = parse_memory_limit(memory_limit)
     if sessions is None:
-        sessions = _without_outputs(_discover(input_dir, config, participant_labels), output_dir)
+        sessions = _without_outputs(_discover(input_dir, config, participant_labels, session_labels), output_dir)
         sessions = sorted(sessions, key=lambda session: session.session_id)
     sessions = list(sessions)
     _check_unique(sessions)
@@ -291,21 +304,25 @@ def run_batch(
     if session_runner is None:
         session_runner = os.environ.get("REGIONTAG_SESSION_RUNNER") or None
     output_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = work_dir_of(input_dir, output_dir)
     summary = BatchSummary(output_dir=output_dir)
     problems = summary.write_problems
     with output_lock(output_dir):
         check_batch_files(output_dir)
         remove_stale_temporaries(output_dir)
-        if is_bids_dataset(input_dir):
+        if work_dir != output_dir:
             try:
+                work_dir.mkdir(exist_ok=True)
                 write_derivatives_description(output_dir, input_dir)
             except OSError as error:
                 raise BatchError(f"{output_dir}: cannot write to the output folder ({error})") from None
-        tables = BatchTables(output_dir)
+            check_batch_files(work_dir)
+        tables = BatchTables(work_dir)
         tables.load()
-        for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
+        for name in [name for name in tables.records if unsafe_entry(work_dir, name)]:
             del tables.records[name]  # a symlinked or reserved entry is no session of this folder
         progress = BatchProgress(len(sessions), workers or 1, quiet=quiet, verbose=verbose)
+        progress.set_sessions({session.session_id: [scan.body_part for scan in session.scans] for session in sessions})
         task_options = dict(
             force=force,
             cord_atlas_path=Path(cord_atlas_path) if cord_atlas_path else None,
@@ -314,7 +331,7 @@ def run_batch(
             runner=session_runner,
             verbose=verbose,
         )
-        refused = {session.session_id: refusal_reason(output_dir, session.session_id) for session in sessions}
+        refused = {session.session_id: refusal_reason(work_dir, session.session_id) for session in sessions}
         runnable = [session for session in sessions if not refused[session.session_id]]
 
         def take(session: Session, result: SessionResult) -> None:
@@ -336,8 +353,8 @@ def run_batch(
                 session.session_id, record["status"], record.get("error", ""),
                 float(record.get("seconds") or 0.0), result.status == "skipped",
             )
-            if session.bids and record["status"] in FINISHED_STATUSES:
-                _bids_view(output_dir, session, config)
+            if work_dir != output_dir and record["status"] in FINISHED_STATUSES:
+                _bids_view(output_dir, work_dir, session, input_dir, config)
             _write_guarded(problems, outputs_name="sessions.csv", write=tables.write_sessions_csv)
             _write_guarded(problems, outputs_name="regions.csv / scores.csv", write=tables.maybe_write_result_tables)
 
@@ -349,10 +366,10 @@ def run_batch(
             if runnable and runs_in_process(len(runnable), scheduler=scheduler, memory_limit=limit_bytes):
                 # one session: no cluster to start, no worker process to import the pipeline again
                 summary.cluster = "this process (one session, no Dask cluster)"
-                take(runnable[0], execute_session(runnable[0], output_dir, config, **task_options))
+                take(runnable[0], execute_session(runnable[0], work_dir, config, **task_options))
             elif runnable:
                 _run_on_cluster(
-                    runnable, output_dir, config, take, summary, progress,
+                    runnable, work_dir, config, take, summary, progress,
                     options=task_options,
                     cluster_options=dict(
                         workers=workers, scheduler=scheduler, memory_limit=limit_bytes,
@@ -362,12 +379,17 @@ def run_batch(
                 )
         if sessions or tables.records:
             _write_guarded(problems, outputs_name="batch tables", write=tables.write_all)
+            if work_dir != output_dir:
+                _write_guarded(problems, outputs_name="group tables",
+                               write=lambda: write_group_tables(output_dir, work_dir))
         summary.counts = dict(progress.counts)
         summary.resumed = progress.resumed
         if report and config.report.enabled and (sessions or tables.records):
-            summary.report_error = _write_batch_report(output_dir)
+            summary.report_error = _write_batch_report(work_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
+    if work_dir != output_dir:
+        summary.line += f" (BIDS derivatives; regiontag tables and index.html in {work_dir})"
     if summary.retried:
         noun = "session was" if len(summary.retried) == 1 else "sessions were"
         summary.line += f"; {len(summary.retried)} {noun} retried after losing a worker (see their log.txt)"
@@ -413,6 +435,7 @@ def _run_on_cluster(
     with WorkerExits() as exits, open_client(**cluster_options) as (client, cluster):
         summary.cluster = cluster.description
         progress.workers = max(1, cluster.n_workers)
+        client.subscribe_topic(STAGE_TOPIC, progress.on_stage_event)  # stages reported by the workers
         if cluster_options.get("verbose") and not quiet:
             progress.console.print(f"{len(sessions)} sessions on {cluster.description}", highlight=False)
         batch_token = uuid.uuid4().hex[:8]
@@ -435,4 +458,47 @@ def _run_on_cluster(
             take(session, result)
 
 
-__all__ = ["BatchError", "BatchSummary", "output_lock", "refresh_batch_tables", "run_batch"]
+def rebuild_group(output_dir: str | Path, *, report: bool = True) -> Path:
+    """BIDS-Apps ``group`` level: rebuild the batch tables (and the batch report) from the session folders.
+
+    Nothing is computed: ``sessions.csv``, ``regions.csv``, ``scores.csv`` (and
+    ``index.html``) are rewritten from what the participant-level runs left in
+    OUTPUT_DIR (``OUTPUT_DIR/regiontag`` when OUTPUT_DIR is a BIDS-derivatives
+    dataset, which also gets its ``group_*.tsv`` tables).
+
+    Returns
+    -------
+    Path
+        The folder holding the batch tables.
+
+    Raises
+    ------
+    BatchError
+        OUTPUT_DIR holds no session folders, or another run is writing to it.
+
+    Examples
+    --------
+    >>> rebuild_group("out/")                          # doctest: +SKIP
+    PosixPath('out/regiontag')
+    """
+    output_dir = Path(output_dir)
+    bids_view = (output_dir / WORK_DIR).is_dir() and is_bids_dataset(output_dir)
+    work_dir = output_dir / WORK_DIR if bids_view else output_dir
+    if not work_dir.is_dir():
+        raise BatchError(f"{output_dir}: not found (run the participant level first)")
+    with output_lock(output_dir):
+        tables = BatchTables(work_dir)
+        tables.load()
+        if not tables.records:
+            raise BatchError(f"{work_dir}: no session folders (run the participant level first)")
+        tables.write_all()
+        if bids_view:
+            write_group_tables(output_dir, work_dir)
+        if report:
+            error = _write_batch_report(work_dir)
+            if error:
+                logger.warning("batch report not written: %s", error)
+    return work_dir
+
+
+__all__ = ["BatchError", "BatchSummary", "output_lock", "rebuild_group", "refresh_batch_tables", "run_batch"]

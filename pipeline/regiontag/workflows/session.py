@@ -24,6 +24,7 @@ from regiontag.brain.stage import brain_atlas, process_brain
 from regiontag.config import Config
 from regiontag.cord.bodypart import assess_body_part
 from regiontag.cord.stage import process_cord
+from regiontag.inputs.dicom import conversion_record
 from regiontag.inputs.nifti_io import input_error
 from regiontag.inputs.scan import InputError, load_scan
 from regiontag.outputs.provenance import (
@@ -38,8 +39,9 @@ from regiontag.outputs.session_folder import REQUIRED_FILES, SessionFolder
 from regiontag.patterns.library import load_library
 from regiontag.patterns.scoring import score_session
 from regiontag.report.session import write_session_report
-from regiontag.stage import StageOutput
+from regiontag.stage import StageOutput, stage_callback, stage_reached
 from regiontag.types import ScanInput, Session, SessionResult
+from regiontag.workflows.progress import publish_stage
 
 LOGGER = logging.getLogger("regiontag")
 
@@ -217,9 +219,10 @@ def run_session(
     if not force and is_complete(session, output_dir, config, **paths):
         return _skipped_result(session, folder)
     warnings: list[str] = []
-    with folder.start_attempt():
+    with folder.start_attempt(), stage_callback(lambda stage: publish_stage(session.session_id, stage)):
         try:
             LOGGER.info("session %s: %d scan(s)", session.session_id, len(session.scans))
+            stage_reached("load")
             result = _process(session, folder.path, config, warnings, cord_atlas_path, patterns_dir, report)
             result.seconds = time.perf_counter() - started_clock
         except Exception as error:  # noqa: BLE001 - a session never takes the batch down
@@ -251,6 +254,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     start = time.perf_counter()
     images, inputs = {}, []
     for scan in session.scans:  # a broken file is reported as such, before any naming problem
+        if scan.path.is_dir():  # a DICOM folder dcm2niix could not convert: the reason is in sequence_source
+            raise InputError(scan.sequence_source)
         image, scan_warnings = load_scan(scan.path, config.limits)
         images[scan.path] = image
         warnings.extend(scan_warnings)
@@ -263,9 +268,11 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     scans = _decide_body_parts(session, images, body_part_warnings)
     warnings.extend(body_part_warnings)
     for scan in scans:
+        dicom = {"dicom": conversion_record(scan.path)} if conversion_record(scan.path) else {}
         inputs.append(input_record(
             scan.path, images[scan.path], checksums[scan.path.name], sequence=scan.sequence,
             sequence_source=scan.sequence_source, body_part=scan.body_part, body_part_source=scan.body_part_source,
+            **dicom,
         ))
     timings["load"] = time.perf_counter() - start
     LOGGER.info("loaded in %.1f s: %s", timings["load"], "; ".join(
@@ -284,6 +291,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     outputs.write_csv(lesions, session_dir / outputs.LESIONS_CSV, outputs.LESION_COLUMNS)
     outputs.write_json(findings, session_dir / outputs.FINDINGS_JSON)
     start = time.perf_counter()
+    stage_reached("score")
     scores = _score(region_table, findings, config, patterns_dir)
     scores.insert(0, "session", session.session_id)
     outputs.write_csv(scores, session_dir / outputs.SCORES_CSV, outputs.SCORE_COLUMNS)
@@ -320,6 +328,7 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
 def _write_report(session_dir: Path, provenance: dict, warnings: list[str], timings: dict) -> None:
     """Write report.html (needs provenance on disk first: written provisionally, then final)."""
     start = time.perf_counter()
+    stage_reached("report")
     try:
         outputs.write_json(provenance, session_dir / outputs.PROVENANCE_JSON)
         write_session_report(session_dir)
