@@ -34,8 +34,14 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, Any]] = {
     "n_clusters": {"Description": "Connected lesion clusters touching the region"},
     "mean_z": {"Description": "Mean hyperintensity z-score (robust, in units of normal-appearing white matter spread) in the region's lesion voxels"},
     "max_z": {"Description": "Maximum hyperintensity z-score in the region"},
-    "involved": {"Description": "Region counted as involved (fraction and volume above the configured thresholds)",
+    "involved": {"Description": "Region counted as involved: focally or diffusely (involved_focal or involved_diffuse)",
                  "Levels": {"True": "involved", "False": "not involved"}},
+    "involved_focal": {"Description": "At least one lesion of involvement.focal_min_lesion_ml lies mostly "
+                                      "(involvement.focal_min_share) in the region",
+                       "Levels": {"True": "involved (focal)", "False": "not involved focally"}},
+    "involved_diffuse": {"Description": "Lesion fraction and volume of the region above involvement.min_fraction "
+                                        "and involvement.min_volume_ml",
+                         "Levels": {"True": "involved (diffuse)", "False": "not involved diffusely"}},
     "laterality_index": {"Description": "(left - right) / (left + right) lesion volume; empty for unpaired regions"},
     "lesion_length_mm": {"Description": "Cord only: cranio-caudal extent of the lesion in the region", "Units": "mm"},
     "longitudinally_extensive": {"Description": "Cord only: lesion spans three or more vertebral segments",
