@@ -65,6 +65,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, Any]] = {
     "error": {"Description": "One-line reason for a failure or warning"},
     "seconds": {"Description": "Processing time of the session", "Units": "s"},
     "body_parts": {"Description": "Body parts imaged ('brain', 'cord'; ';'-separated)"},
+    "attempts": {"Description": "How many attempts the session took (2 after a retry: its worker was lost)"},
     "top_pattern": {"Description": "Best-ranked matching lesion pattern"},
     "slice": {"Description": "Slice index along the cord (reference scan grid)"},
     "x_mm": {"Description": "Centreline position, scanner x (RAS+)", "Units": "mm"},
