@@ -151,7 +151,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_group(args: argparse.Namespace) -> int:
     """The BIDS-Apps group level: rebuild the batch tables and index.html from the session folders."""
-    from regiontag.workflows.batch import BatchError, rebuild_group
+    from regiontag.workflows.group import rebuild_group
+    from regiontag.workflows.output_guard import BatchError
 
     try:
         tables_dir = rebuild_group(args.output_dir, report=not args.no_report)

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _rescore_all(output_dir: Path, library, config) -> int:
     from regiontag.outputs.session_folder import SessionFolder
-    from regiontag.workflows.batch import refresh_batch_tables
+    from regiontag.workflows.group import refresh_batch_tables
 
     folders = session_dirs(output_dir)
     failed = 0

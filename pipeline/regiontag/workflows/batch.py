@@ -44,7 +44,6 @@ from regiontag.workflows.cluster import (
     ClusterInfo, memory_restarted_workers, open_client, parse_memory_limit, runs_in_process,
 )
 from regiontag.workflows.output_guard import (
-    LOCK_FILE,
     BatchError,
     WriteProblems,
     check_batch_files,
@@ -55,6 +54,7 @@ from regiontag.workflows.output_guard import (
     unsafe_entry,
 )
 from regiontag.workflows.progress import STAGE_TOPIC, BatchProgress
+from regiontag.workflows.group import write_batch_report_safely
 from regiontag.workflows.task import execute_session, one_line_error
 from regiontag.workflows.worker_exits import WorkerExits, worker_death_reason
 
@@ -213,22 +213,6 @@ def _bids_view(output_dir: Path, work_dir: Path, session: Session, input_dir: Pa
         folder.append_log(f"WARNING BIDS-derivatives view not written: {error}")
 
 
-def _write_batch_report(output_dir: Path) -> str:
-    """Call ``regiontag.report.batch.write_batch_report`` when that module exists; returns an error or ""."""
-    try:
-        from regiontag.report.batch import write_batch_report
-    except ImportError as error:
-        if getattr(error, "name", "") in ("regiontag.report.batch", "regiontag.report"):
-            return ""
-        return one_line_error(error)
-    try:
-        write_batch_report(output_dir)
-    except Exception as error:  # noqa: BLE001 - a report problem never fails the batch
-        logger.warning("batch report not written: %s", error, exc_info=True)
-        return one_line_error(error)
-    return ""
-
-
 def run_batch(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -385,7 +369,7 @@ def run_batch(
         summary.counts = dict(progress.counts)
         summary.resumed = progress.resumed
         if report and config.report.enabled and (sessions or tables.records):
-            summary.report_error = _write_batch_report(work_dir)
+            summary.report_error = write_batch_report_safely(work_dir)
     summary.seconds = time.monotonic() - started
     summary.line = progress.summary_line(output_dir)
     if work_dir != output_dir:
@@ -398,23 +382,6 @@ def run_batch(
     if problems:
         summary.line += f"; {problems.line()}"
     return summary
-
-
-def refresh_batch_tables(output_dir: str | Path, config: Config, *, report: bool = True) -> str:
-    """Rebuild ``sessions.csv`` from the session folders and rewrite ``index.html`` (after ``regiontag score``).
-
-    Call it under :func:`output_lock`.  Returns why the report was not written ("" when it was).
-    """
-    output_dir = Path(output_dir)
-    tables = BatchTables(output_dir)
-    tables.load()
-    for name in [name for name in tables.records if unsafe_entry(output_dir, name)]:
-        del tables.records[name]
-    if tables.records:
-        tables.write_sessions_csv()
-    if report and config.report.enabled:
-        return _write_batch_report(output_dir)
-    return ""
 
 
 def _write_guarded(problems: WriteProblems, *, outputs_name: str, write: Callable[[], object]) -> None:
@@ -458,47 +425,4 @@ def _run_on_cluster(
             take(session, result)
 
 
-def rebuild_group(output_dir: str | Path, *, report: bool = True) -> Path:
-    """BIDS-Apps ``group`` level: rebuild the batch tables (and the batch report) from the session folders.
-
-    Nothing is computed: ``sessions.csv``, ``regions.csv``, ``scores.csv`` (and
-    ``index.html``) are rewritten from what the participant-level runs left in
-    OUTPUT_DIR (``OUTPUT_DIR/regiontag`` when OUTPUT_DIR is a BIDS-derivatives
-    dataset, which also gets its ``group_*.tsv`` tables).
-
-    Returns
-    -------
-    Path
-        The folder holding the batch tables.
-
-    Raises
-    ------
-    BatchError
-        OUTPUT_DIR holds no session folders, or another run is writing to it.
-
-    Examples
-    --------
-    >>> rebuild_group("out/")                          # doctest: +SKIP
-    PosixPath('out/regiontag')
-    """
-    output_dir = Path(output_dir)
-    bids_view = (output_dir / WORK_DIR).is_dir() and is_bids_dataset(output_dir)
-    work_dir = output_dir / WORK_DIR if bids_view else output_dir
-    if not work_dir.is_dir():
-        raise BatchError(f"{output_dir}: not found (run the participant level first)")
-    with output_lock(output_dir):
-        tables = BatchTables(work_dir)
-        tables.load()
-        if not tables.records:
-            raise BatchError(f"{work_dir}: no session folders (run the participant level first)")
-        tables.write_all()
-        if bids_view:
-            write_group_tables(output_dir, work_dir)
-        if report:
-            error = _write_batch_report(work_dir)
-            if error:
-                logger.warning("batch report not written: %s", error)
-    return work_dir
-
-
-__all__ = ["BatchError", "BatchSummary", "output_lock", "rebuild_group", "refresh_batch_tables", "run_batch"]
+__all__ = ["BatchError", "BatchSummary", "output_lock", "run_batch"]
