@@ -54,7 +54,37 @@ def typical_session(pattern, body_parts=None):
     features = {name: item.p_present >= 0.5 for name, item in {**pattern.extent, **pattern.features}.items()}
     findings = {"body_parts_imaged": list(body_parts), "features": features,
                 "sequences": {part: ["FLAIR", "T2w"] for part in body_parts}}
+    if pattern.lesions:
+        findings["lesions"] = {pattern.body_part: typical_lesion_summary(pattern)}
     return synthetic_region_table(lesioned, body_parts), findings
+
+
+LOCATION_OF_COUNT = {"n_juxtacortical": "juxtacortical", "n_deep_white_matter": "deep white matter",
+                     "n_deep_grey_matter": "deep grey matter"}
+MCDONALD_AREAS = ["periventricular", "cortical/juxtacortical", "infratentorial", "spinal cord"]
+
+
+def typical_lesion_summary(pattern) -> dict:
+    """A lesion summary meeting each of the pattern's lesion conditions that is more likely than not
+    (p_present >= 0.5) and missing the others (counts one under the threshold, fractions 0.1 off)."""
+    summary: dict = {"by_location": {}, "dis_areas": []}
+    for item in pattern.lesions:
+        likely = item.p_present >= 0.5
+        integer = item.measure.startswith("n_") or item.measure == "dis_areas"
+        step = 1 if integer else 0.1
+        if item.at_least is not None:
+            value = item.at_least if likely else max(item.at_least - step, 0)
+        else:
+            value = item.at_most if likely else item.at_most + step
+        if item.measure == "dis_areas":
+            summary["dis_areas"] = MCDONALD_AREAS[: int(value)]
+        elif item.measure.startswith("n_") and item.measure not in ("n_lesions", "n_callosal", "n_perpendicular"):
+            location = LOCATION_OF_COUNT.get(item.measure, item.measure[2:])
+            summary["by_location"][location] = int(value)
+        else:
+            summary[item.measure] = value
+    summary.setdefault("n_lesions", sum(summary["by_location"].values()))
+    return summary
 
 
 def row(scores: pd.DataFrame, pattern_id: str) -> pd.Series:
