@@ -41,7 +41,8 @@ CASE_TABLE = (
     ("result_body_part", "found", None), ("lesion_dice", "Dice", 3), ("lesion_recall", "recall", 2),
     ("lesion_precision", "precision", 2), ("lesion_f1", "F1", 2), ("truth_lesion_ml", "truth ml", 1),
     ("result_lesion_ml", "found ml", 1), ("abs_volume_difference_ml", "AVD ml", 1), ("cord_dice", "cord Dice", 3),
-    ("top_pattern", "top pattern", None), ("top_pattern_right", "= diagnosis", None),
+    ("top_pattern", "best-ranked pattern", None), ("top_pattern_matched", "matched", None),
+    ("top_pattern_right", "= diagnosis", None),
 )
 
 
