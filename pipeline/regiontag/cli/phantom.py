@@ -88,22 +88,22 @@ def run_phantom(args: argparse.Namespace) -> int:
         return 2
     body_part = args.body_part or _pattern_body_part(args.pattern or "") or "brain"
     phases = PhaseProgress(quiet=args.quiet)
-    with phases.phase(f"{body_part} phantoms", args.count) as phase:
-        for index in range(args.count):
-            seed = args.seed + index
-            session_id = session_name(args.pattern, seed)
-            phase.start(session_id)
-            try:
+    try:
+        with phases.phase(f"{body_part} phantoms", args.count) as phase:
+            for index in range(args.count):
+                seed = args.seed + index
+                session_id = session_name(args.pattern, seed)
+                phase.start(session_id)
                 if body_part == "cord":
                     _write_cord(args, seed, session_id)
                 else:
                     _write_brain(args, seed, session_id)
-            except (ValueError, KeyError, RuntimeError) as error:
-                message = error.args[0] if isinstance(error, KeyError) and error.args else error
-                print(f"regiontag phantom: {message}", file=sys.stderr)
-                return 2
-            phase.done(session_id)
-            print(f"{session_id}: {Path(args.output_dir) / 'inputs' / session_id}")
+                phase.done(session_id)
+                print(f"{session_id}: {Path(args.output_dir) / 'inputs' / session_id}")
+    except (ValueError, KeyError, RuntimeError) as error:  # the bar is gone (transient on error): one line
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"regiontag phantom: {message}", file=sys.stderr)
+        return 2
     print(f"truth: {Path(args.output_dir) / 'truth'}")
     return 0
 

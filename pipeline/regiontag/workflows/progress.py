@@ -282,8 +282,9 @@ class BatchProgress:
 class Phase:
     """One counted phase on the console (see ``PhaseProgress.phase``): ``start(item)`` / ``done(item)``."""
 
-    def __init__(self, progress: Progress | None, task_id: Any):
+    def __init__(self, progress: Progress | None, task_id: Any, *, lines: tuple[Console, str, int] | None = None):
         self._progress, self._task_id = progress, task_id
+        self._lines = lines  # on a non-terminal: (console, phase name, total), a plain line per finished item
         self.completed = 0
 
     def start(self, item: str) -> None:
@@ -296,6 +297,9 @@ class Phase:
         self.completed += 1
         if self._progress is not None:
             self._progress.update(self._task_id, advance=1, item=escape(item))
+        elif self._lines is not None:
+            console, name, total = self._lines
+            console.print(f"{name} {self.completed}/{total} {item}".rstrip(), markup=False, highlight=False)
 
 
 class PhaseProgress:
@@ -337,5 +341,12 @@ class PhaseProgress:
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
             refresh_per_second=2,
         )
+        if not self.console.is_terminal:  # a log file gets no bar (its last state would follow an error): lines
+            yield Phase(None, None, lines=(self.console, name, total))
+            return
         with progress:
-            yield Phase(progress, progress.add_task(name, total=total, item=""))
+            try:
+                yield Phase(progress, progress.add_task(name, total=total, item=""))
+            except BaseException:
+                progress.live.transient = True  # a failed phase leaves only its one-line error, no bar
+                raise
