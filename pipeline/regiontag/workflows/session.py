@@ -254,7 +254,8 @@ def _process(session, session_dir, config, warnings, cord_atlas_path, patterns_d
     start = time.perf_counter()
     images, inputs = {}, []
     for scan in session.scans:  # a broken file is reported as such, before any naming problem
-        if scan.path.is_dir():  # a DICOM folder dcm2niix could not convert: the reason is in sequence_source
+        if scan.path.is_dir() and not scan.path.name.lower().endswith((".nii", ".nii.gz")):
+            # a DICOM folder dcm2niix could not convert: the reason is in sequence_source
             raise InputError(scan.sequence_source)
         image, scan_warnings = load_scan(scan.path, config.limits)
         images[scan.path] = image
