@@ -138,7 +138,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert out.startswith(f"regiontag demo: writing {len(demo_cli.DEMO_SESSIONS)} phantom sessions to ")
     assert f"  phantom 1/{len(demo_cli.DEMO_SESSIONS)} {demo_cli.DEMO_SESSIONS[0][0]} (brain) written in " in out
     assert "against the phantoms' truth" in out and "no pattern matched" in out  # the healthy brain
-    assert out.count("report: ") == len(demo_cli.DEMO_SESSIONS)
+    session_reports = [line for line in out.splitlines() if line.strip().startswith("report: ")]
+    assert len(session_reports) == len(demo_cli.DEMO_SESSIONS)  # one per session, plus the batch report's line
+    assert f"batch report: {tmp_path / 'results' / 'index.html'}" in out
     assert all(len(line) < 160 for line in out.splitlines())  # no 600-character line
     sessions = pd.read_csv(tmp_path / "results" / "sessions.csv")
     assert sorted(sessions["session"]) == sorted(session_id for session_id, *_ in demo_cli.DEMO_SESSIONS)

@@ -52,8 +52,9 @@ def test_a_session_whose_worker_dies_is_retried_visibly(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), scan)
     sessions = [Session("s1", (ScanInput(scan, "FLAIR", body_part="brain"),))]
     output_dir = tmp_path / "out"
+    # a memory limit puts even one session on a Dask worker (one session alone runs in this process)
     summary = run_batch(tmp_path / "in", output_dir, Config(), workers=1, quiet=True, report=False,
-                        sessions=sessions, session_runner=RUNNER)
+                        sessions=sessions, session_runner=RUNNER, memory_limit="4GB")
     assert summary.counts["ok"] == 1 and summary.failed == 0
     assert list(summary.retried) == ["s1"]
     assert summary.line.endswith("; 1 session was retried after losing a worker (see their log.txt)")
