@@ -19,8 +19,10 @@ import math
 import os
 import stat
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -147,21 +149,25 @@ class _BoundedStream:
         self.compressed = compressed
         self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
 
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """Turn a read error of the (gzip) stream into the file's one-line ``InputError``."""
+        try:
+            yield
+        except EOFError:
+            raise input_error(self.path, "truncated gzip (compressed stream ends before its end marker)") from None
+        except (zlib.error, gzip.BadGzipFile) as error:
+            raise input_error(self.path, f"corrupt gzip ({error})") from None
+        except OSError as error:
+            raise input_error(self.path, f"read error ({error.strerror or error})") from None
+
     def read(self, size: int) -> bytes:
         """Read up to ``size`` bytes (fewer only at the end of the stream)."""
         parts: list[bytes] = []
         remaining = size
         while remaining > 0:
-            try:
+            with self._read_errors():
                 chunk = self._stream.read(min(remaining, CHUNK_BYTES))
-            except EOFError:
-                raise input_error(
-                    self.path, "truncated gzip (compressed stream ends before its end marker)"
-                ) from None
-            except (zlib.error, gzip.BadGzipFile) as error:
-                raise input_error(self.path, f"corrupt gzip ({error})") from None
-            except OSError as error:
-                raise input_error(self.path, f"read error ({error.strerror or error})") from None
             if not chunk:
                 break
             parts.append(chunk)
@@ -172,16 +178,8 @@ class _BoundedStream:
         """Fill ``buffer`` from the stream (fewer bytes only at its end); returns the bytes written."""
         filled = 0
         while filled < len(buffer):
-            try:
+            with self._read_errors():
                 count = self._stream.readinto(buffer[filled:])
-            except EOFError:
-                raise input_error(
-                    self.path, "truncated gzip (compressed stream ends before its end marker)"
-                ) from None
-            except (zlib.error, gzip.BadGzipFile) as error:
-                raise input_error(self.path, f"corrupt gzip ({error})") from None
-            except OSError as error:
-                raise input_error(self.path, f"read error ({error.strerror or error})") from None
             if not count:
                 break
             filled += count
