@@ -209,8 +209,13 @@ class DetectionConfig(_Section):
     #: mask) of at least this volume with (almost) no lesion found gives a warning.
     bright_tail_min_ml: float = Field(2.0, ge=0)
     csf_exclusion_probability: float = Field(0.5, ge=0, le=1)
-    #: How z-maps of several sequences combine: "mean" of available sequences, or "max".
-    combine: Literal["mean", "max"] = "mean"
+    #: How z-maps of several sequences combine: "flair" (FLAIR alone when present, else the mean of the
+    #: others), "mean" of the available sequences, or "max".
+    combine: Literal["flair", "mean", "max"] = "flair"
+    #: Thin rims: a cluster of more than ``thin_cluster_min_mm3`` with no voxel ``core_depth_mm`` inside it
+    #: (ventricle lining, sulcal CSF borders) is not a lesion. 0 turns the rule off.
+    thin_cluster_min_mm3: float = Field(25.0, ge=0)
+    core_depth_mm: float = Field(1.0, ge=0, le=5)
     max_burden_fraction: float = Field(0.25, gt=0, le=1)
 
 

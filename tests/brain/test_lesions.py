@@ -8,7 +8,9 @@ import pytest
 from scipy import ndimage
 
 from regiontag.config import DetectionConfig
-from regiontag.brain.lesions import detect_lesions, keep_seeded_clusters, remove_small_clusters, robust_zmap
+from regiontag.brain.lesions import (
+    detect_lesions, drop_thin_clusters, keep_seeded_clusters, remove_small_clusters, robust_zmap,
+)
 
 
 @pytest.fixture()
@@ -66,18 +68,51 @@ def test_detect_lesions_threshold_and_min_cluster(flair_like) -> None:
     assert np.asarray(combined.dataobj).shape == truth.shape
 
 
-def test_evidence_is_averaged_across_sequences(flair_like) -> None:
+def test_evidence_is_averaged_across_sequences_with_combine_mean(flair_like) -> None:
     image, tissue, brain, truth = flair_like
     zmap, _ = robust_zmap(image, tissue, brain)
     flat = nib.Nifti1Image(np.zeros(truth.shape, np.float32), image.affine)
     config = DetectionConfig(
-        min_cluster_mm3=0, seed_threshold_factor=1.0, z_threshold={"FLAIR": 3.0, "T2w": 3.0, "DWI": 3.0}
+        min_cluster_mm3=0, seed_threshold_factor=1.0, z_threshold={"FLAIR": 3.0, "T2w": 3.0, "DWI": 3.0},
+        combine="mean",
     )
     alone = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
     with_flat_t2 = np.asarray(detect_lesions({"FLAIR": zmap, "T2w": flat}, brain, config)[0].dataobj) > 0
     assert with_flat_t2.sum() < alone.sum()  # a normal-looking T2 halves the FLAIR evidence
     with pytest.raises(ValueError, match="no FLAIR, T2w or DWI"):
         detect_lesions({"T1w": zmap}, brain, config)
+
+
+def test_flair_alone_decides_when_present_by_default(flair_like) -> None:
+    image, tissue, brain, truth = flair_like
+    zmap, _ = robust_zmap(image, tissue, brain)
+    flat = nib.Nifti1Image(np.zeros(truth.shape, np.float32), image.affine)
+    config = DetectionConfig(min_cluster_mm3=0, seed_threshold_factor=1.0)
+    assert config.combine == "flair"
+    alone = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
+    with_flat_t2 = np.asarray(detect_lesions({"FLAIR": zmap, "T2w": flat}, brain, config)[0].dataobj) > 0
+    np.testing.assert_array_equal(with_flat_t2, alone)
+    t2_only = np.asarray(detect_lesions({"T2w": zmap}, brain, config)[0].dataobj) > 0  # no FLAIR: T2w decides
+    assert t2_only.any()
+
+
+def test_thin_rims_are_dropped_and_blobs_kept() -> None:
+    mask = np.zeros((30, 30, 30), bool)
+    mask[2:7, 2:7, 2:7] = True  # 125 mm3 blob
+    mask[15, 3:27, 3:27] = True  # sheet one voxel thick (ventricle lining)
+    mask[20:22, 20:22, 20:22] = True  # 8 mm3: too small to judge by shape
+    kept = drop_thin_clusters(mask, (1.0, 1.0, 1.0), min_mm3=25.0, core_depth_mm=1.0)
+    assert kept[2:7, 2:7, 2:7].all() and kept[20:22, 20:22, 20:22].all()
+    assert not kept[15].any()
+    assert kept.sum() == 125 + 8
+
+
+def test_thin_rim_depth_is_in_plane_on_thick_slices() -> None:
+    mask = np.zeros((40, 40, 6), bool)
+    mask[5:15, 5:15, 2] = True  # one 8 mm slice, 5 x 5 mm in-plane: a lesion, not a rim
+    mask[25, 5:35, 1:5] = True  # one voxel (0.5 mm) wide in-plane: a rim
+    kept = drop_thin_clusters(mask, (0.5, 0.5, 8.0), min_mm3=25.0, core_depth_mm=1.0)
+    assert kept[5:15, 5:15, 2].all() and not kept[25].any()
 
 
 def test_remove_small_clusters_counts() -> None:

@@ -290,6 +290,39 @@ def keep_seeded_clusters(candidate: np.ndarray, evidence: np.ndarray, seed_level
     return seeded[labelled]
 
 
+def drop_thin_clusters(
+    mask: np.ndarray, zooms: tuple[float, ...], *, min_mm3: float, core_depth_mm: float
+) -> np.ndarray:
+    """Drop the 26-connected clusters of more than ``min_mm3`` that have no voxel ``core_depth_mm`` deep.
+
+    Thin bright rims (the ependymal lining of the ventricles, partial volume
+    along sulcal CSF, the septum) are common on FLAIR and are not lesions; a
+    lesion of that size is a blob with a core that survives an erosion of
+    ``core_depth_mm`` (:func:`erode_mm`: in-plane only on thick slices).
+    Clusters of ``min_mm3`` or less are kept whatever their shape (small
+    lesions have no core at this resolution).
+
+    Examples
+    --------
+    >>> mask = np.zeros((20, 20, 20), bool)
+    >>> mask[2:6, 2:6, 2:6] = True           # a 64 mm3 blob
+    >>> mask[10, 2:18, 2:18] = True          # a one-voxel-thick sheet of 256 mm3
+    >>> kept = drop_thin_clusters(mask, (1.0, 1.0, 1.0), min_mm3=25, core_depth_mm=1.0)
+    >>> int(kept.sum()), bool(kept[10].any())
+    (64, False)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if core_depth_mm <= 0 or not mask.any():
+        return mask
+    labelled = measure.label(mask, connectivity=mask.ndim)
+    keep = np.zeros(int(labelled.max()) + 1, dtype=bool)
+    keep[np.unique(labelled[erode_mm(mask, zooms, core_depth_mm)])] = True
+    voxel_mm3 = float(np.prod(zooms[:3]))
+    keep |= np.bincount(labelled.ravel(), minlength=keep.size) * voxel_mm3 <= min_mm3
+    keep[0] = False
+    return keep[labelled]
+
+
 def detect_lesions(
     zmaps: dict[str, nib.Nifti1Image], search_mask: np.ndarray, config: DetectionConfig
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image, int]:
@@ -306,24 +339,33 @@ def detect_lesions(
     Returns
     -------
     (lesion_mask, combined_z, n_clusters)
-        ``combined_z`` is the mean z over sequences; the threshold is applied
-        to the mean of each z divided by its sequence's threshold (> 1), and
-        a cluster survives only if that evidence peaks at
-        ``config.seed_threshold_factor`` or more somewhere in it.
+        ``combined_z`` is the mean (``combine="max"``: maximum) z over the
+        sequences used: FLAIR alone when present with ``combine="flair"``
+        (the default), else every hyperintense sequence. The threshold is
+        applied to the mean of each z divided by its sequence's threshold
+        (> 1); a cluster survives only if that evidence peaks at
+        ``config.seed_threshold_factor`` or more somewhere in it, if it is
+        not a thin rim (:func:`drop_thin_clusters`) and if it has at least
+        ``config.min_cluster_mm3``.
     """
     used = [seq for seq in HYPERINTENSE_SEQUENCES if seq in zmaps]
     if not used:
         raise ValueError("no FLAIR, T2w or DWI image to detect hyperintensities on")
+    if config.combine == "flair" and "FLAIR" in used:
+        used = ["FLAIR"]
     reference = zmaps[used[0]]
     stack = np.stack([np.asarray(zmaps[seq].dataobj, dtype=np.float32) for seq in used])
     scaled = np.stack([stack[i] / config.z_threshold[seq] for i, seq in enumerate(used)])
     evidence = scaled.max(axis=0) if config.combine == "max" else scaled.mean(axis=0)
     combined = stack.max(axis=0) if config.combine == "max" else stack.mean(axis=0)
+    zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
     if config.smoothing_fwhm_mm > 0:
-        zooms = np.asarray(reference.header.get_zooms()[:3], dtype=float)
-        evidence = ndimage.gaussian_filter(evidence, config.smoothing_fwhm_mm / 2.3548 / zooms)
+        evidence = ndimage.gaussian_filter(evidence, config.smoothing_fwhm_mm / 2.3548 / np.asarray(zooms))
     candidate = keep_seeded_clusters((evidence > 1.0) & search_mask, evidence, config.seed_threshold_factor)
     voxel_mm3 = float(abs(np.linalg.det(reference.affine[:3, :3])))
+    if config.thin_cluster_min_mm3 > 0 and config.core_depth_mm > 0:
+        candidate = drop_thin_clusters(candidate, zooms, min_mm3=config.thin_cluster_min_mm3,
+                                       core_depth_mm=config.core_depth_mm)
     lesion, count = remove_small_clusters(candidate, int(np.ceil(config.min_cluster_mm3 / voxel_mm3)))
     lesion_img = nib.Nifti1Image(lesion.astype(np.uint8), reference.affine)
     return lesion_img, nib.Nifti1Image(combined.astype(np.float32), reference.affine), count
