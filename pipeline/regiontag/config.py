@@ -209,6 +209,9 @@ class DetectionConfig(_Section):
     #: mask) of at least this volume with (almost) no lesion found gives a warning.
     bright_tail_min_ml: float = Field(2.0, ge=0)
     csf_exclusion_probability: float = Field(0.5, ge=0, le=1)
+    #: Cerebral cortex labels within this distance of probable white matter are searched (juxtacortical
+    #: lesions; the grey-matter floor applies there). 0: the cortex is never searched.
+    juxtacortical_search_mm: float = Field(1.0, ge=0, le=5)
     #: How z-maps of several sequences combine: "flair" (FLAIR alone when present, else the mean of the
     #: others), "mean" of the available sequences, or "max".
     combine: Literal["flair", "mean", "max"] = "flair"

@@ -94,3 +94,24 @@ def test_real_flair_brain_mask_covers_brain(real_flair_result) -> None:
     border = mask & ~ndimage.binary_erosion(mask)
     assert np.median(flair[border]) < np.median(flair[mask])
     assert not output.warnings
+
+
+def test_search_mask_takes_the_cortex_border_of_white_matter_only() -> None:
+    from regiontag.brain.stage import CEREBRAL_CORTEX, _search_mask
+    from regiontag.config import load_config
+
+    atlas = brain_atlas()
+    cortex_label = atlas.region(CEREBRAL_CORTEX).label_values()[0]
+    wm_label = atlas.region("Cerebrum > Cerebral white matter").label_values()[0]
+    labels = np.full((12, 12, 12), cortex_label, dtype=np.int32)
+    labels[:, :, :6] = wm_label
+    wm = (labels == wm_label).astype(np.float32)
+    tissue = {"wm": wm, "gm": 1 - wm, "csf": np.zeros_like(wm)}
+    brain = np.ones(labels.shape, bool)
+    config = load_config()
+    search = _search_mask(labels, brain, tissue, config, (1.0, 1.0, 1.0))
+    assert search[:, :, :6].all()  # white matter
+    assert search[:, :, 6].all()  # cortex touching white matter (juxtacortical)
+    assert not search[:, :, 8:].any()  # cortex away from white matter
+    off = config.model_copy(update={"detection": config.detection.model_copy(update={"juxtacortical_search_mm": 0})})
+    assert not _search_mask(labels, brain, tissue, off, (1.0, 1.0, 1.0))[:, :, 6:].any()

@@ -106,10 +106,14 @@ def tissue_intensities(
     return levels
 
 
-def grey_matter_neighbourhood(gm_probability: np.ndarray, zooms: tuple[float, ...], radius_mm: float,
-                              threshold: float = 0.15) -> np.ndarray:
-    """Voxels within ``radius_mm`` of probable grey matter (absorbs registration error at GM borders)."""
-    near = gm_probability > threshold
+def tissue_neighbourhood(probability: np.ndarray, zooms: tuple[float, ...], radius_mm: float,
+                         threshold: float = 0.15) -> np.ndarray:
+    """Voxels within ``radius_mm`` (at least one voxel per axis) of ``probability > threshold``.
+
+    Absorbs registration error at tissue borders: the grey-matter floor of
+    :func:`robust_zmap`, the juxtacortical band of the search mask.
+    """
+    near = probability > threshold
     if radius_mm <= 0:
         return near
     size = tuple(int(2 * max(1, round(radius_mm / z)) + 1) for z in zooms[:3])
@@ -239,7 +243,7 @@ def robust_zmap(
     expected = sum(tissue[name] * levels[name] for name in ("csf", "gm", "wm"))
     expected = np.where(weights > 0.05, expected / np.maximum(weights, 1e-6), wm_center)
     if levels["gm"] > wm_center:
-        near_gm = grey_matter_neighbourhood(tissue["gm"], zooms, grey_matter_margin_mm)
+        near_gm = tissue_neighbourhood(tissue["gm"], zooms, grey_matter_margin_mm)
         expected = np.where(near_gm, np.maximum(expected, levels["gm"]), expected)
     spread = max(wm_spread, 1e-3 * max(abs(wm_center), 1.0))
     zmap = np.where(brain_mask, (data - expected) / spread, 0.0).astype(np.float32)

@@ -24,7 +24,7 @@ from regiontag.atlas.involvement import region_table
 from regiontag.atlas.tree import Atlas
 from regiontag.brain import sanity
 from regiontag.brain.detection_qc import bright_tail_volume_ml
-from regiontag.brain.lesions import detect_lesions, HYPERINTENSE_SEQUENCES, robust_zmap
+from regiontag.brain.lesions import detect_lesions, HYPERINTENSE_SEQUENCES, robust_zmap, tissue_neighbourhood
 from regiontag.brain.preprocess import bias_correct, initial_brain_mask, is_skull_stripped
 from regiontag.brain.registration import (
     coregister,
@@ -49,7 +49,8 @@ LOGGER = logging.getLogger("regiontag.brain")
 GREY_BRIGHTER_THAN_WHITE = ("FLAIR",)
 
 #: Regions where hyperintensities are not searched (cortex and CSF spaces).
-EXCLUDED_FROM_SEARCH = ("Cerebrum > Cerebral cortex", "Cerebellum > Cerebellar cortex", "Ventricles")
+CEREBRAL_CORTEX = "Cerebrum > Cerebral cortex"
+EXCLUDED_FROM_SEARCH = (CEREBRAL_CORTEX, "Cerebellum > Cerebellar cortex", "Ventricles")
 
 
 @lru_cache(maxsize=1)
@@ -112,10 +113,15 @@ def _tissue_in_subject(reference: nib.Nifti1Image, registration: Registration) -
     }
 
 
-def _search_mask(labels: np.ndarray, brain: np.ndarray, tissue: dict[str, np.ndarray], config: Config) -> np.ndarray:
+def _search_mask(labels: np.ndarray, brain: np.ndarray, tissue: dict[str, np.ndarray], config: Config,
+                 zooms: tuple[float, ...] = (1.0, 1.0, 1.0)) -> np.ndarray:
     atlas = brain_atlas()
     excluded = [value for path in EXCLUDED_FROM_SEARCH for value in atlas.region(path).label_values()]
     search = brain & ~np.isin(labels, excluded) & (labels > 0)
+    if config.detection.juxtacortical_search_mm > 0:  # cortex labels that border white matter (juxtacortical)
+        cortex = np.isin(labels, atlas.region(CEREBRAL_CORTEX).label_values())
+        search |= brain & cortex & tissue_neighbourhood(tissue["wm"], zooms, config.detection.juxtacortical_search_mm,
+                                                         threshold=0.5)
     return search & (tissue["csf"] < config.detection.csf_exclusion_probability)
 
 
@@ -264,7 +270,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
                 max_wm_gm_ratio=config.detection.max_wm_gm_ratio,
                 normal_wm_gm_ratio=config.detection.normal_wm_gm_ratio,
                 white_darker_than_grey=sequence in GREY_BRIGHTER_THAN_WHITE)
-    search = _search_mask(labels, brain, tissue, config)
+    search = _search_mask(labels, brain, tissue, config, zooms)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
     lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)
     lesion = np.asarray(lesion_img.dataobj) > 0
@@ -285,7 +291,8 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
         "lesion_volume_ml": float(lesion.sum() * voxel_ml),
         "intensity_stats": zstats,
         "bright_white_matter_tail_ml": {
-            seq: bright_tail_volume_ml(z, search, config.detection) for seq, z in detection_maps.items()},
+            seq: bright_tail_volume_ml(z, search & (tissue["wm"] >= 0.5), config.detection)
+            for seq, z in detection_maps.items()},
         "timings": timings,
         "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
     })
