@@ -367,6 +367,9 @@ class ScoringConfig(_Section):
     symmetric_max_laterality: float = Field(0.5, ge=0.0, le=1.0)
     #: Declared mimics whose scores differ by at most this (log10 units) share a rank.
     mimic_tie_margin: float = Field(1.0, ge=0.0, le=10.0)
+    #: The first-ranked pattern's explanation (and the runner-up's) says "close call" when it leads the next
+    #: pattern by less than this (log10 units; 1 = less than 10:1 between the two).
+    close_call_margin: float = Field(1.0, ge=0.0, le=10.0)
     #: Items listed per direction ("raised by", "lowered by") in an explanation.
     explain_max_items: int = Field(4, ge=1, le=50)
 

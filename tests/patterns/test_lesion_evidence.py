@@ -117,3 +117,35 @@ def test_shipped_ms_pattern_prefers_disseminated_lesions(library) -> None:
     one_area = evaluate_pattern(ms, observe(table, {"lesions": {"brain": confined}}))
     assert disseminated.score - one_area.score > 1.0
     assert all(ref for ref in ms.references)  # lesion evidence comes with its sources
+
+
+def test_shipped_ms_explanation_opens_with_the_lesion_evidence(library) -> None:
+    import re
+
+    from regiontag.patterns.scoring import score_session
+
+    table = synthetic_region_table({PERIVENTRICULAR: "both"}, ("brain",))
+    findings = {"body_parts_imaged": ["brain"], "lesions": {"brain": MS_LIKE_SUMMARY}}
+    scores = score_session(table, findings, library).set_index("pattern")
+    text = scores.loc["ms-brain", "explanation"]
+    assert re.match(r"score -?\d+\.\d \(log10 odds\)(, match)?; 23 lesions; periventricular 9, juxtacortical 6, "
+                    r"infratentorial 2, deep white matter 6: dissemination in space; raised by: ", text), text
+    raised = text.split("raised by: ")[1].split("; lowered by")[0]
+    assert "dissemination in space (dis_areas 3, LR x2.8)" in raised  # log10(0.85 / 0.3)
+    assert scores.loc["ms-brain", "rank"] == 1
+
+
+def test_small_vessel_disease_reads_a_peripheral_pontine_lesion_against_it(library) -> None:
+    # Geraldes 2020: peripheral pontine lesions in 0 of 43 vascular-risk non-MS patients, 31% of MS;
+    # central pontine lesions are the small-vessel ones
+    svd = library.get("small-vessel-disease")
+    base = {PERIVENTRICULAR: "both", "Cerebrum > Cerebral white matter > Deep white matter": "both"}
+
+    def score(extra):
+        table = synthetic_region_table({**base, **extra}, ("brain",))
+        return evaluate_pattern(svd, observe(table, {"body_parts_imaged": ["brain"]})).score
+
+    no_pons = score({})
+    peripheral = score({"Brainstem > Pons": "left"})
+    central = score({"Brainstem > Pons > Central pons": "both"})
+    assert peripheral < no_pons - 0.5 < central - 0.5

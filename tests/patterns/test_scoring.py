@@ -211,3 +211,37 @@ def test_mimic_within_margin_shares_rank_even_with_pattern_between():
     assert [(r.pattern.id, r.rank) for r in narrow] == [("a", 1), ("b", 2), ("c", 3)]
 
 
+
+
+def test_a_narrow_lead_is_called_a_close_call_in_both_explanations() -> None:
+    from regiontag.patterns.explain import explain
+    from regiontag.patterns.library import build_library, parse_disease
+    from regiontag.patterns.scoring import PatternResult, rank_results
+
+    def disease(pattern_id, mimics=()):
+        return parse_disease({
+            "id": f"d-{pattern_id}", "disease": pattern_id, "references": ["x"],
+            "patterns": [{"id": pattern_id, "name": pattern_id, "body_part": "cord", "sequences": ["T2w"],
+                          "mimics": list(mimics),
+                          "regions": [{"region": POSTERIOR, "role": "core", "p_involved": 0.9}]}],
+        }, "x.yaml")
+
+    library = build_library({Path("a.yaml"): disease("a", ["c"]), Path("b.yaml"): disease("b"),
+                             Path("c.yaml"): disease("c")})
+    mimics = {p.id: library.mimics_of(p.id) for p in library.patterns}
+
+    def ranked(scores, margin):
+        return {r.pattern.id: r for r in rank_results(
+            [PatternResult(p, True, score=scores[p.id]) for p in library.patterns], mimics,
+            ScoringConfig(close_call_margin=margin))}
+
+    # a leads b by 0.4: both say so; c (declared mimic of a, tied at rank 1) is not the runner-up
+    results = ranked({"a": 3.0, "b": 2.6, "c": 2.5}, 1.0)
+    assert results["a"].close_to == [("b", pytest.approx(0.4))]
+    assert results["b"].close_to == [("a", pytest.approx(-0.4))]
+    assert results["c"].close_to == []
+    assert "close call: ranked first by only 0.4 (LR x2.5) over b" in explain(results["a"])
+    assert "close call: 0.4 (LR x2.5) below a, ranked first" in explain(results["b"])
+    # a clear lead, or a margin of 0, is no close call
+    assert not ranked({"a": 3.0, "b": 1.5, "c": 2.5}, 1.0)["a"].close_to
+    assert not ranked({"a": 3.0, "b": 2.6, "c": 2.5}, 0.0)["a"].close_to

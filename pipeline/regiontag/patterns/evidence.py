@@ -57,3 +57,6 @@ class PatternResult:
     #: One sentence on the session's lesions (patterns with lesion evidence), e.g.
     #: ``"23 lesions; periventricular 9, juxtacortical 6, infratentorial 2: dissemination in space"``.
     lesion_summary: str = ""
+    #: Close calls: ``(other pattern id, score difference)`` when this result and the other are ranked
+    #: first and second (not tied) less than ``scoring.close_call_margin`` apart.
+    close_to: list[tuple[str, float]] = field(default_factory=list)

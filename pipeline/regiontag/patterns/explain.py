@@ -60,6 +60,11 @@ def explain(result: PatternResult, config: ScoringConfig = ScoringConfig()) -> s
     if region_terms and not any(t.kind == "region" for t in shown):
         strongest = max(region_terms, key=lambda t: abs(t.log10_lr))
         parts.append(f"regions: {describe(strongest)}")  # always name a region of the table
+    for other, lead in result.close_to:
+        if lead >= 0:
+            parts.append(f"close call: ranked first by only {lead:.1f} (LR {format_ratio(10 ** lead)}) over {other}")
+        else:
+            parts.append(f"close call: {-lead:.1f} (LR {format_ratio(10 ** -lead)}) below {other}, ranked first")
     if result.tied_with:
         parts.append(f"indistinguishable from declared mimic(s) {', '.join(sorted(set(result.tied_with)))}")
     if result.unassessed:

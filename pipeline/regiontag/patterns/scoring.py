@@ -228,8 +228,23 @@ def rank_results(results: list[PatternResult], mimics: dict[str, set[str]],
         mine = ranking_score[result.pattern.id]
         result.rank = 1 + sum(1 for value in values if value > mine + 1e-9)
     assessable.sort(key=lambda r: (r.rank, -r.score, r.pattern.id))
+    _mark_close_calls(assessable, config)
     rest = sorted((r for r in results if not r.assessable), key=lambda r: r.pattern.id)
     return assessable + rest
+
+
+def _mark_close_calls(ranked: list[PatternResult], config: ScoringConfig) -> None:
+    """Record when the first-ranked pattern leads the next (not a declared tie) by less than the margin."""
+    if not ranked:
+        return
+    first = ranked[0]  # declared mimics tied with it at rank 1 say so through `tied_with` instead
+    runner_up = next((r for r in ranked[1:] if r.rank != 1), None)
+    if runner_up is None:
+        return
+    lead = first.score - runner_up.score
+    if lead < config.close_call_margin:
+        first.close_to.append((runner_up.pattern.id, lead))
+        runner_up.close_to.append((first.pattern.id, -lead))
 
 
 def _library_mimics(library: Any) -> dict[str, set[str]]:
