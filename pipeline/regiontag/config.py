@@ -205,6 +205,8 @@ class DetectionConfig(_Section):
     #: its normal level is then ``normal_wm_gm_ratio`` x grey matter (diffuse leukoencephalopathy).
     max_wm_gm_ratio: float = Field(1.03, gt=0, le=2)
     normal_wm_gm_ratio: float = Field(0.9, gt=0, le=2)
+    #: With that rule in force, the detection threshold and seed level are multiplied by this factor.
+    diffuse_threshold_factor: float = Field(0.67, gt=0, le=1)
     #: Silent-failure check: a bright white-matter tail (z above the detection threshold, in the search
     #: mask) of at least this volume with (almost) no lesion found gives a warning.
     bright_tail_min_ml: float = Field(2.0, ge=0)

@@ -282,3 +282,20 @@ def test_thick_slices_keep_a_white_matter_reference() -> None:
     assert erode_mm(wm > 0, (1.0, 1.0, 1.0), 0.0).sum() == (wm > 0).sum()
     with pytest.raises(ValueError, match="too little normal-appearing white matter"):
         white_matter_reference(data, np.zeros(shape, np.float32), np.ones(shape, bool), (0.5, 0.5, 8.0))
+
+
+def test_diffuse_disease_outlines_lesions_at_a_lower_level() -> None:
+    z = np.zeros((30, 30, 30), np.float32)
+    z[5:25, 5:25, 5:25] = 2.5  # faint diffuse hyperintensity: below the FLAIR threshold of 3 ...
+    z[12:18, 12:18, 12:18] = 6.0  # ... around a bright core
+    z[26:29, 26:29, 26:29] = 4.0  # above the threshold, but no voxel reaches the seed level (1.8 x 3)
+    zmap = nib.Nifti1Image(z, np.eye(4))
+    brain = np.ones(z.shape, bool)
+    config = DetectionConfig()
+    focal = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
+    diffuse = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config, diffuse={"FLAIR"})[0].dataobj) > 0
+    assert focal.sum() == 6**3
+    assert diffuse.sum() == 20**3 + 3**3  # outline and seeds at 0.67 x: the faint sheet and the faint focus
+    # a diffuse T2w does not lower the outline of a FLAIR that decides alone
+    other = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config, diffuse={"T2w"})[0].dataobj) > 0
+    assert other.sum() == 6**3

@@ -1,8 +1,9 @@
 """Lesion detection on the real MS scans in MNI152 space against the experts' consensus (Lesjak et al. 2018).
 
 Runs the brain stage (registration included) on every case of ``data/real/brain/mni`` with FLAIR + T2w,
-through ``benchmarks/real_brain_detection.py``; skips when the data are absent. Measured 2026-12-01:
-patient19 (50 ml) Dice 0.74, patient26 (8 ml) Dice 0.53 (before: 0.00 and 0.44).
+through ``benchmarks/real_brain_detection.py``; skips when the data are absent. Measured 2026-12-01
+(FLAIR decides, thin rims dropped, juxtacortical band searched): patient19 (50 ml) Dice 0.73, patient26 (8 ml)
+Dice 0.66, lesion-wise F1 0.29 / 0.47 (first version: Dice 0.00 and 0.44).
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ def test_real_ms_lesions_match_the_consensus(shared_dir: Path, tmp_path: Path) -
     assert len(rows) >= 2
     dice = [row["dice"] for row in rows]
     assert min(dice) >= 0.5, rows  # each patient, heavy load included (was 0.00 on the 50 ml patient)
-    assert np.mean(dice) >= 0.6, rows
+    assert np.mean(dice) >= 0.65, rows  # issue 14's target (LST-AI: 0.65 on MSSEG-1)
     baseline = [bench.score(*bench_truth_and_baseline(bench, case)) for case in bench._cases(root)]
     assert np.mean(dice) > np.mean([b["dice"] for b in baseline]) + 0.2
+    f1 = [row["lesion_f1"] for row in rows]  # issue 14 asks for 0.55: not reached (small consensus components)
+    assert np.mean(f1) >= 0.35 and np.mean(f1) > np.mean([b["lesion_f1"] for b in baseline]) + 0.1, rows
 
 
 def bench_truth_and_baseline(bench, case: Path):

@@ -60,3 +60,18 @@ def test_diffuse_fraction_is_validated(anatomy) -> None:
     with pytest.raises(ValueError, match="fraction must be in"):
         diffuse_white_matter_lesions(anatomy.tissue, anatomy.labels, anatomy.atlas, [], "medium",
                                      np.random.default_rng(0), fraction=0.0)
+
+
+def test_accompanying_tracts_are_involved_whole_on_both_sides(anatomy) -> None:
+    from regiontag.phantoms.diffuse import ACCOMPANYING_TRACTS
+
+    tissue, labels, atlas = anatomy.tissue, anatomy.labels, anatomy.atlas
+    mask, grade, placed = diffuse_white_matter_lesions(tissue, labels, atlas, [], "confluent", np.random.default_rng(5),
+                                                       fraction=0.3, affine=anatomy.affine, tracts=ACCOMPANYING_TRACTS)
+    assert [entry["region"] for entry in placed] == [CEREBRAL_WHITE_MATTER, *ACCOMPANYING_TRACTS]
+    for tract in ACCOMPANYING_TRACTS:
+        for side in ("left", "right"):
+            white = np.isin(labels, atlas.region(tract).label_values(side)) & (tissue[2] > 0.5)
+            if white.any():
+                assert mask[white].all(), (tract, side)
+    assert (grade[mask] > 0).all()

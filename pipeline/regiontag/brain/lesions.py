@@ -328,7 +328,8 @@ def drop_thin_clusters(
 
 
 def detect_lesions(
-    zmaps: dict[str, nib.Nifti1Image], search_mask: np.ndarray, config: DetectionConfig
+    zmaps: dict[str, nib.Nifti1Image], search_mask: np.ndarray, config: DetectionConfig,
+    *, diffuse: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image, int]:
     """Combine sequence z-maps, threshold, and keep clusters above the minimum size.
 
@@ -339,6 +340,14 @@ def detect_lesions(
     search_mask : ndarray of bool
         Where lesions may be (brain, not CSF, not cortex).
     config : DetectionConfig
+    diffuse : set of str
+        Sequences whose normal white matter had to be taken from grey matter
+        (``stats["wm_reference_from_gm"]`` of :func:`robust_zmap`: diffuse
+        white-matter disease). When a sequence used is among them, the
+        threshold and the seed level are multiplied by
+        ``config.diffuse_threshold_factor``: most of the white matter is
+        abnormal, and a faint diffuse hyperintensity is only a few spreads
+        above normal.
 
     Returns
     -------
@@ -365,7 +374,8 @@ def detect_lesions(
     zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
     if config.smoothing_fwhm_mm > 0:
         evidence = ndimage.gaussian_filter(evidence, config.smoothing_fwhm_mm / 2.3548 / np.asarray(zooms))
-    candidate = keep_seeded_clusters((evidence > 1.0) & search_mask, evidence, config.seed_threshold_factor)
+    level = config.diffuse_threshold_factor if set(diffuse) & set(used) else 1.0
+    candidate = keep_seeded_clusters((evidence > level) & search_mask, evidence, level * config.seed_threshold_factor)
     voxel_mm3 = float(abs(np.linalg.det(reference.affine[:3, :3])))
     if config.thin_cluster_min_mm3 > 0 and config.core_depth_mm > 0:
         candidate = drop_thin_clusters(candidate, zooms, min_mm3=config.thin_cluster_min_mm3,

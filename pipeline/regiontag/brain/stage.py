@@ -272,7 +272,8 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
                 white_darker_than_grey=sequence in GREY_BRIGHTER_THAN_WHITE)
     search = _search_mask(labels, brain, tissue, config, zooms)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
-    lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection)
+    diffuse = {seq for seq in detection_maps if zstats[seq].get("wm_reference_from_gm")}
+    lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection, diffuse=diffuse)
     lesion = np.asarray(lesion_img.dataobj) > 0
     timings["detection"] = time.perf_counter() - clock
 

@@ -33,6 +33,11 @@ SPARED_REGION = "Cerebrum > Cerebral white matter > Juxtacortical white matter"
 DIFFUSE_GRADE = 0.45
 #: Pattern whose diagnosis the default diffuse phantom carries.
 DIFFUSE_PATTERN = "b12-leukoencephalopathy"
+#: White-matter tracts that "frequently" accompany the cerebral white matter, bilaterally and symmetrically,
+#: in B12 leukoencephalopathy (../shared/seeds/vitamin-b12-deficiency.txt); the default phantom involves them
+#: as a whole (their white matter), at the same grade.
+ACCOMPANYING_TRACTS = ("Corpus callosum", "Internal capsule", "Middle cerebellar peduncle",
+                       "Cerebellum > Cerebellar white matter")
 
 
 def mirror_about_midline(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -53,6 +58,7 @@ def diffuse_white_matter_lesions(
     fraction: float = 0.5,
     grade: float = DIFFUSE_GRADE,
     affine: np.ndarray | None = None,
+    tracts: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Diffuse, bilateral, symmetric hyperintensity of ``fraction`` of the cerebral white matter.
 
@@ -81,6 +87,9 @@ def diffuse_white_matter_lesions(
         Mean lesion grade (fraction of the signal replaced by lesion signal).
     affine : ndarray, optional
         Anatomy grid affine (for the midline); default: the grid centre is the midline.
+    tracts : tuple of str
+        Atlas regions whose white matter (WM fraction > 0.5) is involved as a whole, both sides, at the
+        same grade (e.g. :data:`ACCOMPANYING_TRACTS`); one ``placed`` entry each.
 
     Returns
     -------
@@ -109,12 +118,19 @@ def diffuse_white_matter_lesions(
         values = score[candidates]
         cutoff = np.partition(values, values.size - wanted)[values.size - wanted]
         mask = candidates & (score >= cutoff)
-    variation = smooth_noise(labels.shape, 4.0, rng).astype(np.float32)
-    variation = 0.1 * variation / max(float(np.abs(variation).max()), 1e-6)
-    grade_map = np.where(mask, np.clip(grade + variation, 0.05, 1.0), 0.0).astype(np.float32)
     placed = [{"region": CEREBRAL_WHITE_MATTER, "side": "both", "n_lesions": 1,
                "volume_mm3": float(mask.sum()), "fraction_of_region": float(mask.sum() / max(region.sum(), 1)),
                "spared": SPARED_REGION, "grade": float(grade)}]
+    for tract in tracts:
+        tract_region = np.isin(labels, atlas.region(tract).label_values("both"))
+        tract_mask = tract_region & (tissue[2] > 0.5) & ~mask
+        mask |= tract_mask
+        placed.append({"region": tract, "side": "both", "n_lesions": 1, "volume_mm3": float(tract_mask.sum()),
+                       "fraction_of_region": float((tract_region & mask).sum() / max(tract_region.sum(), 1)),
+                       "grade": float(grade)})
+    variation = smooth_noise(labels.shape, 4.0, rng).astype(np.float32)
+    variation = 0.1 * variation / max(float(np.abs(variation).max()), 1e-6)
+    grade_map = np.where(mask, np.clip(grade + variation, 0.05, 1.0), 0.0).astype(np.float32)
     return mask, grade_map, placed
 
 
@@ -124,6 +140,7 @@ def make_diffuse_phantom(
     fraction: float = 0.5,
     grade: float = DIFFUSE_GRADE,
     pattern: str = DIFFUSE_PATTERN,
+    tracts: tuple[str, ...] = ACCOMPANYING_TRACTS,
     **settings: Any,
 ) -> BrainPhantom:
     """A brain session with diffuse leukoencephalopathy of ``fraction`` of the cerebral white matter.
@@ -138,6 +155,9 @@ def make_diffuse_phantom(
         Lesion grade (:data:`DIFFUSE_GRADE`: FLAIR white matter at about 1.17 x grey matter).
     pattern : str
         The pattern id recorded as the truth (``b12-leukoencephalopathy``).
+    tracts : tuple of str
+        Tracts involved as a whole besides the cerebral white matter (default :data:`ACCOMPANYING_TRACTS`,
+        the seed's picture of B12 leukoencephalopathy; ``()`` for the cerebral white matter alone).
     **settings
         Acquisition keywords of :func:`~regiontag.phantoms.brain.make_brain_phantom`
         (``sequences``, ``voxel_size``, ``snr``, ...).
@@ -154,7 +174,7 @@ def make_diffuse_phantom(
     from regiontag.phantoms.anatomy import load_anatomy
 
     affine = load_anatomy().affine
-    placer = partial(diffuse_white_matter_lesions, fraction=fraction, grade=grade, affine=affine)
+    placer = partial(diffuse_white_matter_lesions, fraction=fraction, grade=grade, affine=affine, tracts=tracts)
     phantom = make_brain_phantom(pattern, seed, lesion_placer=placer, **settings)
     phantom.params["diffuse"] = {"fraction": float(fraction), "grade": float(grade),
                                  "placed": phantom.params.get("placed")}
