@@ -15,7 +15,7 @@ def _tube(shape=(61, 61, 4), centre=(30, 30), cord=0.45, csf=1.0, outside=0.25):
 
 def test_ncc_peaks_on_the_cord_and_ignores_brightness_and_contrast_scale():
     volume = _tube()
-    ncc, bright, dark, ratio = ncc_ring(volume)
+    ncc, bright, dark, ratio, _ = ncc_ring(volume)
     assert np.unravel_index(ncc[:, :, 1].argmax(), ncc.shape[:2]) == (30, 30)
     assert ncc[30, 30, 1] > 0.6 and bright[30, 30, 1] == 1.0 and dark[30, 30, 1] == 0.0
     assert abs(ratio[30, 30, 1] - 0.45) < 0.1

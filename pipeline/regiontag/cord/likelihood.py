@@ -33,6 +33,13 @@ MAX_OUTSIDE = 0.25
 TISSUE_RATIO = (0.1, 1.05)
 #: A sector is "bright" when its mean exceeds the disc mean by this many local standard deviations.
 SECTOR_MARGIN = 0.5
+#: T2-like scans: the brightest ring sector around the cord is CSF, the brightest tissue of the slice.  Its
+#: mean relative to the slice's bright level (99th percentile) weighs the likelihood from 0 (at the first value)
+#: to 1 (at the second): a dark ligament, bone or a void framed by muscle or fat, whose brightest neighbour is
+#: well below the CSF level, does not pass for a cord (a small field of view whose edges cut such structures).
+CSF_LEVEL = (0.7, 0.9)
+#: Percentile of a slice's intensities taken as its bright (CSF) level.
+BRIGHT_PERCENTILE = 99.0
 
 
 def _template(scale, spacing_mm: float):
@@ -92,6 +99,8 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
         Fraction of the ``N_SECTORS`` ring sectors brighter / darker than the disc (0..1).
     ratio : ndarray
         Disc mean / ring mean (intensities assumed non-negative).
+    brightest : ndarray
+        Mean of the brightest ring sector (intensity units of ``planes``).
 
     Examples
     --------
@@ -99,7 +108,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     >>> x, y = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21), indexing="ij")
     >>> r = np.hypot(x / 1.5, y)
     >>> plane = np.where(r < 4, 0.3, np.where(r < 6, 1.0, 0.2))[:, :, None]
-    >>> ncc, bright, dark, ratio = ncc_ring(plane)
+    >>> ncc, bright, dark, ratio, brightest = ncc_ring(plane)
     >>> bool(ncc[20, 20, 0] > 0.7 and bright[20, 20, 0] == 1.0 and dark[20, 20, 0] == 0.0)
     True
     """
@@ -122,6 +131,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     bright = np.zeros(planes.shape, dtype=np.float32)
     dark = np.zeros(planes.shape, dtype=np.float32)
     present = np.zeros(inside.shape, dtype=np.float32)
+    brightest = np.zeros(planes.shape, dtype=np.float32)
     for sector in sectors:
         n_sector = _correlate(inside, sector)
         there = n_sector >= 0.5 * sector.sum()
@@ -129,11 +139,15 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
         bright += there & (sector_mean > mean_disc + margin)
         dark += there & (sector_mean < mean_disc - margin)
         present += there
+        np.maximum(brightest, np.where(there, sector_mean, 0.0), out=brightest)
     keep = (n_disc >= 0.9 * disc.sum()) & (n_ring >= (1 - MAX_OUTSIDE) * ring.sum()) & (present >= N_SECTORS - 2)
     present = np.maximum(present, 1)
     finish = lambda array: np.where(keep, array, 0.0).astype(np.float32)
     ratio = mean_disc / np.maximum(mean_ring, 1e-6)
-    return np.clip(finish(ncc), -1, 1), finish(bright / present), finish(dark / present), ratio.astype(np.float32)
+    return (
+        np.clip(finish(ncc), -1, 1), finish(bright / present), finish(dark / present), ratio.astype(np.float32),
+        brightest,
+    )
 
 
 def tissue_weight(ratio: np.ndarray) -> np.ndarray:
@@ -144,6 +158,20 @@ def tissue_weight(ratio: np.ndarray) -> np.ndarray:
     """
     low, high = TISSUE_RATIO
     return np.clip((ratio - low) / 0.1, 0, 1) * np.clip((high - ratio) / 0.1, 0, 1)
+
+
+def csf_weight(brightest: np.ndarray, bright_level) -> np.ndarray:
+    """1 where the brightest ring sector reaches the slice's CSF level, 0 well below it (T2-like scans).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> csf_weight(np.array([0.5, 0.8, 1.0]), 1.0).round(2).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    low, high = CSF_LEVEL
+    relative = brightest / np.maximum(bright_level, 1e-6)
+    return np.clip((relative - low) / (high - low), 0, 1).astype(np.float32)
 
 
 def to_detector_grid(volume: np.ndarray, zooms, spacing_mm: float = 1.0) -> tuple[np.ndarray, tuple[float, float]]:
@@ -175,7 +203,8 @@ def cord_likelihoods(
     -------
     likelihoods : dict
         ``{+1: dark cord in bright CSF (T2w, T2*w, STIR), -1: bright cord in dark CSF (T1w)}``, each
-        (nx', ny', nz): ``max over scales of clip(polarity * NCC, 0, 1) * closed-ring fraction``.
+        (nx', ny', nz): ``max over scales of clip(polarity * NCC, 0, 1) * closed-ring fraction`` (times
+        :func:`tissue_weight` and, for +1, :func:`csf_weight`: the ring's brightest sector is CSF).
     factors : tuple of float
         Detector grid index -> canonical voxel index scale along x and y.
 
@@ -193,9 +222,11 @@ def cord_likelihoods(
     """
     small, factors = to_detector_grid(np.asarray(volume, dtype=np.float32), zooms, spacing_mm)
     small = np.maximum(small, 0.0)
+    bright_level = np.percentile(small.reshape(-1, small.shape[2]), BRIGHT_PERCENTILE, axis=0)[None, None, :]
     best = {1: np.zeros(small.shape, dtype=np.float32), -1: np.zeros(small.shape, dtype=np.float32)}
     for scale in SCALES if scales is None else scales:
-        ncc, bright, dark, ratio = ncc_ring(small, scale, spacing_mm)
-        np.maximum(best[1], np.clip(ncc, 0, 1) * bright * tissue_weight(ratio), out=best[1])
+        ncc, bright, dark, ratio, brightest = ncc_ring(small, scale, spacing_mm)
+        t2_like = np.clip(ncc, 0, 1) * bright * tissue_weight(ratio) * csf_weight(brightest, bright_level)
+        np.maximum(best[1], t2_like, out=best[1])
         np.maximum(best[-1], np.clip(-ncc, 0, 1) * dark * tissue_weight(1.0 / np.maximum(ratio, 1e-6)), out=best[-1])
     return best, factors
