@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from regiontag.cord.likelihood import cord_likelihoods, ncc_ring, tissue_weight
+from regiontag.cord.likelihood import cord_likelihoods, csf_weight, ncc_ring, tissue_weight
 
 
 def _tube(shape=(61, 61, 4), centre=(30, 30), cord=0.45, csf=1.0, outside=0.25):
@@ -58,3 +58,15 @@ def test_anisotropic_voxels_are_resampled_to_the_detector_grid():
     assert np.isclose(factors[0], 0.5, atol=0.02) and factors[1] == 1.0
     i, j = np.unravel_index(likelihoods[1][:, :, 1].argmax(), likelihoods[1].shape[:2])
     assert abs(i * factors[0] - 15) <= 1 and abs(j - 30) <= 1
+
+
+def test_dark_structure_framed_by_tissue_dimmer_than_the_csf_is_not_a_cord():
+    # the same dark-disc-in-a-ring shape twice in one slice: once framed by CSF (the brightest tissue),
+    # once framed by muscle at 60 % of the CSF level (a ligament between the laminae)
+    volume = np.full((101, 61, 2), 0.25, dtype=np.float32)
+    volume[:50] = _tube(shape=(50, 61, 2), centre=(25, 30))
+    volume[50:] = _tube(shape=(51, 61, 2), centre=(25, 30), csf=0.6)
+    likelihoods, _ = cord_likelihoods(volume, (1.0, 1.0, 1.0))
+    assert likelihoods[1][25, 30, 0] > 0.5
+    assert likelihoods[1][75, 30, 0] == 0.0
+    assert csf_weight(np.array([0.5, 0.8, 1.0]), 1.0).round(2).tolist() == [0.0, 0.5, 1.0]

@@ -79,13 +79,16 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     CSF level of *that ray*: the peak of the CSF just outside the cord (within
     ``LOCAL_PEAK_MM`` of where the profile first rises through the slice's midpoint),
     not the brightest sample anywhere on the ray (epidural fat, a thick CSF pocket
-    further out), so a thin, partial-volumed CSF layer places its own edge.  Two
-    candidates per ray: the crossing of that level found walking
-    inward from the first clearly-CSF sample (ignores hyperintense lesions inside
-    the cord), and the first outward crossing (thin, partial-volumed CSF).  The
+    further out), so a thin, partial-volumed CSF layer places its own edge.  The CSF
+    level of the slice is the 75th percentile of its rays' peaks: the CSF may cover only
+    part of the ring (the cord against the dura on one side).  Candidates per ray: the
+    crossing of that level found walking inward from the first clearly-CSF sample
+    (ignores hyperintense lesions inside the cord), and the crossing found walking
+    inward from the first rise through the midpoint (thin, partial-volumed CSF).  The
     first is used unless it lies beyond the largest plausible cord outline
     (``max_axes_mm``, an ellipse), where bright tissue outside a thin CSF layer
-    (epidural fat) was taken for CSF.
+    (epidural fat) was taken for CSF.  On slices where a whole side has no CSF,
+    :func:`_falling_edge` places the edge of the rays without it.
     """
     n_slices, n_rays, n_samples = profiles.shape
     inner = profiles[:, :, radii_mm <= inner_mm].reshape(n_slices, -1)
@@ -115,12 +118,12 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
     valid = has_csf & (last_below >= 0) & (last_below + 1 < n_samples)
     from_csf = _crossing(profiles, radii_mm, last_below, threshold, valid)
-    # candidate 2: first outward crossing of the midpoint
-    above = (smooth >= threshold) & outer[None, None, :]
-    has_above = above.any(axis=2)
-    first_above = np.argmax(above, axis=2) - 1
-    valid = has_above & (first_above >= 0)
-    outward = _crossing(profiles, radii_mm, np.maximum(first_above, 0), threshold, valid)
+    # candidate 2: inward from the first rise through the slice's midpoint (thin, partial-volumed CSF), so a
+    # brighter band inside the cord that stays below the midpoint (grey matter on T2*w) does not end the cord
+    below = (profiles < threshold) & (index < first_rise[:, :, None])
+    last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
+    valid = (first_rise < n_samples) & (last_below >= 0) & (last_below + 1 < n_samples)
+    outward = _crossing(profiles, radii_mm, last_below, threshold, valid)
     limit = 1.0 / np.sqrt((np.cos(angles) / max_axes_mm[0]) ** 2 + (np.sin(angles) / max_axes_mm[1]) ** 2)
     too_far = ~(from_csf <= limit[None, :])
     radius = np.where(too_far, outward, from_csf)
@@ -130,7 +133,10 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     # (only where a whole side lacks CSF: a few undetermined rays are better filled from their neighbours)
     falling = _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step)
     open_side = (np.isnan(radius).mean(axis=1) >= OPEN_SIDE_SHARE)[:, None]
-    radius = np.where(open_side & np.isnan(radius) & (falling <= limit[None, :]), falling, radius)
+    # (a ray that reaches the CSF level further out is a cord with a brighter core, e.g. a central lesion)
+    no_csf = radii_mm[np.minimum(first_rise, n_samples - 1)] > limit[None, :] + LOCAL_PEAK_MM
+    no_csf |= first_rise >= n_samples
+    radius = np.where(open_side & no_csf & np.isnan(radius) & (falling <= limit[None, :]), falling, radius)
     contrast = span / np.maximum(csf_level, 1e-6)
     return radius, contrast
 
