@@ -60,13 +60,17 @@ def test_anisotropic_voxels_are_resampled_to_the_detector_grid():
     assert abs(i * factors[0] - 15) <= 1 and abs(j - 30) <= 1
 
 
-def test_dark_structure_framed_by_tissue_dimmer_than_the_csf_is_not_a_cord():
-    # the same dark-disc-in-a-ring shape twice in one slice: once framed by CSF (the brightest tissue),
-    # once framed by muscle at 60 % of the CSF level (a ligament between the laminae)
-    volume = np.full((101, 61, 2), 0.25, dtype=np.float32)
-    volume[:50] = _tube(shape=(50, 61, 2), centre=(25, 30))
-    volume[50:] = _tube(shape=(51, 61, 2), centre=(25, 30), csf=0.6)
+def test_dark_structure_framed_by_tissue_dimmer_than_the_nearby_csf_is_not_a_cord():
+    # a cord in its CSF ring and, 15 mm behind it, the same dark-disc-in-a-ring shape framed by muscle at
+    # 60 % of the CSF level (a ligament between the laminae, as a small field of view cuts it)
+    volume = _tube(shape=(61, 81, 2), centre=(30, 55))
+    x, y, _ = np.meshgrid(np.arange(61), np.arange(81), np.arange(2), indexing="ij")
+    r = np.hypot((x - 30) / 4.0, (y - 40) / 2.5)
+    volume = np.where(r < 1.0, 0.15, np.where(r < 1.6, 0.6, volume)).astype(np.float32)
     likelihoods, _ = cord_likelihoods(volume, (1.0, 1.0, 1.0))
-    assert likelihoods[1][25, 30, 0] > 0.5
-    assert likelihoods[1][75, 30, 0] == 0.0
+    assert likelihoods[1][30, 55, 0] > 0.5
+    assert likelihoods[1][27:34, 37:44, 0].max() == 0.0
+    without_csf = np.where(y > 47, 0.25, volume).astype(np.float32)  # the same structure with no CSF near it
+    likelihoods, _ = cord_likelihoods(without_csf, (1.0, 1.0, 1.0))
+    assert likelihoods[1][27:34, 37:44, 0].max() > 0.3
     assert csf_weight(np.array([0.5, 0.8, 1.0]), 1.0).round(2).tolist() == [0.0, 0.5, 1.0]

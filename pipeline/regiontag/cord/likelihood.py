@@ -33,13 +33,16 @@ MAX_OUTSIDE = 0.25
 TISSUE_RATIO = (0.1, 1.05)
 #: A sector is "bright" when its mean exceeds the disc mean by this many local standard deviations.
 SECTOR_MARGIN = 0.5
-#: T2-like scans: the brightest ring sector around the cord is CSF, the brightest tissue of the slice.  Its
-#: mean relative to the slice's bright level (99th percentile) weighs the likelihood from 0 (at the first value)
-#: to 1 (at the second): a dark ligament, bone or a void framed by muscle or fat, whose brightest neighbour is
-#: well below the CSF level, does not pass for a cord (a small field of view whose edges cut such structures).
+#: T2-like scans: the brightest ring sector around the cord is CSF, the brightest tissue near the cord.  Its
+#: mean relative to the local bright level (:func:`local_bright_level`) weighs the likelihood from 0 (at the
+#: first value) to 1 (at the second): a dark ligament, bone or a void framed by muscle, whose brightest
+#: neighbour is well below the CSF a centimetre away, does not pass for a cord (a small field of view whose
+#: edges cut such structures next to the canal).
 CSF_LEVEL = (0.7, 0.9)
-#: Percentile of a slice's intensities taken as its bright (CSF) level.
-BRIGHT_PERCENTILE = 99.0
+#: Half-width (mm) of the neighbourhood whose brightest tissue is taken as the CSF level, and the size (mm)
+#: of the blocks averaged first (a sector's scale: single bright pixels and vessels do not count).
+BRIGHT_RADIUS_MM = 15.0
+BRIGHT_BLOCK_MM = 3.0
 
 
 def _template(scale, spacing_mm: float):
@@ -174,6 +177,25 @@ def csf_weight(brightest: np.ndarray, bright_level) -> np.ndarray:
     return np.clip((relative - low) / (high - low), 0, 1).astype(np.float32)
 
 
+def local_bright_level(planes: np.ndarray, spacing_mm: float = 1.0) -> np.ndarray:
+    """Brightest ``BRIGHT_BLOCK_MM`` block mean within ``BRIGHT_RADIUS_MM`` of each pixel, per slice.
+
+    Fat far from the canal (bright on T2 TSE) does not set the level the CSF around the cord is compared with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plane = np.zeros((60, 10, 1)); plane[5:10] = 1.0; plane[50:55] = 0.5
+    >>> level = local_bright_level(plane)
+    >>> bool(level[10, 5, 0] > 0.9 and 0.4 < level[50, 5, 0] < 0.6)
+    True
+    """
+    block = max(1, int(round(BRIGHT_BLOCK_MM / spacing_mm)))
+    reach = 2 * int(round(BRIGHT_RADIUS_MM / spacing_mm)) + 1
+    blocks = ndimage.uniform_filter(np.asarray(planes, dtype=np.float32), size=(block, block, 1), mode="nearest")
+    return ndimage.maximum_filter(blocks, size=(reach, reach, 1), mode="nearest")
+
+
 def to_detector_grid(volume: np.ndarray, zooms, spacing_mm: float = 1.0) -> tuple[np.ndarray, tuple[float, float]]:
     """Axial slices resampled to a square ``spacing_mm`` in-plane grid, and the grid -> voxel scale (x, y)."""
     factors = (spacing_mm / zooms[0], spacing_mm / zooms[1])
@@ -222,7 +244,7 @@ def cord_likelihoods(
     """
     small, factors = to_detector_grid(np.asarray(volume, dtype=np.float32), zooms, spacing_mm)
     small = np.maximum(small, 0.0)
-    bright_level = np.percentile(small.reshape(-1, small.shape[2]), BRIGHT_PERCENTILE, axis=0)[None, None, :]
+    bright_level = local_bright_level(small, spacing_mm)
     best = {1: np.zeros(small.shape, dtype=np.float32), -1: np.zeros(small.shape, dtype=np.float32)}
     for scale in SCALES if scales is None else scales:
         ncc, bright, dark, ratio, brightest = ncc_ring(small, scale, spacing_mm)
