@@ -131,7 +131,7 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     # candidate 3, rays without CSF (cord against the dura, a canal cut by the field of view): the cord ends
     # where the signal falls to clearly darker tissue (bone, ligament); walking inward from the first dark sample
     # (only where a whole side lacks CSF: a few undetermined rays are better filled from their neighbours)
-    falling = _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step)
+    falling = _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step, limit)
     open_side = (np.isnan(radius).mean(axis=1) >= OPEN_SIDE_SHARE)[:, None]
     # (a ray that reaches the CSF level further out is a cord with a brighter core, e.g. a central lesion)
     no_csf = radii_mm[np.minimum(first_rise, n_samples - 1)] > limit[None, :] + LOCAL_PEAK_MM
@@ -151,13 +151,21 @@ RIM_MM = 4.5
 DARK_FRACTION = 0.6
 
 
-def _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step):
-    """Radius where each ray falls from the cord level to clearly darker tissue (NaN where it does not)."""
+def _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step, limit):
+    """Radius where each ray falls from the cord level to clearly darker tissue (NaN where it does not).
+
+    The darker tissue must stay darker than the cord up to the largest plausible outline (``limit`` per ray,
+    plus ``LOCAL_PEAK_MM``): a darker band followed by brighter signal is cord around a brighter core (a
+    central lesion raises the inner level) in front of a thin CSF layer, not the cord's edge.
+    """
     n_samples = profiles.shape[2]
     index = np.arange(n_samples)[None, None, :]
     is_dark = (smooth <= DARK_FRACTION * cord_level[:, None, None]) & outer[None, None, :]
     has_dark = is_dark.any(axis=2)
     first_dark = np.where(has_dark, np.argmax(is_dark, axis=2), n_samples - 1)
+    reach = radii_mm[None, None, :] <= limit[None, :, None] + LOCAL_PEAK_MM
+    recovers = ((smooth >= cord_level[:, None, None]) & (index > first_dark[:, :, None]) & reach).any(axis=2)
+    has_dark &= ~recovers
     near = (index >= first_dark[:, :, None]) & (index <= first_dark[:, :, None] + LOCAL_PEAK_MM / step)
     local_min = np.where(near, smooth, np.inf).min(axis=2)
     level = cord_level[:, None] - boundary_fraction * (cord_level[:, None] - np.where(has_dark, local_min, 0.0))
