@@ -9,8 +9,11 @@ brightness and contrast, so a low-contrast T2*w cord scores like a high-contrast
 T2w one, and a dark muscle framed by very bright fat does not outscore the cord
 because it is brighter.  The template is tried at a few sizes (cervical to conus)
 and the ring must be *closed* (most of its sectors brighter than the disc),
-which distinguishes the CSF ring from a dark band or a corner.  The polarity is
-chosen from the image (:func:`choose_polarity`), not from the file name.
+which distinguishes the CSF ring from a dark band or a corner.  On T2-like scans the
+ring's brightest sector must also reach the brightest tissue within ``BRIGHT_RADIUS_MM``
+(:func:`csf_weight`): CSF is the brightest thing next to the cord, so a dark ligament or
+bone framed by muscle, which a small field of view may show beside the canal, does not
+pass for a cord.  The polarity comes from the sequence (see :mod:`regiontag.cord.centreline`).
 """
 
 from __future__ import annotations
