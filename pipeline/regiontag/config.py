@@ -264,8 +264,8 @@ class CordConfig(_Section):
     boundary_fraction: float = Field(0.42, gt=0, lt=1)
     #: Gaussian smoothing (sigma, mm) of the centreline along the cord.
     centerline_smoothing_mm: float = Field(3.0, ge=0, le=30)
-    #: Minimum cord/CSF contrast ((CSF - cord) / CSF) for a slice to count as cord.
-    min_contrast: float = Field(0.2, ge=0, le=1)
+    #: Minimum cord/CSF contrast ((CSF - cord) / CSF, CSF = 75th percentile of the ray peaks) for a cord slice.
+    min_contrast: float = Field(0.3, ge=0, le=1)
     #: Minimum ring-detector score (CSF annulus - cord disc, bright level = 1).
     min_ring_score: float = Field(0.05, ge=0, le=1)
     #: Vertebral level at the top of the field of view when known (e.g. "C2"); None = estimate.
@@ -284,7 +284,7 @@ class CordConfig(_Section):
     #: Self-check: cord likelihood (CSF ring) along the centreline below this = no CSF ring around the cord.
     qc_min_ring: float = Field(0.15, ge=0, le=1)
     #: Self-check: cord/CSF contrast ((CSF - cord) / CSF) below this is reported.
-    qc_min_contrast: float = Field(0.25, ge=0, le=1)
+    qc_min_contrast: float = Field(0.35, ge=0, le=1)
 
     @model_validator(mode="after")
     def _csa_bounds_ordered(self) -> "CordConfig":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from regiontag.cord.likelihood import cord_likelihoods, ncc_ring, tissue_weight
+from regiontag.cord.likelihood import cord_likelihoods, csf_weight, ncc_ring, tissue_weight
 
 
 def _tube(shape=(61, 61, 4), centre=(30, 30), cord=0.45, csf=1.0, outside=0.25):
@@ -15,7 +15,7 @@ def _tube(shape=(61, 61, 4), centre=(30, 30), cord=0.45, csf=1.0, outside=0.25):
 
 def test_ncc_peaks_on_the_cord_and_ignores_brightness_and_contrast_scale():
     volume = _tube()
-    ncc, bright, dark, ratio = ncc_ring(volume)
+    ncc, bright, dark, ratio, _ = ncc_ring(volume)
     assert np.unravel_index(ncc[:, :, 1].argmax(), ncc.shape[:2]) == (30, 30)
     assert ncc[30, 30, 1] > 0.6 and bright[30, 30, 1] == 1.0 and dark[30, 30, 1] == 0.0
     assert abs(ratio[30, 30, 1] - 0.45) < 0.1
@@ -58,3 +58,19 @@ def test_anisotropic_voxels_are_resampled_to_the_detector_grid():
     assert np.isclose(factors[0], 0.5, atol=0.02) and factors[1] == 1.0
     i, j = np.unravel_index(likelihoods[1][:, :, 1].argmax(), likelihoods[1].shape[:2])
     assert abs(i * factors[0] - 15) <= 1 and abs(j - 30) <= 1
+
+
+def test_dark_structure_framed_by_tissue_dimmer_than_the_nearby_csf_is_not_a_cord():
+    # a cord in its CSF ring and, 15 mm behind it, the same dark-disc-in-a-ring shape framed by muscle at
+    # 60 % of the CSF level (a ligament between the laminae, as a small field of view cuts it)
+    volume = _tube(shape=(61, 81, 2), centre=(30, 55))
+    x, y, _ = np.meshgrid(np.arange(61), np.arange(81), np.arange(2), indexing="ij")
+    r = np.hypot((x - 30) / 4.0, (y - 40) / 2.5)
+    volume = np.where(r < 1.0, 0.15, np.where(r < 1.6, 0.6, volume)).astype(np.float32)
+    likelihoods, _ = cord_likelihoods(volume, (1.0, 1.0, 1.0))
+    assert likelihoods[1][30, 55, 0] > 0.5
+    assert likelihoods[1][27:34, 37:44, 0].max() == 0.0
+    without_csf = np.where(y > 47, 0.25, volume).astype(np.float32)  # the same structure with no CSF near it
+    likelihoods, _ = cord_likelihoods(without_csf, (1.0, 1.0, 1.0))
+    assert likelihoods[1][27:34, 37:44, 0].max() > 0.3
+    assert csf_weight(np.array([0.5, 0.8, 1.0]), 1.0).round(2).tolist() == [0.0, 0.5, 1.0]

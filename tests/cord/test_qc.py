@@ -85,3 +85,14 @@ def test_conus_ends_in_csf_and_a_lost_cord_does_not():
     lost = conus_end(table, _sac(30, below=0.4), centres, (1.0, 1.0, 1.0))
     assert lost["slice"] == 30 and not lost["ends_in_csf"]
     assert conus_end(_table(n=60), _sac(0, 1.0), centres, (1.0, 1.0, 1.0)) is None  # cord reaches the bottom
+
+
+def test_one_faint_ring_slice_between_clear_ones_is_not_a_cord_outside_the_canal():
+    table = _table()
+    scores = np.full(20, 0.8)
+    scores[[3, 9]] = 0.05  # two isolated thick slices with a faint ring
+    warnings, qc = cord_qc_warnings(table, np.zeros((9, 9, 20), bool), scores, np.full(20, 0.6), CordConfig())
+    assert qc["no_csf_ring_slices"] == [] and not any("CSF ring" in warning for warning in warnings)
+    scores[[10, 11]] = 0.05  # a run of faint slices stays reported
+    warnings, qc = cord_qc_warnings(table, np.zeros((9, 9, 20), bool), scores, np.full(20, 0.6), CordConfig())
+    assert qc["no_csf_ring_slices"] == [9, 10, 11]

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from regiontag import outputs
 from regiontag.atlas.cord import load_cord_atlas
@@ -203,3 +204,36 @@ def test_dorsal_column_lesion_on_a_real_cord_is_in_the_posterior_columns(real_co
     for region in (COLUMNS + "Lateral column", *CENTRAL_OR_ANTERIOR):
         assert not _involved(result.region_table, region), region
     assert result.findings["features"]["cord_dorsal"] is True
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_oblique_real_cord_area_and_columns_hold_up_to_45_degrees(real_cord_dir, atlas, config, tmp_path):
+    """The real T2w with a dorsal-column lesion, tilted 0-45 degrees in the sagittal plane: the tilt-corrected
+    area stays within 10 % of the manual mask's perpendicular area (volume / centreline length) and the lesion
+    stays in the posterior columns (the cord coordinates are normalised to each axial outline)."""
+    image = nib.as_closest_canonical(_real_or_skip(real_cord_dir, "t2"))
+    cord = np.asarray(nib.as_closest_canonical(nib.load(str(real_cord_dir / "t2_seg-manual.nii.gz"))).dataobj) > 0
+    zooms = np.asarray(image.header.get_zooms()[:3], dtype=float)
+    data = np.asarray(image.dataobj, dtype=np.float32).copy()
+    x, y = np.ogrid[: cord.shape[0], : cord.shape[1]]
+    for k in range(18, 34):
+        ii, jj = np.nonzero(cord[:, :, k])
+        u = (x - ii.mean()) / ((ii.max() - ii.min()) / 2)
+        v = (y - jj.mean()) / ((jj.max() - jj.min()) / 2)
+        data[:, :, k][cord[:, :, k] & (v < -0.35) & (np.abs(u) < 0.4)] *= 1.7
+    slices = [k for k in range(cord.shape[2]) if cord[:, :, k].any()]
+    centres = np.array([[*np.argwhere(cord[:, :, k]).mean(axis=0), k] for k in slices]) * zooms
+    perpendicular = cord.sum() * zooms.prod() / np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()
+    for angle in (0, 15, 30, 45):
+        tilted = ndimage.rotate(data, angle, axes=(1, 2), reshape=True, order=1) if angle else data
+        result = process_cord({"T2w": nib.Nifti1Image(tilted, np.diag([*zooms, 1.0]))}, config, atlas, tmp_path)
+        csa = result.tables[outputs.CENTERLINE_CSV]["csa_mm2"].median()
+        features = result.findings["features"]
+        print(f"tilt {angle}: median CSA {csa:.1f} mm2 (manual mask {perpendicular:.1f}), "
+              f"dorsal share {features['axial_dorsal_share']:.2f}")
+        assert abs(csa / perpendicular - 1) < 0.1, angle
+        assert features["cord_dorsal"] is True and features["axial_dorsal_share"] > 0.9, angle
+        assert _involved(result.region_table, COLUMNS + "Posterior column"), angle
+        for region in (COLUMNS + "Lateral column", *CENTRAL_OR_ANTERIOR):
+            assert not _involved(result.region_table, region), (angle, region)

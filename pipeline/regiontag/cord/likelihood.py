@@ -9,8 +9,11 @@ brightness and contrast, so a low-contrast T2*w cord scores like a high-contrast
 T2w one, and a dark muscle framed by very bright fat does not outscore the cord
 because it is brighter.  The template is tried at a few sizes (cervical to conus)
 and the ring must be *closed* (most of its sectors brighter than the disc),
-which distinguishes the CSF ring from a dark band or a corner.  The polarity is
-chosen from the image (:func:`choose_polarity`), not from the file name.
+which distinguishes the CSF ring from a dark band or a corner.  On T2-like scans the
+ring's brightest sector must also reach the brightest tissue within ``BRIGHT_RADIUS_MM``
+(:func:`csf_weight`): CSF is the brightest thing next to the cord, so a dark ligament or
+bone framed by muscle, which a small field of view may show beside the canal, does not
+pass for a cord.  The polarity comes from the sequence (see :mod:`regiontag.cord.centreline`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ MAX_OUTSIDE = 0.25
 TISSUE_RATIO = (0.1, 1.05)
 #: A sector is "bright" when its mean exceeds the disc mean by this many local standard deviations.
 SECTOR_MARGIN = 0.5
+#: T2-like scans: the brightest ring sector around the cord is CSF, the brightest tissue near the cord.  Its
+#: mean relative to the local bright level (:func:`local_bright_level`) weighs the likelihood from 0 (at the
+#: first value) to 1 (at the second): a dark ligament, bone or a void framed by muscle, whose brightest
+#: neighbour is well below the CSF a centimetre away, does not pass for a cord (a small field of view whose
+#: edges cut such structures next to the canal).
+CSF_LEVEL = (0.7, 0.9)
+#: Half-width (mm) of the neighbourhood whose brightest tissue is taken as the CSF level, and the size (mm)
+#: of the blocks averaged first (a sector's scale: single bright pixels and vessels do not count).
+BRIGHT_RADIUS_MM = 15.0
+BRIGHT_BLOCK_MM = 3.0
 
 
 def _template(scale, spacing_mm: float):
@@ -92,6 +105,8 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
         Fraction of the ``N_SECTORS`` ring sectors brighter / darker than the disc (0..1).
     ratio : ndarray
         Disc mean / ring mean (intensities assumed non-negative).
+    brightest : ndarray
+        Mean of the brightest ring sector (intensity units of ``planes``).
 
     Examples
     --------
@@ -99,7 +114,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     >>> x, y = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21), indexing="ij")
     >>> r = np.hypot(x / 1.5, y)
     >>> plane = np.where(r < 4, 0.3, np.where(r < 6, 1.0, 0.2))[:, :, None]
-    >>> ncc, bright, dark, ratio = ncc_ring(plane)
+    >>> ncc, bright, dark, ratio, brightest = ncc_ring(plane)
     >>> bool(ncc[20, 20, 0] > 0.7 and bright[20, 20, 0] == 1.0 and dark[20, 20, 0] == 0.0)
     True
     """
@@ -122,6 +137,7 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
     bright = np.zeros(planes.shape, dtype=np.float32)
     dark = np.zeros(planes.shape, dtype=np.float32)
     present = np.zeros(inside.shape, dtype=np.float32)
+    brightest = np.zeros(planes.shape, dtype=np.float32)
     for sector in sectors:
         n_sector = _correlate(inside, sector)
         there = n_sector >= 0.5 * sector.sum()
@@ -129,11 +145,15 @@ def ncc_ring(planes: np.ndarray, scale: float = 1.0, spacing_mm: float = 1.0):
         bright += there & (sector_mean > mean_disc + margin)
         dark += there & (sector_mean < mean_disc - margin)
         present += there
+        np.maximum(brightest, np.where(there, sector_mean, 0.0), out=brightest)
     keep = (n_disc >= 0.9 * disc.sum()) & (n_ring >= (1 - MAX_OUTSIDE) * ring.sum()) & (present >= N_SECTORS - 2)
     present = np.maximum(present, 1)
     finish = lambda array: np.where(keep, array, 0.0).astype(np.float32)
     ratio = mean_disc / np.maximum(mean_ring, 1e-6)
-    return np.clip(finish(ncc), -1, 1), finish(bright / present), finish(dark / present), ratio.astype(np.float32)
+    return (
+        np.clip(finish(ncc), -1, 1), finish(bright / present), finish(dark / present), ratio.astype(np.float32),
+        brightest,
+    )
 
 
 def tissue_weight(ratio: np.ndarray) -> np.ndarray:
@@ -144,6 +164,39 @@ def tissue_weight(ratio: np.ndarray) -> np.ndarray:
     """
     low, high = TISSUE_RATIO
     return np.clip((ratio - low) / 0.1, 0, 1) * np.clip((high - ratio) / 0.1, 0, 1)
+
+
+def csf_weight(brightest: np.ndarray, bright_level) -> np.ndarray:
+    """1 where the brightest ring sector reaches the slice's CSF level, 0 well below it (T2-like scans).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> csf_weight(np.array([0.5, 0.8, 1.0]), 1.0).round(2).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    low, high = CSF_LEVEL
+    relative = brightest / np.maximum(bright_level, 1e-6)
+    return np.clip((relative - low) / (high - low), 0, 1).astype(np.float32)
+
+
+def local_bright_level(planes: np.ndarray, spacing_mm: float = 1.0) -> np.ndarray:
+    """Brightest ``BRIGHT_BLOCK_MM`` block mean within ``BRIGHT_RADIUS_MM`` of each pixel, per slice.
+
+    Fat far from the canal (bright on T2 TSE) does not set the level the CSF around the cord is compared with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plane = np.zeros((60, 10, 1)); plane[5:10] = 1.0; plane[50:55] = 0.5
+    >>> level = local_bright_level(plane)
+    >>> bool(level[10, 5, 0] > 0.9 and 0.4 < level[50, 5, 0] < 0.6)
+    True
+    """
+    block = max(1, int(round(BRIGHT_BLOCK_MM / spacing_mm)))
+    reach = 2 * int(round(BRIGHT_RADIUS_MM / spacing_mm)) + 1
+    blocks = ndimage.uniform_filter(np.asarray(planes, dtype=np.float32), size=(block, block, 1), mode="nearest")
+    return ndimage.maximum_filter(blocks, size=(reach, reach, 1), mode="nearest")
 
 
 def to_detector_grid(volume: np.ndarray, zooms, spacing_mm: float = 1.0) -> tuple[np.ndarray, tuple[float, float]]:
@@ -175,7 +228,8 @@ def cord_likelihoods(
     -------
     likelihoods : dict
         ``{+1: dark cord in bright CSF (T2w, T2*w, STIR), -1: bright cord in dark CSF (T1w)}``, each
-        (nx', ny', nz): ``max over scales of clip(polarity * NCC, 0, 1) * closed-ring fraction``.
+        (nx', ny', nz): ``max over scales of clip(polarity * NCC, 0, 1) * closed-ring fraction`` (times
+        :func:`tissue_weight` and, for +1, :func:`csf_weight`: the ring's brightest sector is CSF).
     factors : tuple of float
         Detector grid index -> canonical voxel index scale along x and y.
 
@@ -193,9 +247,11 @@ def cord_likelihoods(
     """
     small, factors = to_detector_grid(np.asarray(volume, dtype=np.float32), zooms, spacing_mm)
     small = np.maximum(small, 0.0)
+    bright_level = local_bright_level(small, spacing_mm)
     best = {1: np.zeros(small.shape, dtype=np.float32), -1: np.zeros(small.shape, dtype=np.float32)}
     for scale in SCALES if scales is None else scales:
-        ncc, bright, dark, ratio = ncc_ring(small, scale, spacing_mm)
-        np.maximum(best[1], np.clip(ncc, 0, 1) * bright * tissue_weight(ratio), out=best[1])
+        ncc, bright, dark, ratio, brightest = ncc_ring(small, scale, spacing_mm)
+        t2_like = np.clip(ncc, 0, 1) * bright * tissue_weight(ratio) * csf_weight(brightest, bright_level)
+        np.maximum(best[1], t2_like, out=best[1])
         np.maximum(best[-1], np.clip(-ncc, 0, 1) * dark * tissue_weight(1.0 / np.maximum(ratio, 1e-6)), out=best[-1])
     return best, factors

@@ -11,8 +11,8 @@ session's status ``warning`` (they reach ``sessions.csv`` through ``StageOutput.
   Kato et al. 2012, Papinutto et al. 2015), ~40-60 mm2 in the thoracic cord and
   taper below ~40 mm2 in the conus; much smaller or larger means another structure;
 * **no CSF ring** around the "cord" (the likelihood of a cord inside a CSF ring along
-  the centreline below ``cord.qc_min_ring``): the path left the spinal canal, or the
-  canal is effaced;
+  the centreline, median over three consecutive cord slices, below ``cord.qc_min_ring``):
+  the path left the spinal canal, or the canal is effaced;
 * **low cord/CSF contrast** (``(CSF - cord) / CSF`` below ``cord.qc_min_contrast``);
 * **field-of-view edge**: the cord mask touches the in-plane edge of the image.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from regiontag.config import CordConfig
 
@@ -146,6 +147,27 @@ def conus_end(
     }
 
 
+def ring_along_cord(slice_scores, slices) -> np.ndarray:
+    """CSF-ring likelihood of the cord slices, median over each slice and its two neighbours along the cord.
+
+    One slice whose ring is faint between two clear ones (a thick axial slice through a root sleeve or a
+    partial-volumed CSF layer) is not a cord outside the canal; two or more consecutive faint slices are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ring_along_cord(np.array([0.8, 0.1, 0.8, 0.1, 0.1, 0.8]), np.arange(6)).tolist()
+    [0.8, 0.8, 0.1, 0.1, 0.1, 0.8]
+    """
+    scores = np.asarray(slice_scores, dtype=float)[np.asarray(slices, dtype=int)]
+    if scores.size < 3:
+        return scores
+    order = np.argsort(slices)
+    smoothed = np.empty_like(scores)
+    smoothed[order] = ndimage.median_filter(scores[order], size=3, mode="nearest")
+    return smoothed
+
+
 def cord_qc_warnings(
     centerline: pd.DataFrame,
     mask: np.ndarray,
@@ -189,7 +211,7 @@ def cord_qc_warnings(
     checks = {
         "jump_slices": centreline_jumps(centerline),
         "csa_outlier_slices": csa_outliers(centerline, (low, high)),
-        "no_csf_ring_slices": slices[np.asarray(slice_scores)[slices] < config.qc_min_ring].tolist(),
+        "no_csf_ring_slices": slices[ring_along_cord(slice_scores, slices) < config.qc_min_ring].tolist(),
         "low_contrast_slices": slices[np.asarray(contrast)[slices] < config.qc_min_contrast].tolist(),
         "fov_edge_slices": [k for k in edge_slices(mask) if k in set(slices.tolist())],
     }

@@ -79,13 +79,16 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     CSF level of *that ray*: the peak of the CSF just outside the cord (within
     ``LOCAL_PEAK_MM`` of where the profile first rises through the slice's midpoint),
     not the brightest sample anywhere on the ray (epidural fat, a thick CSF pocket
-    further out), so a thin, partial-volumed CSF layer places its own edge.  Two
-    candidates per ray: the crossing of that level found walking
-    inward from the first clearly-CSF sample (ignores hyperintense lesions inside
-    the cord), and the first outward crossing (thin, partial-volumed CSF).  The
+    further out), so a thin, partial-volumed CSF layer places its own edge.  The CSF
+    level of the slice is the 75th percentile of its rays' peaks: the CSF may cover only
+    part of the ring (the cord against the dura on one side).  Candidates per ray: the
+    crossing of that level found walking inward from the first clearly-CSF sample
+    (ignores hyperintense lesions inside the cord), and the crossing found walking
+    inward from the first rise through the midpoint (thin, partial-volumed CSF).  The
     first is used unless it lies beyond the largest plausible cord outline
     (``max_axes_mm``, an ellipse), where bright tissue outside a thin CSF layer
-    (epidural fat) was taken for CSF.
+    (epidural fat) was taken for CSF.  On slices where a whole side has no CSF,
+    :func:`_falling_edge` places the edge of the rays without it.
     """
     n_slices, n_rays, n_samples = profiles.shape
     inner = profiles[:, :, radii_mm <= inner_mm].reshape(n_slices, -1)
@@ -95,7 +98,7 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     outer = radii_mm >= inner_mm
     smooth = ndimage.uniform_filter1d(profiles, 3, axis=2, mode="nearest")
     ray_peak = smooth[:, :, outer].max(axis=2)  # smoothed: the peak of noisy samples is biased upward
-    csf_level = np.median(ray_peak, axis=1)
+    csf_level = np.percentile(ray_peak, 75, axis=1)
     span = np.maximum(csf_level - cord_level, 1e-6)
     midpoint = (cord_level + 0.5 * span)[:, None, None]
     clear_csf = (cord_level + 0.75 * span)[:, None, None]
@@ -115,18 +118,71 @@ def _boundary_radii(profiles, radii_mm, angles, max_axes_mm, inner_mm: float = 2
     last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
     valid = has_csf & (last_below >= 0) & (last_below + 1 < n_samples)
     from_csf = _crossing(profiles, radii_mm, last_below, threshold, valid)
-    # candidate 2: first outward crossing of the midpoint
-    above = (smooth >= threshold) & outer[None, None, :]
-    has_above = above.any(axis=2)
-    first_above = np.argmax(above, axis=2) - 1
-    valid = has_above & (first_above >= 0)
-    outward = _crossing(profiles, radii_mm, np.maximum(first_above, 0), threshold, valid)
+    # candidate 2: inward from the first rise through the slice's midpoint (thin, partial-volumed CSF), so a
+    # brighter band inside the cord that stays below the midpoint (grey matter on T2*w) does not end the cord
+    below = (profiles < threshold) & (index < first_rise[:, :, None])
+    last_below = np.where(below.any(axis=2), n_samples - 1 - np.argmax(below[:, :, ::-1], axis=2), -1)
+    valid = (first_rise < n_samples) & (last_below >= 0) & (last_below + 1 < n_samples)
+    outward = _crossing(profiles, radii_mm, last_below, threshold, valid)
     limit = 1.0 / np.sqrt((np.cos(angles) / max_axes_mm[0]) ** 2 + (np.sin(angles) / max_axes_mm[1]) ** 2)
     too_far = ~(from_csf <= limit[None, :])
     radius = np.where(too_far, outward, from_csf)
     radius[radius > limit[None, :]] = np.nan
+    # candidate 3, rays without CSF (cord against the dura, a canal cut by the field of view): the cord ends
+    # where the signal falls to clearly darker tissue (bone, ligament); walking inward from the first dark sample
+    # (only where a whole side lacks CSF: a few undetermined rays are better filled from their neighbours)
+    falling = _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step, limit)
+    open_side = (np.isnan(radius).mean(axis=1) >= OPEN_SIDE_SHARE)[:, None]
+    # (a ray that reaches the CSF level further out is a cord with a brighter core, e.g. a central lesion)
+    no_csf = radii_mm[np.minimum(first_rise, n_samples - 1)] > limit[None, :] + LOCAL_PEAK_MM
+    no_csf |= first_rise >= n_samples
+    radius = np.where(open_side & no_csf & np.isnan(radius) & (falling <= limit[None, :]), falling, radius)
     contrast = span / np.maximum(csf_level, 1e-6)
     return radius, contrast
+
+
+#: Share of rays without CSF from which a slice's cord is taken to lie against the dura on one side.
+OPEN_SIDE_SHARE = 0.25
+#: A rim brighter than the cord by this fraction of the cord level, just before the drop, is thin CSF.
+RIM_RISE = 0.15
+#: ... within this distance (mm) of the drop (further in, a brighter band is grey matter).
+RIM_MM = 4.5
+#: A sample is clearly darker tissue than the cord below this fraction of the cord level.
+DARK_FRACTION = 0.6
+
+
+def _falling_edge(profiles, smooth, radii_mm, cord_level, outer, boundary_fraction, step, limit):
+    """Radius where each ray falls from the cord level to clearly darker tissue (NaN where it does not).
+
+    The darker tissue must stay darker than the cord up to the largest plausible outline (``limit`` per ray,
+    plus ``LOCAL_PEAK_MM``): a darker band followed by brighter signal is cord around a brighter core (a
+    central lesion raises the inner level) in front of a thin CSF layer, not the cord's edge.
+    """
+    n_samples = profiles.shape[2]
+    index = np.arange(n_samples)[None, None, :]
+    is_dark = (smooth <= DARK_FRACTION * cord_level[:, None, None]) & outer[None, None, :]
+    has_dark = is_dark.any(axis=2)
+    first_dark = np.where(has_dark, np.argmax(is_dark, axis=2), n_samples - 1)
+    reach = radii_mm[None, None, :] <= limit[None, :, None] + LOCAL_PEAK_MM
+    recovers = ((smooth >= cord_level[:, None, None]) & (index > first_dark[:, :, None]) & reach).any(axis=2)
+    has_dark &= ~recovers
+    near = (index >= first_dark[:, :, None]) & (index <= first_dark[:, :, None] + LOCAL_PEAK_MM / step)
+    local_min = np.where(near, smooth, np.inf).min(axis=2)
+    level = cord_level[:, None] - boundary_fraction * (cord_level[:, None] - np.where(has_dark, local_min, 0.0))
+    above = (profiles > level[:, :, None]) & (index < first_dark[:, :, None])
+    last_above = np.where(above.any(axis=2), n_samples - 1 - np.argmax(above[:, :, ::-1], axis=2), -1)
+    valid = has_dark & (last_above >= 0) & (last_above + 1 < n_samples)
+    falling = _crossing(-profiles, radii_mm, last_above, -level[:, :, None], valid)
+    # a thin, partial-volumed CSF rim just before the drop: the cord ends where the signal rises into it
+    before = outer[None, None, :] & (index < first_dark[:, :, None]) & (index >= first_dark[:, :, None] - RIM_MM / step)
+    rim = np.where(before, smooth, -np.inf).max(axis=2)
+    has_rim = has_dark & (rim >= (1 + RIM_RISE) * cord_level[:, None])
+    rise_level = (cord_level[:, None] + boundary_fraction * (rim - cord_level[:, None]))[:, :, None]
+    rises = (smooth >= rise_level) & before
+    first_rise = np.argmax(rises, axis=2) - 1
+    valid = has_rim & rises.any(axis=2) & (first_rise >= 0)
+    rising = _crossing(profiles, radii_mm, np.maximum(first_rise, 0), rise_level, valid)
+    return np.where(np.isfinite(rising), rising, falling)
 
 
 def _regularise(radius, zooms, n_rays):
