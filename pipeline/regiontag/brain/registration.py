@@ -184,10 +184,51 @@ _INDEX_OFFSET = 1000.0
 _CORNERS = [(dx, dy, dz) for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
 
 
-def _template_index_images(template_image: "ants.ANTsImage") -> list["ants.ANTsImage"]:
-    """Three images on the template grid holding each voxel's own index along x, y, z (plus ``_INDEX_OFFSET``)."""
-    axes = [np.arange(size, dtype=np.float32) + np.float32(_INDEX_OFFSET) for size in template_image.shape]
-    return [template_image.new_image_like(grid) for grid in np.meshgrid(*axes, indexing="ij")]
+def _template_index_images(template_image: nib.Nifti1Image, box: tuple[np.ndarray, np.ndarray]) -> list["ants.ANTsImage"]:
+    """Three ANTs images on the ``box`` part of the template grid holding each voxel's index in the whole grid.
+
+    ``box`` is the (first, last) voxel index along each axis; the values are
+    the indices plus ``_INDEX_OFFSET`` (so that ANTs' 0 outside stands apart).
+    """
+    first, last = box
+    axes = [np.arange(a, b + 1, dtype=np.float32) + np.float32(_INDEX_OFFSET) for a, b in zip(first, last)]
+    shift = np.eye(4)
+    shift[:3, 3] = first
+    affine = np.asarray(template_image.affine, dtype=np.float64) @ shift
+    return [to_ants(nib.Nifti1Image(grid, affine)) for grid in np.meshgrid(*axes, indexing="ij")]
+
+
+#: Template voxels added around the non-zero box of the first image warped onto a subject grid (see
+#: ``template_positions``): later images of the same template (brain mask, tissue maps) usually fit in it.
+_BOX_MARGIN = 8
+#: A cached box serves an image whose non-zero box, widened by this, fits in it (linear interpolation
+#: reads one voxel further, and ITK clamps within half a voxel of the box's edge).
+_BOX_GUARD = 2
+
+
+def nonzero_box(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(first, last) voxel index of the non-zero voxels along each axis; None when all are 0.
+
+    Examples
+    --------
+    >>> data = np.zeros((5, 6, 7)); data[1:3, 2, 4:6] = 1
+    >>> [box.tolist() for box in nonzero_box(data)]
+    [[1, 2, 4], [2, 2, 5]]
+    """
+    nonzero = np.asarray(data) != 0
+    if not nonzero.any():
+        return None
+    spans = [np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    return np.array([span[0] for span in spans]), np.array([span[-1] for span in spans])
+
+
+def _widened(box: tuple[np.ndarray, np.ndarray], margin: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    first, last = box
+    return np.maximum(first - margin, 0), np.minimum(last + margin, np.asarray(shape[:3]) - 1)
+
+
+def _contains(outer: tuple[np.ndarray, np.ndarray], inner: tuple[np.ndarray, np.ndarray]) -> bool:
+    return bool(np.all(outer[0] <= inner[0]) and np.all(inner[1] <= outer[1]))
 
 
 def vote_labels(labels: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -249,34 +290,70 @@ def template_positions(
     The template's own voxel indices are warped onto the subject grid (three
     linear warps; a linear warp of a linear function is exact), once per pair
     of grids: the result is kept in ``registration.positions``, so every later
-    warp onto the same grid is an interpolation in numpy.
+    warp onto the same grid is an interpolation in numpy.  Only the part of
+    the template grid around ``template_image``'s non-zero voxels is warped
+    (its box widened by ``_BOX_MARGIN`` voxels): subject voxels landing
+    elsewhere would get 0 from this image anyway.  A later image of the same
+    grid whose non-zero voxels reach beyond that box has the positions
+    recomputed on a box covering both.
 
     Returns
     -------
     index : ndarray of float32, shape (3, N)
-        Continuous template voxel indices of the N subject voxels (-10 where the
-        position is not inside the template grid).
+        Continuous template voxel indices of the N subject voxels: exact where
+        they fall inside the box (a superset of where ``template_image`` is not
+        0 after interpolation), -10 elsewhere.
     affine : ndarray
         The subject grid's affine (as ANTs writes it back).
     """
     key = (_grid_key(subject), _grid_key(template_image))
-    if key not in registration.positions:
-        moving, fixed = to_ants(template_image), to_ants(subject)
+    grid_shape = tuple(template_image.shape[:3])
+    needed = nonzero_box(np.asarray(template_image.dataobj))
+    whole = (np.zeros(3, dtype=int), np.asarray(grid_shape) - 1)
+    cached = registration.positions.get(key)
+    if cached is None or (needed is not None and not _contains(cached[3], _widened(needed, _BOX_GUARD, grid_shape))):
+        box = whole if needed is None else _widened(needed, _BOX_MARGIN, grid_shape)
+        if cached is not None:
+            box = (np.minimum(box[0], cached[3][0]), np.maximum(box[1], cached[3][1]))
+        fixed = to_ants(subject)
         inverse_flags = [path.endswith(".mat") for path in registration.inverse]
         # three scalar warps: a vector image would be reoriented by the transform (it is not a vector field)
         channels = [
             ants.apply_transforms(fixed=fixed, moving=coordinate, transformlist=registration.inverse,
                                   whichtoinvert=inverse_flags, interpolator="linear")
-            for coordinate in _template_index_images(moving)
+            for coordinate in _template_index_images(template_image, box)
         ]
         index = np.stack([channel.numpy().ravel() for channel in channels]) - np.float32(_INDEX_OFFSET)
-        size = np.asarray(moving.shape, dtype=np.float32)[:, None]
+        size = np.asarray(grid_shape, dtype=np.float32)[:, None]
         outside = np.any((index < -1e-3) | (index > size - 1 + 1e-3), axis=0)  # mixed with the 0 outside
         index[:, outside] = -10.0
         registration.positions[key] = (index.astype(np.float32), from_ants(channels[0]).affine,
-                                       tuple(channels[0].shape))
-    index, affine, _ = registration.positions[key]
+                                       tuple(channels[0].shape), box)
+    index, affine, _, _ = registration.positions[key]
     return index, affine
+
+
+def _may_be_nonzero(data: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Positions (columns of ``index``) whose interpolation cell touches the bounding box of ``data``'s non-zeros.
+
+    Everywhere else all 8 corners are 0, so linear interpolation and the
+    label vote give 0 there: skipping them changes no value (the template's
+    brain fills about half of its grid; a subject's field of view is mostly
+    head and air).
+
+    Examples
+    --------
+    >>> data = np.zeros((10, 10, 10)); data[4:6, 4:6, 4:6] = 1
+    >>> _may_be_nonzero(data, np.array([[0.5, 3.2, 5.9, 6.1], [5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0]])).tolist()
+    [1, 2]
+    """
+    box = nonzero_box(data)
+    if box is None:
+        return np.zeros(0, dtype=np.int64)
+    inside = np.ones(index.shape[1], dtype=bool)
+    for axis in range(3):
+        inside &= (index[axis] > box[0][axis] - 1) & (index[axis] < box[1][axis] + 1)
+    return np.flatnonzero(inside)
 
 
 def warp_labels_to_subject(
@@ -296,8 +373,10 @@ def warp_labels_to_subject(
     """
     index, affine = template_positions(registration, subject, template_labels)
     labels = np.rint(np.asarray(template_labels.dataobj, dtype=np.float32)).astype(np.int32)
-    values = vote_labels(labels, index.astype(np.float64)).reshape(subject.shape[:3])
-    return nib.Nifti1Image(values.astype(np.float32), affine)
+    values = np.zeros(index.shape[1], dtype=np.float32)
+    where = _may_be_nonzero(labels, index)
+    values[where] = vote_labels(labels, index[:, where].astype(np.float64))
+    return nib.Nifti1Image(values.reshape(subject.shape[:3]), affine)
 
 
 def warp_to_subject(
@@ -321,8 +400,10 @@ def warp_to_subject(
 
         index, affine = template_positions(registration, subject, template_image)
         data = np.asarray(template_image.dataobj, dtype=np.float32)
-        values = map_coordinates(data, index, order=1, mode="constant", cval=0.0, prefilter=False)
-        return nib.Nifti1Image(values.reshape(subject.shape[:3]).astype(np.float32), affine)
+        values = np.zeros(index.shape[1], dtype=np.float32)
+        where = _may_be_nonzero(data, index)
+        values[where] = map_coordinates(data, index[:, where], order=1, mode="constant", cval=0.0, prefilter=False)
+        return nib.Nifti1Image(values.reshape(subject.shape[:3]), affine)
     inverse_flags = [path.endswith(".mat") for path in registration.inverse]
     warped = ants.apply_transforms(
         fixed=to_ants(subject),
