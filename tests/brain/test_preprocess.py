@@ -41,3 +41,46 @@ def test_ants_round_trip_keeps_data_and_affine():
     back = from_ants(to_ants(nib.Nifti1Image(data, affine)))
     np.testing.assert_allclose(np.asarray(back.dataobj), data, rtol=1e-6)
     np.testing.assert_allclose(back.affine, affine, atol=1e-5)
+
+
+def _head_like(shape=(48, 44, 20)) -> np.ndarray:
+    """A noisy bright head cut by the first and last slices, a dark enclosed hole, one open at the last slice, a speck."""
+    rng = np.random.default_rng(3)
+    half_axes = np.array(shape, dtype=float) / np.array([2.4, 2.4, 1.6])
+    grid = (np.indices(shape) - np.array(shape)[:, None, None, None] / 2) / half_axes[:, None, None, None]
+    data = np.where((grid**2).sum(0) <= 1.0, 100.0, 5.0) + rng.normal(0, 8, shape)
+    data[20:26, 18:24, 8:12] = 3.0  # enclosed dark region
+    data[22:26, 20:24, 15:] = 3.0  # dark region open to the last slice
+    data[2, 2, 2] = 300.0
+    return data.astype(np.float32)
+
+
+def test_head_mask_is_the_voxels_of_ants_get_mask():
+    import ants
+
+    from regiontag.brain.preprocess import head_mask
+
+    data = _head_like()
+    expected = ants.get_mask(ants.from_numpy(data), cleanup=2).numpy() > 0
+    mask = head_mask(data)
+    assert mask[22:26, 20:24, 16:].all()  # filled although open to the edge, as iMath FillHoles does
+    assert not mask[2, 2, 2]
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_initial_brain_mask_with_skull_matches_the_ants_route():
+    import ants
+    from scipy import ndimage
+
+    from regiontag.brain.preprocess import _largest_component
+
+    zooms = (0.8, 0.8, 3.0)
+    image = nib.Nifti1Image(_head_like(), np.diag(list(zooms) + [1.0]))
+    # the previous implementation: ants.get_mask, box erosion / dilation of about 4 mm with binary morphology
+    head = ants.get_mask(to_ants(image), cleanup=2).numpy() > 0
+    box = np.ones((11, 11, 3), dtype=bool)
+    expected = _largest_component(ndimage.binary_dilation(_largest_component(ndimage.binary_erosion(head, box)), box))
+    expected = np.stack([ndimage.binary_fill_holes(expected[:, :, k]) for k in range(expected.shape[2])], axis=2)
+    mask = np.asarray(initial_brain_mask(image, skull_stripped=False).dataobj)
+    assert 0.3 < mask.mean() < 0.7
+    np.testing.assert_array_equal(mask > 0, expected)

@@ -1,5 +1,7 @@
 """Registration with ANTs: subject -> template (rigid + affine + SyN), co-registration, warping.
 
+Warps of template images onto the subject grid are in :mod:`regiontag.brain.warps` (re-exported here).
+
 The subject is registered at the template's working resolution (default
 2 mm), which is where the speed comes from; transforms are physical, so
 they apply to full-resolution images and labels unchanged.
@@ -21,6 +23,12 @@ import numpy as np
 
 from regiontag.config import RegistrationConfig
 from regiontag.brain.preprocess import from_ants, to_ants
+from regiontag.brain.warps import (  # noqa: F401 - re-exported: the warps onto the subject grid live in warps.py
+    template_positions,
+    vote_labels,
+    warp_labels_to_subject,
+    warp_to_subject,
+)
 
 LOGGER = logging.getLogger("regiontag.brain")
 
@@ -176,162 +184,6 @@ def register_to_template(
     quality = similarity(result["warpedmovout"], fixed, to_ants(template_mask))
     LOGGER.info("registration to the template: %s", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     return Registration(remap(result["fwdtransforms"]), remap(result["invtransforms"]), quality, files, seconds)
-
-
-#: Added to the template voxel indices warped by ``warp_labels_to_subject``, so the outside (0) stands apart.
-_INDEX_OFFSET = 1000.0
-#: The 8 corners of a voxel cell, as index offsets.
-_CORNERS = [(dx, dy, dz) for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
-
-
-def _template_index_images(template_image: "ants.ANTsImage") -> list["ants.ANTsImage"]:
-    """Three images on the template grid holding each voxel's own index along x, y, z (plus ``_INDEX_OFFSET``)."""
-    axes = [np.arange(size, dtype=np.float32) + np.float32(_INDEX_OFFSET) for size in template_image.shape]
-    return [template_image.new_image_like(grid) for grid in np.meshgrid(*axes, indexing="ij")]
-
-
-def vote_labels(labels: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Labels at continuous voxel positions by ANTs' ``genericLabel[linear]`` rule.
-
-    Each label's indicator is linearly interpolated at the position and the
-    largest wins (ties: the smaller label), which is the trilinear weight of
-    the corners holding that label.  Positions whose 8 corners are not all
-    inside the grid get 0 (the atlas border is background).
-
-    Parameters
-    ----------
-    labels : ndarray of int, shape (X, Y, Z)
-    index : ndarray of float, shape (3, N)
-        Continuous voxel indices into ``labels``.
-
-    Returns
-    -------
-    ndarray of int, shape (N,)
-
-    Examples
-    --------
-    >>> labels = np.zeros((3, 3, 3), np.int16); labels[1:, :, :] = 5
-    >>> vote_labels(labels, np.array([[0.4, 0.6], [1.0, 1.0], [1.0, 1.0]])).tolist()
-    [0, 5]
-    """
-    shape = np.asarray(labels.shape)[:, None]
-    inside = np.all((index >= -1e-3) & (index <= shape - 1 + 1e-3), axis=0)
-    result = np.zeros(index.shape[1], dtype=labels.dtype)
-    where = np.flatnonzero(inside)
-    position = index[:, where]
-    base = np.clip(np.floor(position).astype(np.int64), 0, np.maximum(shape - 2, 0))
-    fraction = np.clip(position - base, 0.0, 1.0)
-    corner_labels = np.stack([labels[base[0] + dx, base[1] + dy, base[2] + dz] for dx, dy, dz in _CORNERS])
-    uniform = np.all(corner_labels == corner_labels[0], axis=0)
-    result[where[uniform]] = corner_labels[0, uniform]
-    mixed = ~uniform
-    if mixed.any():
-        part = fraction[:, mixed].astype(np.float64)
-        weights = np.stack([
-            (part[0] if dx else 1 - part[0]) * (part[1] if dy else 1 - part[1]) * (part[2] if dz else 1 - part[2])
-            for dx, dy, dz in _CORNERS])
-        candidates = corner_labels[:, mixed]
-        scores = np.stack([(weights * (candidates == candidate)).sum(axis=0) for candidate in candidates])
-        scores -= candidates.astype(np.float64) * 1e-9  # equal weights: the smaller label, as ANTs
-        result[where[mixed]] = candidates[np.argmax(scores, axis=0), np.arange(candidates.shape[1])]
-    return result
-
-
-def _grid_key(image: nib.Nifti1Image) -> tuple:
-    return tuple(image.shape[:3]), np.round(np.asarray(image.affine, dtype=np.float64), 6).tobytes()
-
-
-def template_positions(
-    registration: Registration, subject: nib.Nifti1Image, template_image: nib.Nifti1Image
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where each subject voxel lands in the template's voxel grid, through ``registration.inverse``.
-
-    The template's own voxel indices are warped onto the subject grid (three
-    linear warps; a linear warp of a linear function is exact), once per pair
-    of grids: the result is kept in ``registration.positions``, so every later
-    warp onto the same grid is an interpolation in numpy.
-
-    Returns
-    -------
-    index : ndarray of float32, shape (3, N)
-        Continuous template voxel indices of the N subject voxels (-10 where the
-        position is not inside the template grid).
-    affine : ndarray
-        The subject grid's affine (as ANTs writes it back).
-    """
-    key = (_grid_key(subject), _grid_key(template_image))
-    if key not in registration.positions:
-        moving, fixed = to_ants(template_image), to_ants(subject)
-        inverse_flags = [path.endswith(".mat") for path in registration.inverse]
-        # three scalar warps: a vector image would be reoriented by the transform (it is not a vector field)
-        channels = [
-            ants.apply_transforms(fixed=fixed, moving=coordinate, transformlist=registration.inverse,
-                                  whichtoinvert=inverse_flags, interpolator="linear")
-            for coordinate in _template_index_images(moving)
-        ]
-        index = np.stack([channel.numpy().ravel() for channel in channels]) - np.float32(_INDEX_OFFSET)
-        size = np.asarray(moving.shape, dtype=np.float32)[:, None]
-        outside = np.any((index < -1e-3) | (index > size - 1 + 1e-3), axis=0)  # mixed with the 0 outside
-        index[:, outside] = -10.0
-        registration.positions[key] = (index.astype(np.float32), from_ants(channels[0]).affine,
-                                       tuple(channels[0].shape))
-    index, affine, _ = registration.positions[key]
-    return index, affine
-
-
-def warp_labels_to_subject(
-    template_labels: nib.Nifti1Image, subject: nib.Nifti1Image, registration: Registration
-) -> nib.Nifti1Image:
-    """A template-space label image on the subject grid, by ANTs' ``genericLabel`` rule.
-
-    ANTs' ``genericLabel`` interpolates every label's indicator separately (75
-    atlas labels: 75 warps, the slowest step of a session).  Here the labels are
-    voted (:func:`vote_labels`) at the template positions of the subject voxels
-    (:func:`template_positions`): the same rule and transforms, for three warps
-    shared with every other image warped onto that grid.
-
-    Examples
-    --------
-    >>> labels = warp_labels_to_subject(atlas.labels_img, flair, registration)  # doctest: +SKIP
-    """
-    index, affine = template_positions(registration, subject, template_labels)
-    labels = np.rint(np.asarray(template_labels.dataobj, dtype=np.float32)).astype(np.int32)
-    values = vote_labels(labels, index.astype(np.float64)).reshape(subject.shape[:3])
-    return nib.Nifti1Image(values.astype(np.float32), affine)
-
-
-def warp_to_subject(
-    template_image: nib.Nifti1Image, subject: nib.Nifti1Image, registration: Registration, interpolator: str
-) -> nib.Nifti1Image:
-    """Bring a template-space image onto the subject grid (``genericLabel`` for labels, or ``linear``).
-
-    Both go through :func:`template_positions` (computed once per grid pair):
-    ``genericLabel`` by :func:`vote_labels`, ``linear`` by trilinear
-    interpolation at those positions (0 outside the template, as ANTs).  Other
-    interpolators are ANTs' own ``apply_transforms``.
-
-    Examples
-    --------
-    >>> csf = warp_to_subject(maps.csf, flair, registration, "linear")  # doctest: +SKIP
-    """
-    if interpolator == "genericLabel":
-        return warp_labels_to_subject(template_image, subject, registration)
-    if interpolator == "linear" and len(template_image.shape) == 3:
-        from scipy.ndimage import map_coordinates
-
-        index, affine = template_positions(registration, subject, template_image)
-        data = np.asarray(template_image.dataobj, dtype=np.float32)
-        values = map_coordinates(data, index, order=1, mode="constant", cval=0.0, prefilter=False)
-        return nib.Nifti1Image(values.reshape(subject.shape[:3]).astype(np.float32), affine)
-    inverse_flags = [path.endswith(".mat") for path in registration.inverse]
-    warped = ants.apply_transforms(
-        fixed=to_ants(subject),
-        moving=to_ants(template_image),
-        transformlist=registration.inverse,
-        whichtoinvert=inverse_flags,
-        interpolator=interpolator,
-    )
-    return from_ants(warped)
 
 
 def warp_to_template(
