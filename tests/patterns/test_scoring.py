@@ -185,10 +185,9 @@ def test_scoring_config_rejects_bad_probabilities(tmp_path):
         load_config(user)
 
 
-def test_mimic_within_margin_shares_rank_even_with_pattern_between():
-    """A declared mimic within the tie margin shares the best rank and is listed beside it."""
+def _three_cord_patterns_a_mimics_c():
+    """A library of cord patterns a, b, c with one core region each; c is a declared mimic of a."""
     from regiontag.patterns.library import build_library, parse_disease
-    from regiontag.patterns.scoring import PatternResult, rank_results
 
     def disease(pattern_id, mimics=()):
         return parse_disease({
@@ -198,8 +197,15 @@ def test_mimic_within_margin_shares_rank_even_with_pattern_between():
                           "regions": [{"region": POSTERIOR, "role": "core", "p_involved": 0.9}]}],
         }, "x.yaml")
 
-    library = build_library({Path("a.yaml"): disease("a", ["c"]), Path("b.yaml"): disease("b"),
-                             Path("c.yaml"): disease("c")})
+    return build_library({Path("a.yaml"): disease("a", ["c"]), Path("b.yaml"): disease("b"),
+                          Path("c.yaml"): disease("c")})
+
+
+def test_mimic_within_margin_shares_rank_even_with_pattern_between():
+    """A declared mimic within the tie margin shares the best rank and is listed beside it."""
+    from regiontag.patterns.scoring import PatternResult, rank_results
+
+    library = _three_cord_patterns_a_mimics_c()
     scores = {"a": 3.0, "b": 2.8, "c": 2.5}
     results = [PatternResult(p, True, score=scores[p.id]) for p in library.patterns]
     ranked = rank_results(results, {p.id: library.mimics_of(p.id) for p in library.patterns},
@@ -211,23 +217,11 @@ def test_mimic_within_margin_shares_rank_even_with_pattern_between():
     assert [(r.pattern.id, r.rank) for r in narrow] == [("a", 1), ("b", 2), ("c", 3)]
 
 
-
-
 def test_a_narrow_lead_is_called_a_close_call_in_both_explanations() -> None:
     from regiontag.patterns.explain import explain
-    from regiontag.patterns.library import build_library, parse_disease
     from regiontag.patterns.scoring import PatternResult, rank_results
 
-    def disease(pattern_id, mimics=()):
-        return parse_disease({
-            "id": f"d-{pattern_id}", "disease": pattern_id, "references": ["x"],
-            "patterns": [{"id": pattern_id, "name": pattern_id, "body_part": "cord", "sequences": ["T2w"],
-                          "mimics": list(mimics),
-                          "regions": [{"region": POSTERIOR, "role": "core", "p_involved": 0.9}]}],
-        }, "x.yaml")
-
-    library = build_library({Path("a.yaml"): disease("a", ["c"]), Path("b.yaml"): disease("b"),
-                             Path("c.yaml"): disease("c")})
+    library = _three_cord_patterns_a_mimics_c()
     mimics = {p.id: library.mimics_of(p.id) for p in library.patterns}
 
     def ranked(scores, margin):
