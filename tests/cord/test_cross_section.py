@@ -79,6 +79,21 @@ def test_truncated_planes_at_the_ends_of_the_mask_are_nan():
     assert np.abs(area[middle > z_cut + 5] / (np.pi * RADIUS_MM**2) - 1).max() < 0.03
 
 
+def test_planes_leaving_the_field_of_view_are_nan():
+    """The cord runs out of the scan at its top and bottom: planes through the first and last slices would
+    be cut in half by the edge of the array, so they are NaN, not half the area."""
+    mask, _, _ = tilted_cylinder(30)
+    zooms = mask.header.get_zooms()[:3]
+    z_mm = np.arange(mask.shape[2]) * zooms[2]
+    origin_x = 48.0 / 2 + 0.37
+    line = pd.DataFrame({"x_mm": origin_x + (z_mm - 24.0) * np.tan(np.radians(30)), "y_mm": 12.21, "z_mm": z_mm})
+    area = perpendicular_csa(mask, line)
+    assert np.isnan(area[[0, 1, -2, -1]]).all()
+    finite = area[np.isfinite(area)]
+    assert len(finite) >= len(area) - 12
+    assert np.abs(finite / (np.pi * RADIUS_MM**2) - 1).max() < 0.03
+
+
 @pytest.mark.parametrize("angle", [0, 30, 45])
 def test_centerline_table_with_the_mask_measures_perpendicular_area(angle):
     mask, _, centres = tilted_cylinder(angle)
