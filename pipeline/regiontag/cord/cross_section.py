@@ -75,7 +75,7 @@ def _plane_areas(mask, affine, points_mm, tangents, *, pixel_mm, max_radius_mm):
         values = ndimage.map_coordinates(mask, np.moveaxis(voxels, -1, 0), order=1, mode="nearest")
         pieces, _ = ndimage.label(values > 0.0)
         label = pieces[centre]
-        if label == 0:  # the point sits on the outline: take the piece nearest to it
+        if label == 0:  # the point sits just outside the mask: take a piece within 1 mm of it
             near = pieces[centre[0] - 4 : centre[0] + 5, centre[1] - 4 : centre[1] + 5]
             label = int(near.max())
             if label == 0:
