@@ -11,6 +11,7 @@ from scipy import ndimage
 from regiontag import outputs
 from regiontag.atlas.cord import load_cord_atlas
 from regiontag.config import load_config
+from regiontag.cord.cross_section import perpendicular_csa
 from regiontag.cord.segmentation import CENTERLINE_COLUMNS
 from regiontag.cord.stage import process_cord
 from regiontag.phantoms.cord import make_cord_phantom
@@ -209,9 +210,11 @@ def test_dorsal_column_lesion_on_a_real_cord_is_in_the_posterior_columns(real_co
 @pytest.mark.real
 @pytest.mark.slow
 def test_oblique_real_cord_area_and_columns_hold_up_to_45_degrees(real_cord_dir, atlas, config, tmp_path):
-    """The real T2w with a dorsal-column lesion, tilted 0-45 degrees in the sagittal plane: the tilt-corrected
-    area stays within 10 % of the manual mask's perpendicular area (volume / centreline length) and the lesion
-    stays in the posterior columns (the cord coordinates are normalised to each axial outline)."""
+    """The real T2w with a dorsal-column lesion, tilted 0-45 degrees in the sagittal plane: the area measured
+    perpendicular to the centreline stays within 5 % of the manual mask's perpendicular area (volume / centreline
+    length; the axial area x cos(tilt) of before was 6 % low at 15 and 30 degrees), the same measurement on the
+    tilted manual mask itself within 3 %, and the lesion stays in the posterior columns (the cord coordinates are
+    normalised to each axial outline)."""
     image = nib.as_closest_canonical(_real_or_skip(real_cord_dir, "t2"))
     cord = np.asarray(nib.as_closest_canonical(nib.load(str(real_cord_dir / "t2_seg-manual.nii.gz"))).dataobj) > 0
     zooms = np.asarray(image.header.get_zooms()[:3], dtype=float)
@@ -227,12 +230,18 @@ def test_oblique_real_cord_area_and_columns_hold_up_to_45_degrees(real_cord_dir,
     perpendicular = cord.sum() * zooms.prod() / np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()
     for angle in (0, 15, 30, 45):
         tilted = ndimage.rotate(data, angle, axes=(1, 2), reshape=True, order=1) if angle else data
+        manual = (ndimage.rotate(cord.astype(np.float32), angle, axes=(1, 2), reshape=True, order=1) > 0.5) if angle else cord
+        manual_centres = [[*np.argwhere(manual[:, :, k]).mean(axis=0), k] for k in range(manual.shape[2])[::-1]
+                          if manual[:, :, k].any()]
+        manual_line = pd.DataFrame(np.array(manual_centres) * zooms, columns=["x_mm", "y_mm", "z_mm"])
+        manual_csa = perpendicular_csa(nib.Nifti1Image(manual.astype(np.uint8), np.diag([*zooms, 1.0])), manual_line)
+        assert abs(np.nanmedian(manual_csa) / perpendicular - 1) < 0.03, angle
         result = process_cord({"T2w": nib.Nifti1Image(tilted, np.diag([*zooms, 1.0]))}, config, atlas, tmp_path)
         csa = result.tables[outputs.CENTERLINE_CSV]["csa_mm2"].median()
         features = result.findings["features"]
         print(f"tilt {angle}: median CSA {csa:.1f} mm2 (manual mask {perpendicular:.1f}), "
               f"dorsal share {features['axial_dorsal_share']:.2f}")
-        assert abs(csa / perpendicular - 1) < 0.1, angle
+        assert abs(csa / perpendicular - 1) < 0.05, angle
         assert features["cord_dorsal"] is True and features["axial_dorsal_share"] > 0.9, angle
         assert _involved(result.region_table, COLUMNS + "Posterior column"), angle
         for region in (COLUMNS + "Lateral column", *CENTRAL_OR_ANTERIOR):

@@ -29,10 +29,11 @@ from scipy import ndimage
 
 from regiontag.config import Config, CordConfig
 from regiontag.cord.centreline import find_centreline
+from regiontag.cord.cross_section import CENTERLINE_COLUMNS, centerline_table
 from regiontag.cord.csf_column import normalise_slices
 from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_space
 
-CENTERLINE_COLUMNS = ["slice", "x_mm", "y_mm", "z_mm", "distance_mm", "csa_mm2", "vertebral_level"]
+__all__ = ["CENTERLINE_COLUMNS", "centerline_table", "segment_cord", "segment_cord_canonical", "voxel_sizes"]
 
 
 def _cord_config(config: Config | CordConfig | None) -> CordConfig:
@@ -247,36 +248,6 @@ def _rasterise(shape, centres, radius, angles, zooms, valid, max_radius_mm):
     return mask
 
 
-def centerline_table(centres: np.ndarray, area: np.ndarray, valid: np.ndarray, affine: np.ndarray) -> pd.DataFrame:
-    """Per valid slice: smoothed centre in world mm, distance from the top, area normal to the cord."""
-    slices = np.nonzero(valid)[0]
-    if slices.size == 0:
-        return pd.DataFrame(columns=CENTERLINE_COLUMNS)
-    voxels = np.column_stack([centres[slices], slices, np.ones(slices.size)])
-    world = (affine @ voxels.T).T[:, :3]
-    order = np.argsort(-world[:, 2])  # from the top of the scan downwards
-    world, slices, csa = world[order], slices[order], area[slices][order]
-    if len(world) >= 3:
-        tangent = np.gradient(world, axis=0)
-        tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
-        normal = (affine[:3, :3] @ np.array([0, 0, 1.0]))
-        normal /= np.linalg.norm(normal)
-        csa = csa * np.abs(tangent @ normal)
-    steps = np.r_[0.0, np.linalg.norm(np.diff(world, axis=0), axis=1)]
-    return pd.DataFrame(
-        {
-            "slice": slices.astype(int),
-            "x_mm": world[:, 0],
-            "y_mm": world[:, 1],
-            "z_mm": world[:, 2],
-            "distance_mm": np.cumsum(steps),
-            "csa_mm2": csa,
-            "vertebral_level": pd.Series([""] * len(slices), dtype=object),
-        },
-        columns=CENTERLINE_COLUMNS,
-    )
-
-
 @dataclass
 class CordSegmentation:
     """Cord segmentation on a canonical (RAS+) grid.
@@ -388,6 +359,6 @@ def segment_cord(
     source = check_niimg(image)
     canonical = to_canonical(source)
     result = segment_cord_canonical(canonical, config, polarity=polarity)
-    table = centerline_table(result.centres, result.area_mm2, result.valid, canonical.affine)
+    table = centerline_table(result.centres, result.area_mm2, result.valid, canonical.affine, mask=result.mask)
     mask_img = to_input_space(new_image_like(result.mask.astype(np.uint8), canonical), source, order=0)
     return mask_img, table

@@ -258,7 +258,7 @@ def process_cord(
     stage_reached("register")  # segmentation and cord coordinates: the cord's registration to its atlas
     segmentation = segment_cord_canonical(canonical, config, polarity=polarity_of(sequence))
     mask, valid = segmentation.mask, segmentation.valid
-    centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine)
+    centerline = centerline_table(segmentation.centres, segmentation.area_mm2, valid, canonical.affine, mask=mask)
     config, segment_source = _with_segment_length(config, volume, zooms, segmentation, centerline)
     centerline["vertebral_level"] = level_at(centerline["distance_mm"].to_numpy(float), config.cord)
     timings["segmentation"] = time.perf_counter() - clock
