@@ -214,9 +214,9 @@ class DetectionConfig(_Section):
     #: Cerebral cortex labels within this distance of probable white matter are searched (juxtacortical
     #: lesions; the grey-matter floor applies there). 0: the cortex is never searched.
     juxtacortical_search_mm: float = Field(1.0, ge=0, le=5)
-    #: How z-maps of several sequences combine: "flair" (FLAIR alone when present, else the mean of the
-    #: others), "mean" of the available sequences, or "max".
-    combine: Literal["flair", "mean", "max"] = "flair"
+    #: How z-maps of several sequences combine: "mean" of the available sequences, "max", or "flair"
+    #: (FLAIR alone when present, else the mean of the others).
+    combine: Literal["flair", "mean", "max"] = "mean"
     #: Thin rims: a cluster of more than ``thin_cluster_min_mm3`` with no voxel ``core_depth_mm`` inside it
     #: (ventricle lining, sulcal CSF borders) is not a lesion. 0 turns the rule off.
     thin_cluster_min_mm3: float = Field(25.0, ge=0)

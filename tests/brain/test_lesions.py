@@ -83,12 +83,12 @@ def test_evidence_is_averaged_across_sequences_with_combine_mean(flair_like) -> 
         detect_lesions({"T1w": zmap}, brain, config)
 
 
-def test_flair_alone_decides_when_present_by_default(flair_like) -> None:
+def test_flair_alone_decides_when_present_with_combine_flair(flair_like) -> None:
     image, tissue, brain, truth = flair_like
     zmap, _ = robust_zmap(image, tissue, brain)
     flat = nib.Nifti1Image(np.zeros(truth.shape, np.float32), image.affine)
-    config = DetectionConfig(min_cluster_mm3=0, seed_threshold_factor=1.0)
-    assert config.combine == "flair"
+    config = DetectionConfig(min_cluster_mm3=0, seed_threshold_factor=1.0, combine="flair")
+    assert DetectionConfig().combine == "mean"
     alone = np.asarray(detect_lesions({"FLAIR": zmap}, brain, config)[0].dataobj) > 0
     with_flat_t2 = np.asarray(detect_lesions({"FLAIR": zmap, "T2w": flat}, brain, config)[0].dataobj) > 0
     np.testing.assert_array_equal(with_flat_t2, alone)

@@ -353,8 +353,8 @@ def detect_lesions(
     -------
     (lesion_mask, combined_z, n_clusters)
         ``combined_z`` is the mean (``combine="max"``: maximum) z over the
-        sequences used: FLAIR alone when present with ``combine="flair"``
-        (the default), else every hyperintense sequence. The threshold is
+        sequences used: every hyperintense sequence, or FLAIR alone when
+        present with ``combine="flair"``. The threshold is
         applied to the mean of each z divided by its sequence's threshold
         (> 1); a cluster survives only if that evidence peaks at
         ``config.seed_threshold_factor`` or more somewhere in it, if it is
