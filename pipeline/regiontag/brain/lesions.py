@@ -338,7 +338,7 @@ def detect_lesions(
     zmaps : dict
         Sequence -> z-map on the reference grid (only hyperintense sequences are used).
     search_mask : ndarray of bool
-        Where lesions may be (brain, not CSF, not cortex).
+        Where lesions may be (brain, not CSF; cortex only where it borders white matter).
     config : DetectionConfig
     diffuse : set of str
         Sequences whose normal white matter had to be taken from grey matter

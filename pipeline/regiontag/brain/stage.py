@@ -48,7 +48,7 @@ LOGGER = logging.getLogger("regiontag.brain")
 #: of the registered grey-matter prior with CSF), too close to a diffuse abnormality to tell.
 GREY_BRIGHTER_THAN_WHITE = ("FLAIR",)
 
-#: Regions where hyperintensities are not searched (cortex and CSF spaces).
+#: Regions where hyperintensities are not searched (cortex, except its border with white matter, and CSF spaces).
 CEREBRAL_CORTEX = "Cerebrum > Cerebral cortex"
 EXCLUDED_FROM_SEARCH = (CEREBRAL_CORTEX, "Cerebellum > Cerebellar cortex", "Ventricles")
 
