@@ -212,8 +212,8 @@ class DetectionConfig(_Section):
     bright_tail_min_ml: float = Field(2.0, ge=0)
     csf_exclusion_probability: float = Field(0.5, ge=0, le=1)
     #: Cerebral cortex labels within this distance of probable white matter are searched (juxtacortical
-    #: lesions; the grey-matter floor applies there). 0: the cortex is never searched.
-    juxtacortical_search_mm: float = Field(1.0, ge=0, le=5)
+    #: lesions; the grey-matter floor applies there). 0 (default): the cortex is never searched.
+    juxtacortical_search_mm: float = Field(0.0, ge=0, le=5)
     #: How z-maps of several sequences combine: "mean" of the available sequences, "max", or "flair"
     #: (FLAIR alone when present, else the mean of the others).
     combine: Literal["flair", "mean", "max"] = "mean"

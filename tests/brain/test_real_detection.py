@@ -2,8 +2,8 @@
 
 Runs the brain stage (registration included) on every case of ``data/real/brain/mni`` with FLAIR + T2w,
 through ``benchmarks/real_brain_detection.py``; skips when the data are absent. Measured 2026-12-01
-(thin rims dropped, juxtacortical band searched): patient19 (50 ml) Dice 0.76, patient26 (8 ml) Dice 0.62,
-lesion-wise F1 0.14 / 0.44 (first version: Dice 0.00 and 0.44).
+(thin rims dropped): patient19 (50 ml) Dice 0.74, patient26 (8 ml) Dice 0.61,
+lesion-wise F1 0.13 / 0.44 (first version: Dice 0.00 and 0.44).
 """
 
 from __future__ import annotations

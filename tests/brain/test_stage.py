@@ -109,6 +109,7 @@ def test_search_mask_takes_the_cortex_border_of_white_matter_only() -> None:
     tissue = {"wm": wm, "gm": 1 - wm, "csf": np.zeros_like(wm)}
     brain = np.ones(labels.shape, bool)
     config = load_config()
+    config = config.model_copy(update={"detection": config.detection.model_copy(update={"juxtacortical_search_mm": 1.0})})
     search = _search_mask(labels, brain, tissue, config, (1.0, 1.0, 1.0))
     assert search[:, :, :6].all()  # white matter
     assert search[:, :, 6].all()  # cortex touching white matter (juxtacortical)
