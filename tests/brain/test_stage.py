@@ -110,9 +110,9 @@ def test_search_mask_takes_the_cortex_border_of_white_matter_only() -> None:
     brain = np.ones(labels.shape, bool)
     config = load_config()
     config = config.model_copy(update={"detection": config.detection.model_copy(update={"juxtacortical_search_mm": 1.0})})
-    search = _search_mask(labels, brain, tissue, config, (1.0, 1.0, 1.0))
+    search = _search_mask(labels, brain, tissue, config, zooms=(1.0, 1.0, 1.0))
     assert search[:, :, :6].all()  # white matter
     assert search[:, :, 6].all()  # cortex touching white matter (juxtacortical)
     assert not search[:, :, 8:].any()  # cortex away from white matter
     off = config.model_copy(update={"detection": config.detection.model_copy(update={"juxtacortical_search_mm": 0})})
-    assert not _search_mask(labels, brain, tissue, off, (1.0, 1.0, 1.0))[:, :, 6:].any()
+    assert not _search_mask(labels, brain, tissue, off, zooms=(1.0, 1.0, 1.0))[:, :, 6:].any()

@@ -114,7 +114,7 @@ def _tissue_in_subject(reference: nib.Nifti1Image, registration: Registration) -
 
 
 def _search_mask(labels: np.ndarray, brain: np.ndarray, tissue: dict[str, np.ndarray], config: Config,
-                 zooms: tuple[float, ...] = (1.0, 1.0, 1.0)) -> np.ndarray:
+                 *, zooms: tuple[float, ...]) -> np.ndarray:
     atlas = brain_atlas()
     excluded = [value for path in EXCLUDED_FROM_SEARCH for value in atlas.region(path).label_values()]
     search = brain & ~np.isin(labels, excluded) & (labels > 0)
@@ -270,7 +270,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
                 max_wm_gm_ratio=config.detection.max_wm_gm_ratio,
                 normal_wm_gm_ratio=config.detection.normal_wm_gm_ratio,
                 white_darker_than_grey=sequence in GREY_BRIGHTER_THAN_WHITE)
-    search = _search_mask(labels, brain, tissue, config, zooms)
+    search = _search_mask(labels, brain, tissue, config, zooms=zooms)
     detection_maps = {seq: z for seq, z in zmaps.items() if seq in HYPERINTENSE_SEQUENCES}
     diffuse = {seq for seq in detection_maps if zstats[seq].get("wm_reference_from_gm")}
     lesion_img, combined_z, n_lesions = detect_lesions(detection_maps, search, config.detection, diffuse=diffuse)
@@ -283,6 +283,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
     voxel_ml = voxel_volume_ml(reference)
     clusters, count = ndimage.label(lesion, structure=np.ones((3, 3, 3), bool))
     largest_ml = float(np.bincount(clusters.ravel())[1:].max() * voxel_ml) if count else 0.0
+    white_matter_search = search & (tissue["wm"] >= 0.5)
     qc.update({
         "reference_sequence": reference_sequence,
         "template": f"{TEMPLATE_SPACE} ({reference_sequence}-contrast, {config.registration.resolution_mm:g} mm)",
@@ -292,8 +293,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
         "lesion_volume_ml": float(lesion.sum() * voxel_ml),
         "intensity_stats": zstats,
         "bright_white_matter_tail_ml": {
-            seq: bright_tail_volume_ml(z, search & (tissue["wm"] >= 0.5), config.detection)
-            for seq, z in detection_maps.items()},
+            seq: bright_tail_volume_ml(z, white_matter_search, config.detection) for seq, z in detection_maps.items()},
         "timings": timings,
         "atlas": {"name": atlas.name, "space": atlas.space, "sha256": atlas.sha256},
     })
