@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import nibabel as nib
 import numpy as np
@@ -208,10 +207,8 @@ def test_ventricles_lie_on_template_csf_and_white_matter_on_template_wm(atlas):
     assert gm[_voxels(atlas, "Cerebrum > Cerebral cortex")].mean() > 0.6
 
 
-def test_cached_atlas_loads_fast_and_identical(atlas):
-    started = time.perf_counter()
+def test_cached_atlas_loads_identical(atlas):
     again = load_brain_atlas()
-    assert time.perf_counter() - started < 2.0
     assert again.sha256 == atlas.sha256
     assert np.array_equal(np.asarray(again.labels_img.dataobj), np.asarray(atlas.labels_img.dataobj))
     assert again.leaf_names == atlas.leaf_names

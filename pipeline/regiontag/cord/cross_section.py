@@ -30,27 +30,18 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from regiontag.atlas.cord_frames import MIN_TILT_DEG, centreline_tangents
 from regiontag.niimg import to_canonical
 
+__all__ = ["CENTERLINE_COLUMNS", "MIN_TILT_DEG", "centerline_table", "centreline_tangents", "perpendicular_csa"]
+
 CENTERLINE_COLUMNS = ["slice", "x_mm", "y_mm", "z_mm", "distance_mm", "csa_mm2", "vertebral_level"]
-#: Below this tilt (degrees) the axial area x cos(tilt) is used: the planes are near-axial anyway.
-MIN_TILT_DEG = 5.0
 #: The perpendicular plane is used only where one slice step shifts the cord by less than this share of its radius.
 MAX_SHIFT_FRACTION = 0.4
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / (np.linalg.norm(vectors, axis=-1, keepdims=True) + 1e-12)
-
-
-def centreline_tangents(points_mm: np.ndarray, *, smoothing_mm: float = 3.0) -> np.ndarray:
-    """Unit tangents of an ordered polyline (n, 3) in mm, smoothed over ``smoothing_mm`` along it."""
-    points = np.asarray(points_mm, dtype=float)
-    if len(points) < 2:
-        return np.tile([0.0, 0.0, 1.0], (len(points), 1))
-    step = float(np.median(np.linalg.norm(np.diff(points, axis=0), axis=1))) or 1.0
-    smooth = ndimage.gaussian_filter1d(points, smoothing_mm / step, axis=0, mode="nearest") if len(points) >= 3 else points
-    return _unit(np.gradient(smooth, axis=0))
 
 
 def _plane_areas(mask, affine, points_mm, tangents, *, pixel_mm, max_radius_mm):
