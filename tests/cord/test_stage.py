@@ -202,7 +202,7 @@ def _real_t2_with_dorsal_lesion(real_cord_dir):
 @pytest.mark.real
 def test_dorsal_column_lesion_on_a_real_cord_is_in_the_posterior_columns(real_cord_dir, atlas, config, tmp_path):
     """A hyperintensity added to the dorsal third of the real cord (manual mask) is tagged posterior columns."""
-    image, cord, data, truth = _real_t2_with_dorsal_lesion(real_cord_dir)
+    image, _, data, truth = _real_t2_with_dorsal_lesion(real_cord_dir)
     result = process_cord({"T2w": nib.Nifti1Image(data, image.affine)}, config, atlas, tmp_path)
     lesions = np.asarray(nib.as_closest_canonical(result.images[outputs.LESIONS_NII]).dataobj) > 0
     dice = 2 * (lesions & truth).sum() / (lesions.sum() + truth.sum())
