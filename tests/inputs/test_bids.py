@@ -92,3 +92,21 @@ def test_body_part_from_the_sidecar_and_session_label_filter(bids_dataset: Path,
     assert [s.session_id for s in discover_bids_sessions(bids_dataset, Config(), None, ["ses-02"])] == ["sub-01_ses-02"]
     with pytest.raises(BIDSError, match=r"session label\(s\) not found: 09 \(sessions present: 01, 02\)"):
         discover_bids_sessions(bids_dataset, Config(), None, ["09"])
+
+
+def test_t2starw_is_read_as_t2w_and_a_true_t2w_wins(tmp_path: Path):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "ds"
+    for relative in ("sub-01/anat/sub-01_acq-cspine_T2starw.nii.gz", "sub-01/anat/sub-01_acq-cspine_T2w.nii.gz",
+                     "sub-02/anat/sub-02_acq-cspine_T2starw.nii.gz"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), root / relative)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "cords", "BIDSVersion": "1.9.0"}))
+    first, second = discover_bids_sessions(root, Config())
+    assert _scans(first) == {("T2w", "cord"): "sub-01_acq-cspine_T2w.nii.gz"}
+    assert _scans(second) == {("T2w", "cord"): "sub-02_acq-cspine_T2starw.nii.gz"}
+    assert second.scans[0].sequence_source == "BIDS suffix: T2starw (T2*w, read as T2-weighted: CSF and lesions bright)"

@@ -25,11 +25,23 @@ from regiontag.inputs.discovery import classify_sequence, discover_sessions, saf
         ("t1_mprage_post_gd.nii", "T1w_ce"),
         ("sub-01_T1w.nii.gz", "T1w"),
         ("patient12_study1_T2W.nii.gz", "T2w"),
+        ("sub-01_T2starw.nii.gz", "T2w"),
+        ("t2s.nii.gz", "T2w"),
+        ("ax_me_gre_T2star.nii.gz", "T2w"),
+        ("sag_STIR_cspine.nii.gz", "T2w"),
+        ("t2_tirm_tra_dark-fluid.nii.gz", "FLAIR"),
+        ("sub-01_PSIR.nii.gz", "unknown"),
         ("notes.nii", "unknown"),
     ],
 )
 def test_classify_sequence(name: str, expected: str) -> None:
     assert classify_sequence(name)[0] == expected
+
+
+def test_t2star_and_stir_say_they_are_read_as_t2_weighted() -> None:
+    assert classify_sequence("sag_STIR.nii.gz") == (
+        "T2w", "file name matches 'stir' (T2*w / STIR, read as T2-weighted: CSF and lesions bright)")
+    assert classify_sequence("sub-01_T2w.nii.gz") == ("T2w", "file name matches '_t2w'")
 
 
 def test_config_override_wins() -> None:

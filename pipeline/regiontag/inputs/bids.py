@@ -2,7 +2,7 @@
 
 A folder holding ``dataset_description.json`` is a BIDS dataset.  Sessions are
 the (subject, session) pairs; the file suffix decides the sequence
-(``FLAIR``, ``T2w``, ``T1w`` -- ``T1w_ce`` when a ``ce-`` entity is present --,
+(``FLAIR``, ``T2w`` -- also ``T2starw``, read as T2-weighted --, ``T1w`` -- ``T1w_ce`` when a ``ce-`` entity is present --,
 ``dwi`` / ``trace`` -> ``DWI``).  The body part comes from BIDS metadata: the
 sidecar's ``BodyPart`` field (dcm2niix copies DICOM's BodyPartExamined
 there, e.g. ``CSPINE``, ``HEAD``; ``BodyPartExamined`` is read too), else words of the ``acq-``
@@ -32,9 +32,13 @@ DATASET_DESCRIPTION = "dataset_description.json"
 BIDS_VERSION = "1.9.0"
 
 #: BIDS suffix -> regiontag sequence (``T1w`` becomes ``T1w_ce`` with a ``ce-`` entity).
-SUFFIX_SEQUENCES = {"FLAIR": "FLAIR", "T2w": "T2w", "T1w": "T1w", "dwi": "DWI", "trace": "DWI"}
+SUFFIX_SEQUENCES = {"FLAIR": "FLAIR", "T2w": "T2w", "T1w": "T1w", "dwi": "DWI", "trace": "DWI",
+                    "T2starw": "T2w", "T2star": "T2w"}
+#: Suffixes read as another contrast (said in the source string).
+SUFFIX_NOTES = {"T2starw": "T2*w, read as T2-weighted: CSF and lesions bright",
+                "T2star": "T2*w (deprecated BIDS suffix), read as T2-weighted: CSF and lesions bright"}
 #: Among several candidates for one (sequence, body part), a higher rank wins first.
-_SUFFIX_RANK = {"trace": 1}
+_SUFFIX_RANK = {"trace": 1, "T2w": 1}  # a true T2w before a T2*w read as one
 #: Words in ``acq-`` labels and ``BodyPart`` fields that mean a spinal-cord acquisition.
 CORD_WORDS = ("spine", "cord", "cspine", "tspine", "lspine")
 BRAIN_BODY_PART_LABELS = ("brain", "head")
@@ -156,7 +160,7 @@ def _candidate(bids_file: Any, config: Config) -> _Candidate | None:
     path = Path(bids_file.path)
     name_entities = filename_entities(path.name)
     sequence = SUFFIX_SEQUENCES[suffix]
-    source = f"BIDS suffix: {suffix}"
+    source = f"BIDS suffix: {suffix}" + (f" ({SUFFIX_NOTES[suffix]})" if suffix in SUFFIX_NOTES else "")
     if sequence == "T1w" and ("ce" in name_entities or entities.get("ceagent")):
         sequence, source = "T1w_ce", f"BIDS suffix: {suffix} with ce-{name_entities.get('ce', '')}"
     try:
@@ -176,7 +180,7 @@ def _candidate(bids_file: Any, config: Config) -> _Candidate | None:
 
 
 def _choose_scans(candidates: list[_Candidate], session_id: str) -> tuple[ScanInput, ...]:
-    """One scan per (sequence, body part): prefer trace over 4D dwi, then the last run, then the largest."""
+    """One scan per (sequence, body part): prefer trace over 4D dwi and T2w over T2starw, then the last run, then the largest."""
     groups: dict[tuple[str, str | None], list[_Candidate]] = defaultdict(list)
     for candidate in candidates:
         groups[(candidate.scan.sequence, candidate.scan.body_part)].append(candidate)

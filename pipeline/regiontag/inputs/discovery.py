@@ -29,9 +29,17 @@ DEFAULT_SEQUENCE_PATTERNS: dict[str, list[str]] = {
     "FLAIR": [r"flair", r"tirm", r"dark[-_ ]?fluid", r"dir[-_]?flair"],
     "T1w_ce": [r"(^|[_-])ce-", r"t1w?.*(gd|gad|post|contrast|ce\b|[+]c)", r"(gd|gad|post)[-_]?t1", r"mprage.*post"],
     "DWI": [r"_dwi\b", r"(^|[_-])dwi", r"_trace", r"trace[-_]?w", r"diffusion", r"b[-_]?1000", r"isotropic"],
-    "T2w": [r"_t2w", r"(^|[^a-z0-9])t2($|[^a-z0-9*])", r"t2[-_]?(tse|fse|space|ax|sag|cor|w)", r"(^|[_-])tse", r"t2$"],
+    "T2w": [r"_t2w", r"(^|[^a-z0-9])t2($|[^a-z0-9*])", r"t2[-_]?(tse|fse|space|ax|sag|cor|w)", r"(^|[_-])tse", r"t2$",
+            r"t2[-_]?star", r"t2[*]", r"(^|[^a-z0-9])t2s($|[^a-z0-9])", r"(^|[^a-z0-9])me[-_]?gre", r"medic",
+            r"stir"],
     "T1w": [r"_t1w", r"(^|[^a-z0-9])t1($|[^a-z0-9])", r"mprage", r"spgr", r"bravo", r"t1[-_]?(se|ax|sag|cor|w)"],
 }
+
+#: Rules of ``T2w`` that name T2*-weighted gradient echo or STIR scans: read as T2-weighted (CSF and lesions bright,
+#: the cord dark in bright CSF), which the source string says.
+T2_LIKE_PATTERNS = (r"t2[-_]?star", r"t2[*]", r"(^|[^a-z0-9])t2s($|[^a-z0-9])", r"(^|[^a-z0-9])me[-_]?gre", r"medic",
+                    r"stir")
+T2_LIKE_NOTE = "T2*w / STIR, read as T2-weighted: CSF and lesions bright"
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -75,7 +83,8 @@ def classify_sequence(file_name: str, config: DiscoveryConfig | None = None) -> 
         for sequence, patterns in rules.items():
             for pattern in patterns:
                 if re.search(pattern, stem, flags=re.IGNORECASE):
-                    return sequence, f"file name matches {pattern!r}"
+                    note = f" ({T2_LIKE_NOTE})" if rules is DEFAULT_SEQUENCE_PATTERNS and pattern in T2_LIKE_PATTERNS else ""
+                    return sequence, f"file name matches {pattern!r}{note}"
     return "unknown", "no sequence rule matched the file name"
 
 
