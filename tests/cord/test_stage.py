@@ -138,6 +138,29 @@ def test_column_flags_on_phantoms(atlas, config, tmp_path):
     assert correct / total >= 0.95
 
 
+@pytest.mark.slow
+def test_stir_phantoms_segment_and_tag_like_t2(atlas, config, tmp_path):
+    """STIR (fat nulled, lesions brighter; read as T2w): no real STIR is in the development set, so phantoms.
+    A central lesion as bright as 0.76 x CSF over 65 mm loses the cord above it: that is said, not hidden."""
+    correct = total = 0
+    for lesion_type, seed, orientation in [("dorsal", 41, "sagittal"), ("lateral", 43, "axial"),
+                                           ("eccentric", 44, "axial")]:
+        phantom = make_cord_phantom(lesion_type, seed, orientation, length_mm=90, supersample_mm=0.8, contrast="STIR")
+        result = process_cord(phantom.images, config, atlas, tmp_path)
+        cord = np.asarray(result.images[outputs.CORD_MASK_NII].dataobj) > 0
+        truth = np.asarray(phantom.truth_cord.dataobj) > 0
+        assert 2 * (cord & truth).sum() / (cord.sum() + truth.sum()) >= 0.9, lesion_type
+        assert result.warnings == [], lesion_type
+        hits, count = _flag_accuracy(result.region_table, phantom.truth_regions)
+        correct, total = correct + hits, total + count
+    assert correct == total
+    central = make_cord_phantom("central", 45, "sagittal", length_mm=90, supersample_mm=0.8, contrast="STIR")
+    result = process_cord(central.images, config, atlas, tmp_path)
+    assert any(w.startswith("cord stops at slice") and "below the top of the field of view" in w
+               for w in result.warnings), result.warnings
+    assert result.qc["cord_top_gap"]["gap_mm"] > 50
+
+
 @pytest.mark.real
 def test_real_cord_scan(real_cord_dir, atlas, config, tmp_path):
     image = nib.load(str(real_cord_dir / "t2.nii.gz"))

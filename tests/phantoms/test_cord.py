@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from regiontag.phantoms.cord import LESION_TYPES, TRUTH_REGIONS, make_cord_phantom, write_cord_phantom
 
@@ -88,7 +89,27 @@ def test_same_seed_same_phantom_other_seed_other_pose():
     assert first.info["cord_swelling"] is True
 
 
+def test_stir_phantom_nulls_fat_and_keeps_the_anatomy():
+    t2 = make_cord_phantom("dorsal", seed=4, orientation="axial", length_mm=40, supersample_mm=0.8)
+    stir = make_cord_phantom("dorsal", seed=4, orientation="axial", length_mm=40, supersample_mm=0.8, contrast="STIR")
+    assert stir.info["contrast"] == "STIR" and list(stir.images) == ["T2w"]  # read as T2-weighted
+    assert np.array_equal(np.asarray(t2.truth_cord.dataobj), np.asarray(stir.truth_cord.dataobj))
+    assert np.array_equal(np.asarray(t2.truth_lesions.dataobj), np.asarray(stir.truth_lesions.dataobj))
+    t2_data, stir_data = (np.asarray(p.images["T2w"].dataobj) for p in (t2, stir))
+    cord = np.asarray(t2.truth_cord.dataobj) > 0
+    lesion = np.asarray(t2.truth_lesions.dataobj) > 0
+    normal = cord & ~lesion
+    # the lesion stands out more on STIR; the body (vertebral marrow, fat) is darker relative to the cord
+    assert (np.median(stir_data[lesion]) / np.median(stir_data[normal])
+            > np.median(t2_data[lesion]) / np.median(t2_data[normal]))
+    outside = ~ndimage.binary_dilation(cord, iterations=12)
+    assert (np.percentile(stir_data[outside], 25) / np.median(stir_data[normal])
+            < np.percentile(t2_data[outside], 25) / np.median(t2_data[normal]))
+
+
 def test_unknown_lesion_type_and_orientation_are_rejected():
+    with pytest.raises(ValueError, match="contrast must be one of"):
+        make_cord_phantom("healthy", seed=0, contrast="PSIR")
     with pytest.raises(ValueError, match="lesion_type must be one of"):
         make_cord_phantom("diffuse", seed=0)
     with pytest.raises(ValueError, match="orientation must be"):

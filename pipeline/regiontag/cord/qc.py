@@ -147,6 +147,29 @@ def conus_end(
     }
 
 
+def cord_top_gap(centerline: pd.DataFrame, n_slices: int, zooms) -> dict | None:
+    """Where the cord stops below the top of the field of view, or None when it reaches the top.
+
+    The spinal cord runs on up to the brainstem, so a cord scan whose cord stops
+    more than ``EDGE_MARGIN_MM`` below the top edge lost it there (a lesion as bright
+    as CSF, no contrast) or images the medulla above it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cord_top_gap(pd.DataFrame({"slice": [10, 9, 8], "z_mm": [10.0, 9.0, 8.0]}), 40, (1.0, 1.0, 1.0))
+    {'slice': 10, 'z_mm': 10.0, 'gap_mm': 29.0}
+    """
+    if centerline.empty:
+        return None
+    top = int(centerline["slice"].max())
+    gap = (n_slices - 1 - top) * float(zooms[2])
+    if gap <= EDGE_MARGIN_MM:
+        return None
+    row = centerline.loc[centerline["slice"] == top].iloc[0]
+    return {"slice": top, "z_mm": float(row["z_mm"]), "gap_mm": gap}
+
+
 def ring_along_cord(slice_scores, slices) -> np.ndarray:
     """CSF-ring likelihood of the cord slices, median over each slice and its two neighbours along the cord.
 

@@ -27,7 +27,7 @@ from regiontag.cord.levels import (
     slice_step_mm,
     span_length,
 )
-from regiontag.cord.qc import conus_end, cord_qc_warnings
+from regiontag.cord.qc import conus_end, cord_qc_warnings, cord_top_gap
 from regiontag.cord.segmentation import centerline_table, segment_cord_canonical, voxel_sizes
 from regiontag.cord.vertebrae import segment_height
 from regiontag.atlas.involvement import region_table
@@ -330,6 +330,13 @@ def process_cord(
         )
     elif conus is not None:
         LOGGER.info("conus medullaris ends at slice %d (z %.1f mm)", conus["slice"], conus["z_mm"])
+    top_gap = cord_top_gap(centerline, volume.shape[2], zooms) if cord_found else None
+    if top_gap is not None:
+        warnings.append(
+            f"cord stops at slice {top_gap['slice']}, {top_gap['gap_mm']:.0f} mm below the top of the field of view, "
+            "where it runs on up to the brainstem: lost above (a lesion as bright as CSF, no contrast) unless the "
+            "medulla is imaged there; check cord_mask.nii.gz"
+        )
     qc = {
         "cord_sequence": sequence,
         "cord_slices": int(valid.sum()),
@@ -339,6 +346,7 @@ def process_cord(
         "cord_polarity": "T2-like (dark cord, bright CSF)" if segmentation.polarity > 0 else "T1-like (bright cord)",
         "self_checks": checks_qc,
         "conus_end": conus,
+        "cord_top_gap": top_gap,
         "vertebral_level_method": level_method(config.cord),
         "segment_length_mm": config.cord.segment_length_mm,
         "segment_length_source": segment_source,

@@ -53,6 +53,16 @@ SIGNAL = {
 }
 #: Lesion signal per type (SCD lesions are mildly, NMOSD lesions strongly hyperintense).
 LESION_SIGNAL = {"dorsal": 0.56, "dorsal_lateral": 0.56, "lateral": 0.56, "central": 0.66, "eccentric": 0.60}
+#: Relative STIR signal (CSF = 1): fat nulled (epidural fat, the marrow of vertebral bodies and arches dark),
+#: cord a little brighter relative to CSF than on T2w, lesions brighter (STIR is the more lesion-sensitive
+#: sagittal cord sequence in MS, Philpott & Brotchie 2011, doi:10.1016/j.crad.2010.10.013).
+STIR_SIGNAL = {
+    "csf": 1.0, "wm": 0.34, "gm": 0.41, "soft": 0.24, "bone": 0.07, "body": 0.12,
+    "disc": 0.50, "fat": 0.05,
+}
+STIR_LESION_SIGNAL = {"dorsal": 0.66, "dorsal_lateral": 0.66, "lateral": 0.66, "central": 0.76, "eccentric": 0.70}
+#: Tissue and lesion signal tables per phantom contrast.
+CONTRASTS = {"T2w": (SIGNAL, LESION_SIGNAL), "STIR": (STIR_SIGNAL, STIR_LESION_SIGNAL)}
 #: Lesion length in vertebral segments per type.
 LESION_SEGMENTS = {"dorsal": 3.5, "dorsal_lateral": 3.5, "lateral": 3.2, "central": 3.6, "eccentric": 0.6}
 
@@ -111,7 +121,9 @@ def _lesion_shape(lesion_type: str, u: np.ndarray, v: np.ndarray, side: int) -> 
 class _Anatomy:
     """Random anatomy of one phantom (centreline, cord size, canal, vertebrae, lesion extent)."""
 
-    def __init__(self, lesion_type: str, rng: np.random.Generator, length_mm: float, segment_mm: float):
+    def __init__(self, lesion_type: str, rng: np.random.Generator, length_mm: float, segment_mm: float,
+                 contrast: str = "T2w"):
+        self.signal, self.lesion_signal = CONTRASTS[contrast]
         self.length = length_mm
         self.segment = segment_mm
         self.curve = rng.uniform(3.0, 7.0) * rng.choice([-1, 1])
@@ -174,17 +186,18 @@ def _evaluate(anatomy: _Anatomy, points: np.ndarray, texture) -> dict[str, np.nd
     disc = np.mod(anatomy.depth(z) + anatomy.disc_phase, anatomy.segment) < 4.5
     arch = ~in_canal & ((cx / (canal_a + 3.5)) ** 2 + (cy / (canal_b + 5.0)) ** 2 < 1.0) & (cy < 0)
     fat = arch & (cy > -(canal_b + 1.6)) & (np.abs(cx) < 4.0)
-    signal = SIGNAL["soft"] * (1.0 + 0.35 * texture(points))
-    signal = np.where(in_body, np.where(disc, SIGNAL["disc"], SIGNAL["body"]), signal)
-    signal = np.where(arch, SIGNAL["bone"], signal)
-    signal = np.where(fat, SIGNAL["fat"], signal)
-    signal = np.where(in_canal, SIGNAL["csf"], signal)
-    cord_signal = np.where(grey, SIGNAL["gm"], SIGNAL["wm"])
+    table = anatomy.signal
+    signal = table["soft"] * (1.0 + 0.35 * texture(points))
+    signal = np.where(in_body, np.where(disc, table["disc"], table["body"]), signal)
+    signal = np.where(arch, table["bone"], signal)
+    signal = np.where(fat, table["fat"], signal)
+    signal = np.where(in_canal, table["csf"], signal)
+    cord_signal = np.where(grey, table["gm"], table["wm"])
     lesion = np.zeros(x.shape, dtype=bool)
     if anatomy.lesion_type != "healthy":
         lesion = in_cord & _lesion_shape(anatomy.lesion_type, u, v, anatomy.side)
         lesion &= anatomy.lesion_weight(z) >= 0.5
-        cord_signal = np.where(lesion, LESION_SIGNAL[anatomy.lesion_type], cord_signal)
+        cord_signal = np.where(lesion, anatomy.lesion_signal[anatomy.lesion_type], cord_signal)
     signal = np.where(in_cord, cord_signal, signal)
     side = np.where(u >= 0, 1, 0).astype(np.int8)  # 1 = right
     return {"signal": signal, "cord": in_cord, "lesion": lesion, "column": np.where(in_cord, column, -1), "side": side}
@@ -292,8 +305,9 @@ def make_cord_phantom(
     max_rotation_deg: float = 12.0,
     fov_mm: tuple[float, float] | None = None,
     supersample_mm: float = 0.45,
+    contrast: str = "T2w",
 ) -> CordPhantom:
-    """Make a cord T2 phantom with ground truth.
+    """Make a cord T2 (or STIR) phantom with ground truth.
 
     Parameters
     ----------
@@ -323,6 +337,9 @@ def make_cord_phantom(
         (56, 56) axial.  Larger fields of view show more neck tissue (benchmarks).
     supersample_mm : float
         Spacing of the sub-voxel samples used for partial volume (coarser is faster).
+    contrast : {"T2w", "STIR"}
+        Tissue signal model (``CONTRASTS``); a STIR phantom is still stored as ``images["T2w"]``,
+        the sequence regiontag reads STIR as.
 
     Returns
     -------
@@ -333,10 +350,12 @@ def make_cord_phantom(
     """
     if lesion_type not in LESION_TYPES:
         raise ValueError(f"lesion_type must be one of {LESION_TYPES}, got {lesion_type!r}")
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}, got {contrast!r}")
     rng = np.random.default_rng(seed)
     if voxel_size is None:
         voxel_size = (0.8, 0.8, 2.5) if orientation == "sagittal" else (0.7, 0.7, 3.0)
-    anatomy = _Anatomy(lesion_type, rng, length_mm, segment_length_mm)
+    anatomy = _Anatomy(lesion_type, rng, length_mm, segment_length_mm, contrast)
     # pitch (sagittal plane) and yaw (axial plane) up to the maximum, roll (coronal) a third of it,
     # so that the cord stays inside a narrow sagittal field of view
     angles = rng.uniform(-1, 1, 3) * max_rotation_deg * np.array([1.0, 1.0 / 3.0, 1.0])
@@ -353,7 +372,7 @@ def make_cord_phantom(
     coords = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"), -1)
     coefficients = rng.uniform(-1, 1, (3,)) * bias_strength
     bias = np.exp(coords @ coefficients + 0.5 * bias_strength * rng.uniform(-1, 1) * coords[..., 1] ** 2)
-    sigma = SIGNAL["wm"] / snr
+    sigma = anatomy.signal["wm"] / snr
     clean = volumes["signal"] * bias
     noisy = np.sqrt((clean + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
     data = (noisy * 1000.0).astype(np.float32)
@@ -371,6 +390,7 @@ def make_cord_phantom(
         "lesion_type": lesion_type,
         "seed": seed,
         "orientation": orientation,
+        "contrast": contrast,
         "voxel_size": list(map(float, voxel_size)),
         "snr": snr,
         "segment_length_mm": segment_length_mm,
