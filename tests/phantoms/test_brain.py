@@ -193,3 +193,16 @@ def test_write_layout_and_cli(tmp_path, lesion_phantom):
     assert main(["phantom", str(tmp_path / "cord"), "--pattern", cord, "--seed", "2"]) == 0
     cord_truth = json.loads((tmp_path / "cord" / "truth" / f"phantom-{cord}-s0002" / "truth.json").read_text())
     assert cord_truth["body_part"] == "cord" and cord_truth["pattern"] == cord
+
+
+def test_small_vessel_disease_phantom_spares_the_u_fibres():
+    # seed 392312834 drew four lesions touching the cortex before the U-fibre band was left free (the suite
+    # then ranked the phantom as multiple sclerosis: "juxtacortical lesions")
+    from regiontag.atlas.brain import load_brain_atlas
+    from regiontag.atlas.lesion_table import lesion_table
+
+    phantom = make_brain_phantom("small-vessel-disease", 392312834, sequences=("FLAIR",))
+    table = lesion_table(phantom.truth_lesions, phantom.truth_labels, load_brain_atlas())
+    assert len(table) >= 8
+    assert not table["location"].isin(["juxtacortical", "cortical"]).any()
+    assert (table["cortex_distance_mm"] >= 2.0).all()

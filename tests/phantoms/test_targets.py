@@ -126,3 +126,26 @@ def test_wants_dissemination_reads_the_pattern_lesion_evidence():
     assert wants_dissemination(library.get("ms-brain"))
     assert not wants_dissemination(library.get("small-vessel-disease"))
     assert not wants_dissemination(None)
+
+
+def test_u_fibre_sparing_follows_the_pattern_lesion_evidence():
+    from regiontag.patterns.library import load_library
+    from regiontag.phantoms.targets import spares_u_fibres
+
+    library = load_library()
+    for pattern_id in ("small-vessel-disease", "toxic-leukoencephalopathy", "b12-leukoencephalopathy",
+                       "x-ald-parieto-occipital"):
+        assert spares_u_fibres(library.get(pattern_id)), pattern_id
+    assert not spares_u_fibres(library.get("ms-brain"))  # juxtacortical lesions count for MS
+    assert not spares_u_fibres(None)
+
+
+def test_u_fibre_band_is_the_cortex_and_the_tissue_under_it():
+    from regiontag.phantoms.targets import u_fibre_band
+
+    atlas = load_brain_atlas()
+    cortex_value = atlas.region("Cerebrum > Cerebral cortex").label_values("both")[0]
+    labels = np.zeros((20, 5, 5), dtype=np.int64)
+    labels[:2] = cortex_value
+    band = u_fibre_band(SimpleNamespace(atlas=atlas, affine=np.diag([2.0, 2.0, 2.0, 1.0])), labels, width_mm=4.0)
+    assert band[:4].all() and not band[4:].any()  # cortex, then 2 voxels = 4 mm of white matter

@@ -42,6 +42,8 @@ from regiontag.phantoms.targets import (
     parse_region_list,
     pattern_requests,
     probable,
+    spares_u_fibres,
+    u_fibre_band,
     wants_dissemination,
 )
 
@@ -238,8 +240,14 @@ def make_brain_phantom(
         targets, heavy = disseminated_targets(anatomy, streams[_STREAM_SIDES])
 
     tissue, labels = apply_atrophy(anatomy, atrophy)
+    placement_tissue = tissue
+    if lesion_placer is None and spares_u_fibres(pattern_object):
+        # real small-vessel and leukodystrophic white-matter lesions spare the subcortical U-fibres: no lesion
+        # of the phantom may lie there (its lesions would be counted juxtacortical against the pattern)
+        placement_tissue = tissue.copy()
+        placement_tissue[1:, u_fibre_band(anatomy, labels)] = 0.0
     lesion_mask, lesion_grade, placed = (lesion_placer or place_lesions)(
-        tissue, labels, anatomy.atlas, targets, lesion_size, streams[_STREAM_LESIONS]
+        placement_tissue, labels, anatomy.atlas, targets, lesion_size, streams[_STREAM_LESIONS]
     )
     texture = _texture(anatomy.shape, streams[_STREAM_TEXTURE])
     head = None

@@ -135,3 +135,24 @@ def probable(evidence: dict[str, Any], name: str) -> bool:
     """True when a pattern's feature/extent evidence ``name`` has ``p_present >= 0.5``."""
     item = evidence.get(name)
     return bool(item is not None and getattr(item, "p_present", 0.0) >= 0.5)
+
+
+#: Width (mm) of the band under the cortex (the U-fibres) that phantoms of U-fibre-sparing patterns leave free.
+U_FIBRE_MM = 4.0
+
+
+def spares_u_fibres(pattern: Any) -> bool:
+    """True when a pattern counts juxtacortical lesions against itself (``n_juxtacortical`` with
+    ``p_present < p_background``: small vessel disease, the leukoencephalopathies, X-ALD), so its phantoms
+    keep lesions off the subcortical U-fibres."""
+    return any(item.measure == "n_juxtacortical" and item.p_present < item.p_background
+               for item in getattr(pattern, "lesions", []) or [])
+
+
+def u_fibre_band(anatomy: Anatomy, labels: np.ndarray, *, width_mm: float = U_FIBRE_MM) -> np.ndarray:
+    """Cortex and the tissue within ``width_mm`` of it, on the anatomy grid."""
+    from scipy import ndimage
+
+    cortex = np.isin(labels, anatomy.atlas.region("Cerebrum > Cerebral cortex").label_values("both"))
+    zooms = np.linalg.norm(anatomy.affine[:3, :3], axis=0)
+    return ndimage.distance_transform_edt(~cortex, sampling=zooms) <= width_mm
