@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from regiontag.atlas.cord_frames import MIN_TILT_DEG, centreline_tangents
+from regiontag.atlas.cord_planes import MIN_TILT_DEG, centreline_tangents
 from regiontag.niimg import to_canonical
 
 __all__ = ["CENTERLINE_COLUMNS", "MIN_TILT_DEG", "centerline_table", "centreline_tangents", "perpendicular_csa"]
