@@ -116,3 +116,24 @@ def test_search_mask_takes_the_cortex_border_of_white_matter_only() -> None:
     assert not search[:, :, 8:].any()  # cortex away from white matter
     off = config.model_copy(update={"detection": config.detection.model_copy(update={"juxtacortical_search_mm": 0})})
     assert not _search_mask(labels, brain, tissue, off, zooms=(1.0, 1.0, 1.0))[:, :, 6:].any()
+
+
+@pytest.mark.slow
+def test_only_sequences_whose_intensities_are_read_get_n4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import regiontag.brain.stage as stage
+    from regiontag.phantoms.brain import make_brain_phantom
+
+    phantom = make_brain_phantom("healthy", 3, sequences=("FLAIR", "T2w", "T1w"), voxel_size=(2.0, 2.0, 4.0))
+    corrected = []
+    original = stage.bias_correct
+
+    def recording_bias_correct(image, mask, config):
+        corrected.append(image.shape)
+        return original(image, mask, config)
+
+    monkeypatch.setattr(stage, "bias_correct", recording_bias_correct)
+    space = stage.register_session(dict(phantom.images), Config(), tmp_path)
+    # FLAIR (the reference) and T2w are read for intensities; the T1w is only co-registered (left-right check,
+    # outputs: rigid mutual information does not need N4)
+    assert len(corrected) == 2
+    assert set(space.aligned) == {"FLAIR", "T2w", "T1w"} and set(space.coregistered) == {"T2w", "T1w"}

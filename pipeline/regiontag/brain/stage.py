@@ -42,6 +42,8 @@ from regiontag.niimg import check_niimg, new_image_like, to_canonical, to_input_
 from regiontag.stage import StageOutput
 
 LOGGER = logging.getLogger("regiontag.brain")
+#: Sequences whose intensities the stage reads (z-maps): hyperintensity and enhancement.
+INTENSITY_SEQUENCES = (*HYPERINTENSE_SEQUENCES, "T1w_ce")
 
 #: Sequences on which the white-matter / grey-matter ratio test of ``robust_zmap`` applies. Only FLAIR:
 #: on real T2w scans the measured WM/GM peak ratio is 0.95-1.07 in mostly normal brains (partial volume
@@ -225,8 +227,11 @@ def register_session(images: dict[str, nib.Nifti1Image], config: Config, session
             aligned[sequence] = reference
             continue
         canonical = to_canonical(image)
-        moving = bias_correct(nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine),
-                              None, config.preprocessing)
+        moving = nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine)
+        if sequence in INTENSITY_SEQUENCES:
+            # only sequences whose intensities are read need N4; a plain T1w is co-registered for the
+            # left-right check and the outputs (rigid, mutual information: indifferent to a smooth bias)
+            moving = bias_correct(moving, None, config.preprocessing)
         aligned[sequence] = coregister(moving, reference, config.registration)
         coregistered[sequence] = moving
     timings["coregistration"] = time.perf_counter() - clock
@@ -263,7 +268,7 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
     zmaps, zstats = {}, {}
     zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
     for sequence, aligned in space.aligned.items():
-        if sequence in HYPERINTENSE_SEQUENCES or sequence == "T1w_ce":
+        if sequence in INTENSITY_SEQUENCES:
             zmaps[sequence], zstats[sequence] = robust_zmap(
                 aligned, tissue, brain, nawm_erosion_mm=config.detection.nawm_erosion_mm,
                 grey_matter_margin_mm=config.detection.grey_matter_margin_mm,
