@@ -137,7 +137,8 @@ def probable(evidence: dict[str, Any], name: str) -> bool:
     return bool(item is not None and getattr(item, "p_present", 0.0) >= 0.5)
 
 
-#: Width (mm) of the band under the cortex (the U-fibres) that phantoms of U-fibre-sparing patterns leave free.
+#: Width (mm) of the band under the cortex (the U-fibres, widened by a registration error) that discrete-lesion
+#: phantoms of U-fibre-sparing patterns leave free.
 U_FIBRE_MM = 4.0
 
 
