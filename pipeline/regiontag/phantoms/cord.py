@@ -24,6 +24,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from regiontag import outputs
+from regiontag.phantoms.cord_contrast import CONTRASTS
 
 #: Cord lesion type used for each cord pattern id (the cord phantom's vocabulary).
 CORD_LESION_TYPES = {
@@ -46,23 +47,6 @@ TRUTH_REGIONS = (CORD, WHITE, POSTERIOR, LATERAL, ANTERIOR, GREY)
 #: Phantom column codes 0..3 (see ``_tissue_classes``) -> region.
 _LEAF_REGIONS = (GREY, POSTERIOR, LATERAL, ANTERIOR)
 
-#: Relative T2 signal of each tissue (CSF = 1).
-SIGNAL = {
-    "csf": 1.0, "wm": 0.30, "gm": 0.37, "soft": 0.22, "bone": 0.14, "body": 0.30,
-    "disc": 0.55, "fat": 0.62,
-}
-#: Lesion signal per type (SCD lesions are mildly, NMOSD lesions strongly hyperintense).
-LESION_SIGNAL = {"dorsal": 0.56, "dorsal_lateral": 0.56, "lateral": 0.56, "central": 0.66, "eccentric": 0.60}
-#: Relative STIR signal (CSF = 1): fat nulled (epidural fat, the marrow of vertebral bodies and arches dark),
-#: cord a little brighter relative to CSF than on T2w, lesions brighter (STIR is the more lesion-sensitive
-#: sagittal cord sequence in MS, Philpott & Brotchie 2011, doi:10.1016/j.crad.2010.10.013).
-STIR_SIGNAL = {
-    "csf": 1.0, "wm": 0.34, "gm": 0.41, "soft": 0.24, "bone": 0.07, "body": 0.12,
-    "disc": 0.50, "fat": 0.05,
-}
-STIR_LESION_SIGNAL = {"dorsal": 0.66, "dorsal_lateral": 0.66, "lateral": 0.66, "central": 0.76, "eccentric": 0.70}
-#: Tissue and lesion signal tables per phantom contrast.
-CONTRASTS = {"T2w": (SIGNAL, LESION_SIGNAL), "STIR": (STIR_SIGNAL, STIR_LESION_SIGNAL)}
 #: Lesion length in vertebral segments per type.
 LESION_SEGMENTS = {"dorsal": 3.5, "dorsal_lateral": 3.5, "lateral": 3.2, "central": 3.6, "eccentric": 0.6}
 
