@@ -22,7 +22,7 @@ def test_parser_defaults():
     assert (args.output_dir, args.pattern, args.regions, args.seed, args.count) == ("out", None, None, 0, 1)
     assert (args.body_part, args.snr, args.slice_thickness, args.in_plane) == (None, None, None, 0.9)
     assert (args.sequences, args.plane, args.lesion_size) == ("FLAIR,T2w", "axial", None)
-    assert (args.atrophy, args.motion, args.skull) == (0.0, 0.0, False)
+    assert (args.atrophy, args.motion, args.skull, args.cord_contrast) == (0.0, 0.0, False, "T2w")
 
 
 def test_parser_options():
@@ -46,6 +46,27 @@ def test_parser_options():
 )
 def test_bad_arguments_exit_2(argv, start, capsys):
     assert usage_error(_parser().parse_args, argv, capsys).startswith(start)
+
+
+def test_cord_contrast_reaches_the_cord_phantom(tmp_path, monkeypatch):
+    import functools
+
+    import regiontag.phantoms.cord as cord
+
+    seen = {}
+    real = cord.make_cord_phantom
+
+    @functools.wraps(real)  # the CLI passes only the options the phantom's signature accepts
+    def recording(lesion_type, seed, **options):
+        seen.update(options)
+        return real(lesion_type, seed, length_mm=30, supersample_mm=1.0, **options)
+
+    monkeypatch.setattr(cord, "make_cord_phantom", recording)
+    args = _parser().parse_args(["phantom", str(tmp_path), "--pattern", "healthy", "--body-part", "cord",
+                                 "--cord-contrast", "STIR", "--quiet"])
+    assert phantom_cli.run_phantom(args) == 0
+    assert seen["contrast"] == "STIR"
+    assert list((tmp_path / "inputs").glob("*/*_T2w.nii.gz"))  # read as T2-weighted
 
 
 def test_session_name():

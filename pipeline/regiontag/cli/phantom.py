@@ -45,7 +45,7 @@ def _write_cord(args: argparse.Namespace, seed: int, session_id: str) -> Path:
         raise RuntimeError(f"the cord phantom is not available ({error})") from error
     lesion_type = CORD_LESION_TYPES.get(args.pattern, args.pattern)
     accepted = inspect.signature(make_cord_phantom).parameters
-    options = {"snr": args.snr}
+    options = {"snr": args.snr, "contrast": args.cord_contrast}
     if args.slice_thickness is not None:
         options["voxel_size"] = (0.8, 0.8, args.slice_thickness)
     options = {name: value for name, value in options.items() if name in accepted and value is not None}
@@ -131,5 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--atrophy", type=float, default=0.0, help="0 (none) to 1 (severe)")
     parser.add_argument("--motion", type=float, default=0.0, help="ghosting severity, 0 to 1")
     parser.add_argument("--skull", action="store_true", help="add skull and scalp (default skull-stripped)")
+    parser.add_argument("--cord-contrast", default="T2w", choices=["T2w", "STIR"],
+                        help="cord phantom contrast (STIR: fat nulled, brighter lesions; written as _T2w)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_phantom)
