@@ -30,7 +30,9 @@ columns follow the cord's own left-right and anterior-posterior axes however it
 is tilted.  (Without it, a tilt along the scanner's x or y axis is absorbed by the
 ellipse normalisation, but a diagonal tilt shears the section: on a synthetic
 elliptical cord tilted 30 / 45 degrees diagonally, 90 % / 79 % of voxels got the
-right atlas label, against 98 % with the projection.)
+right atlas label, against 98 % with the projection.)  Each frame is then turned
+about the cord's axis onto the cord's own left-right axis, the major principal
+axis of its cross-section (:func:`~regiontag.atlas.cord_planes.cord_roll`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ N_ANGLES = 72
 _ANGLES = np.linspace(-np.pi, np.pi, N_ANGLES, endpoint=False)
 _RAY_STEP = 0.01
 _RAY_MAX = 2.5
+
+
 @dataclass(frozen=True)
 class CordFrames:
     """Per-slice cord frames of a canonical (RAS+) cord mask.
@@ -65,16 +69,17 @@ class CordFrames:
         ``(n, 2)`` second-moment half-width (x) and half-depth (y), mm.
     boundary : numpy.ndarray
         ``(n, N_ANGLES)`` outline radius in ellipse-normalised units at ``angles``.
-    planes : numpy.ndarray
-        ``(n, 2, 2)`` map of in-slice world offsets from the centroid onto the plane
-        perpendicular to the cord (:func:`cross_section_planes`); the identity where the
-        cord is not tilted.  ``axes_mm``, ``boundary`` and ``(u, v)`` are in that plane.
     s_mm : numpy.ndarray
         Arc length of the centroid curve from the most superior slice, mm.
     area_mm2 : numpy.ndarray
         Cross-sectional area of the mask in each slice (voxel count x in-plane area).
     affine : numpy.ndarray
         Affine of the canonical image the frames were computed on.
+    planes : numpy.ndarray
+        ``(n, 2, 2)`` map of in-slice world offsets from the centroid onto the plane
+        perpendicular to the cord (:func:`~regiontag.atlas.cord_planes.cross_section_planes`), turned onto the
+        cord's own left-right axis (:func:`~regiontag.atlas.cord_planes.cord_roll`); the
+        identity for an untilted, unturned cord.  ``axes_mm``, ``boundary`` and ``(u, v)`` are in that plane.
     """
 
     slices: np.ndarray
