@@ -147,27 +147,54 @@ def conus_end(
     }
 
 
-def cord_top_gap(centerline: pd.DataFrame, n_slices: int, zooms) -> dict | None:
-    """Where the cord stops below the top of the field of view, or None when it reaches the top.
+def cord_top_gap(centerline: pd.DataFrame, slice_scores: np.ndarray, ring_score: float, zooms) -> dict | None:
+    """Where the cord stops below the top of the field of view while the centreline above still looks like cord.
 
-    The spinal cord runs on up to the brainstem, so a cord scan whose cord stops
-    more than ``EDGE_MARGIN_MM`` below the top edge lost it there (a lesion as bright
-    as CSF, no contrast) or images the medulla above it.
+    The spinal cord runs on up to the brainstem.  A cord that stops more than
+    ``EDGE_MARGIN_MM`` below the top edge, while the centreline above it keeps a
+    cord-like CSF ring (cord likelihood at least half the cord's own median,
+    ``ring_score``) over at least half of the gap, was lost there (a lesion as bright
+    as CSF, no contrast).  A cord that stops where the ring ends (the medulla under
+    the posterior fossa, the edge of the coil) is not reported.
+
+    Parameters
+    ----------
+    centerline : pandas.DataFrame
+        ``slice``, ``z_mm`` per cord slice.
+    slice_scores : numpy.ndarray
+        (n_slices,) cord likelihood along the centreline, canonical slices.
+    ring_score : float
+        Median cord likelihood over the cord slices.
+    zooms : sequence of float
+        Voxel sizes (mm).
+
+    Returns
+    -------
+    dict or None
+        ``slice``, ``z_mm`` of the most superior cord slice, ``gap_mm`` to the top of the field of
+        view and ``cord_like_share`` of the slices above.
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> cord_top_gap(pd.DataFrame({"slice": [10, 9, 8], "z_mm": [10.0, 9.0, 8.0]}), 40, (1.0, 1.0, 1.0))
-    {'slice': 10, 'z_mm': 10.0, 'gap_mm': 29.0}
+    >>> import numpy as np, pandas as pd
+    >>> table = pd.DataFrame({"slice": [10, 9, 8], "z_mm": [10.0, 9.0, 8.0]})
+    >>> cord_top_gap(table, np.r_[np.full(11, 0.9), np.full(29, 0.7)], 0.9, (1.0, 1.0, 1.0))
+    {'slice': 10, 'z_mm': 10.0, 'gap_mm': 29.0, 'cord_like_share': 1.0}
+    >>> cord_top_gap(table, np.r_[np.full(11, 0.9), np.full(29, 0.1)], 0.9, (1.0, 1.0, 1.0)) is None
+    True
     """
-    if centerline.empty:
+    if centerline.empty or slice_scores is None:
         return None
     top = int(centerline["slice"].max())
-    gap = (n_slices - 1 - top) * float(zooms[2])
+    above = np.asarray(slice_scores, dtype=float)[top + 1:]
+    gap = above.size * float(zooms[2])
     if gap <= EDGE_MARGIN_MM:
         return None
+    share = float(np.mean(np.nan_to_num(above) >= 0.5 * ring_score))
+    if share < 0.5:
+        return None
     row = centerline.loc[centerline["slice"] == top].iloc[0]
-    return {"slice": top, "z_mm": float(row["z_mm"]), "gap_mm": gap}
+    return {"slice": top, "z_mm": float(row["z_mm"]), "gap_mm": gap, "cord_like_share": share}
 
 
 def ring_along_cord(slice_scores, slices) -> np.ndarray:

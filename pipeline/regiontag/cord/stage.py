@@ -330,12 +330,13 @@ def process_cord(
         )
     elif conus is not None:
         LOGGER.info("conus medullaris ends at slice %d (z %.1f mm)", conus["slice"], conus["z_mm"])
-    top_gap = cord_top_gap(centerline, volume.shape[2], zooms) if cord_found else None
+    top_gap = (cord_top_gap(centerline, segmentation.slice_scores, segmentation.ring_score, zooms)
+               if cord_found else None)
     if top_gap is not None:
         warnings.append(
             f"cord stops at slice {top_gap['slice']}, {top_gap['gap_mm']:.0f} mm below the top of the field of view, "
-            "where it runs on up to the brainstem: lost above (a lesion as bright as CSF, no contrast) unless the "
-            "medulla is imaged there; check cord_mask.nii.gz"
+            f"while the centreline above still looks like cord in a CSF ring ({top_gap['cord_like_share']:.0%} of "
+            "its slices): lost above (a lesion as bright as CSF, no contrast); check cord_mask.nii.gz"
         )
     qc = {
         "cord_sequence": sequence,
