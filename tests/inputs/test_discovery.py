@@ -31,6 +31,7 @@ from regiontag.inputs.discovery import classify_sequence, discover_sessions, saf
         ("sag_STIR_cspine.nii.gz", "T2w"),
         ("t2_tirm_tra_dark-fluid.nii.gz", "FLAIR"),
         ("sub-01_PSIR.nii.gz", "unknown"),
+        ("medical_t1.nii.gz", "T1w"),  # "medic" (a T2*w sequence) only as a word
         ("notes.nii", "unknown"),
     ],
 )

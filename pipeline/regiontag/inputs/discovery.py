@@ -24,22 +24,21 @@ from regiontag.inputs.dicom import MISSING_DCM2NIIX, ConvertedSeries, convert_di
 from regiontag.inputs.scan import InputError, safe_input_files
 from regiontag.types import ScanInput, Session
 
+#: Rules of ``T2w`` that name T2*-weighted gradient echo or STIR scans: read as T2-weighted (CSF and lesions bright,
+#: the cord dark in bright CSF), which the source string says.
+T2_LIKE_PATTERNS = (r"t2[-_]?star", r"t2[*]", r"(^|[^a-z0-9])t2s($|[^a-z0-9])", r"(^|[^a-z0-9])me[-_]?gre",
+                    r"(^|[^a-z0-9])medic($|[^a-z0-9])", r"stir")
+T2_LIKE_NOTE = "T2*w / STIR, read as T2-weighted: CSF and lesions bright"
+
 #: Built-in sequence rules, tried in order (first match wins). Case-insensitive, searched in the name.
 DEFAULT_SEQUENCE_PATTERNS: dict[str, list[str]] = {
     "FLAIR": [r"flair", r"tirm", r"dark[-_ ]?fluid", r"dir[-_]?flair"],
     "T1w_ce": [r"(^|[_-])ce-", r"t1w?.*(gd|gad|post|contrast|ce\b|[+]c)", r"(gd|gad|post)[-_]?t1", r"mprage.*post"],
     "DWI": [r"_dwi\b", r"(^|[_-])dwi", r"_trace", r"trace[-_]?w", r"diffusion", r"b[-_]?1000", r"isotropic"],
     "T2w": [r"_t2w", r"(^|[^a-z0-9])t2($|[^a-z0-9*])", r"t2[-_]?(tse|fse|space|ax|sag|cor|w)", r"(^|[_-])tse", r"t2$",
-            r"t2[-_]?star", r"t2[*]", r"(^|[^a-z0-9])t2s($|[^a-z0-9])", r"(^|[^a-z0-9])me[-_]?gre", r"medic",
-            r"stir"],
+            *T2_LIKE_PATTERNS],
     "T1w": [r"_t1w", r"(^|[^a-z0-9])t1($|[^a-z0-9])", r"mprage", r"spgr", r"bravo", r"t1[-_]?(se|ax|sag|cor|w)"],
 }
-
-#: Rules of ``T2w`` that name T2*-weighted gradient echo or STIR scans: read as T2-weighted (CSF and lesions bright,
-#: the cord dark in bright CSF), which the source string says.
-T2_LIKE_PATTERNS = (r"t2[-_]?star", r"t2[*]", r"(^|[^a-z0-9])t2s($|[^a-z0-9])", r"(^|[^a-z0-9])me[-_]?gre", r"medic",
-                    r"stir")
-T2_LIKE_NOTE = "T2*w / STIR, read as T2-weighted: CSF and lesions bright"
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
