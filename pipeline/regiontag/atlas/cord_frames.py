@@ -292,14 +292,15 @@ def cord_frames(
     offsets = [planes[row] @ np.stack([x_mm - centres[row, 0], y_mm - centres[row, 1]])
                for row, (x_mm, y_mm) in enumerate(coords_per_slice)]
     if follow_roll:
-        planes = rotation(cord_roll(offsets, z_mm)) @ planes
+        turns = rotation(cord_roll(offsets, z_mm))
+        planes = turns @ planes
+        offsets = [turn @ offset for turn, offset in zip(turns, offsets)]
     axes = np.zeros((slices.size, 2))
     boundary = np.zeros((slices.size, N_ANGLES))
     # smallest sensible half-axis: half an in-plane voxel
     min_axis = 0.5 * min(np.linalg.norm(affine[:3, 0]), np.linalg.norm(affine[:3, 1]))
     for row, k in enumerate(slices):
-        x_mm, y_mm = coords_per_slice[row]
-        across, depth = planes[row] @ np.stack([x_mm - centres[row, 0], y_mm - centres[row, 1]])
+        across, depth = offsets[row]
         axes[row] = (
             max(2.0 * np.sqrt(np.mean(across**2)), min_axis),
             max(2.0 * np.sqrt(np.mean(depth**2)), min_axis),

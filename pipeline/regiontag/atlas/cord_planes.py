@@ -27,7 +27,14 @@ ROLL_MAX_DEG = 30.0
 ROLL_SMOOTHING_MM = 8.0
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Vectors scaled to unit length along the last axis (a zero vector stays ~0).
+
+    Examples
+    --------
+    >>> np.round(unit_vectors(np.array([3.0, 4.0, 0.0])), 6).tolist()
+    [0.6, 0.8, 0.0]
+    """
     return vectors / (np.linalg.norm(vectors, axis=-1, keepdims=True) + 1e-12)
 
 
@@ -46,7 +53,7 @@ def centreline_tangents(points_mm: np.ndarray, *, smoothing_mm: float = TANGENT_
         return np.tile([0.0, 0.0, 1.0], (len(points), 1))
     step = float(np.median(np.linalg.norm(np.diff(points, axis=0), axis=1))) or 1.0
     smooth = ndimage.gaussian_filter1d(points, smoothing_mm / step, axis=0, mode="nearest") if len(points) >= 3 else points
-    return _unit(np.gradient(smooth, axis=0))
+    return unit_vectors(np.gradient(smooth, axis=0))
 
 
 def cross_section_planes(tangents: np.ndarray, *, min_tilt_deg: float = MIN_TILT_DEG) -> np.ndarray:
@@ -64,13 +71,13 @@ def cross_section_planes(tangents: np.ndarray, *, min_tilt_deg: float = MIN_TILT
     >>> np.round(cross_section_planes(tilted)[0], 3).tolist()  # anterior offsets shrink by cos(30)
     [[1.0, 0.0], [0.0, 0.866]]
     """
-    tangents = _unit(np.asarray(tangents, dtype=float))
+    tangents = unit_vectors(np.asarray(tangents, dtype=float))
     tangents = np.where(tangents[:, 2:3] < 0, -tangents, tangents)  # pointing superior
     planes = np.tile(np.eye(2), (len(tangents), 1, 1))
     tilt = np.degrees(np.arccos(np.clip(tangents[:, 2], 0.0, 1.0)))
     for row in np.flatnonzero(tilt >= min_tilt_deg):
         t = tangents[row]
-        right = _unit(np.array([1.0, 0.0, 0.0]) - t[0] * t)
+        right = unit_vectors(np.array([1.0, 0.0, 0.0]) - t[0] * t)
         anterior = np.cross(t, right)
         planes[row] = [right[:2], anterior[:2]]
     return planes

@@ -30,18 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from regiontag.atlas.cord_planes import MIN_TILT_DEG, centreline_tangents
+from regiontag.atlas.cord_planes import MIN_TILT_DEG, centreline_tangents, unit_vectors
 from regiontag.niimg import to_canonical
-
-__all__ = ["CENTERLINE_COLUMNS", "MIN_TILT_DEG", "centerline_table", "centreline_tangents", "perpendicular_csa"]
 
 CENTERLINE_COLUMNS = ["slice", "x_mm", "y_mm", "z_mm", "distance_mm", "csa_mm2", "vertebral_level"]
 #: The perpendicular plane is used only where one slice step shifts the cord by less than this share of its radius.
 MAX_SHIFT_FRACTION = 0.4
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / (np.linalg.norm(vectors, axis=-1, keepdims=True) + 1e-12)
 
 
 def _plane_areas(mask, affine, points_mm, tangents, *, pixel_mm, max_radius_mm):
@@ -58,7 +52,7 @@ def _plane_areas(mask, affine, points_mm, tangents, *, pixel_mm, max_radius_mm):
     areas = np.full(len(points_mm), np.nan)
     for index, (point, tangent) in enumerate(zip(points_mm, tangents)):
         helper = np.eye(3)[int(np.argmin(np.abs(tangent)))]
-        first = _unit(np.cross(tangent, helper))
+        first = unit_vectors(np.cross(tangent, helper))
         second = np.cross(tangent, first)
         world = point[None, None, :] + s1[..., None] * first + s2[..., None] * second
         voxels = world @ inverse[:3, :3].T + inverse[:3, 3]
@@ -180,7 +174,7 @@ def centerline_table(
         # the tilt of the centreline smoothed over a few mm: the slice-to-slice jitter of the centres would
         # make cos(tilt) biased low (6 % on the real T2w tilted 15-30 degrees)
         smooth_tangent = centreline_tangents(world)
-        normal = _unit(affine[:3, :3] @ np.array([0, 0, 1.0]))
+        normal = unit_vectors(affine[:3, :3] @ np.array([0, 0, 1.0]))
         cosine = np.clip(np.abs(smooth_tangent @ normal), 0.0, 1.0)
         csa = csa * cosine
         if mask is not None:

@@ -271,7 +271,9 @@ def process_cord(
         if config.cord.top_vertebral_level is not None:
             distances = slice_distances(centerline, mask.shape[2])
             levels = np.where(np.isfinite(distances), level_at(np.nan_to_num(distances), config.cord), "")
-        labels = np.asarray(cord_labels_in_subject(mask_img, atlas, levels=levels).dataobj).astype(np.int64)
+        coordinates = cord_coordinates(mask_img)  # one set of cord frames for the labels and the detection
+        labels = np.asarray(cord_labels_in_subject(mask_img, atlas, levels=levels,
+                                                   frames=coordinates["frames"]).dataobj).astype(np.int64)
     else:
         labels = np.zeros(mask.shape, dtype=np.int64)
         warnings.append(f"cord not found in the {sequence} scan (no CSF column with a dark cord inside)")
@@ -279,7 +281,6 @@ def process_cord(
     clock = time.perf_counter()
     stage_reached("detect")
     if cord_found:
-        coordinates = cord_coordinates(mask_img)
         radius = np.hypot(coordinates["u"], coordinates["v"])
         zmap, domain = cord_zmap(volume, mask, coordinates["u"], coordinates["v"], zooms, config.cord)
         lesions = detect_cord_lesions(zmap, domain, zooms, config.cord, cord_mask=mask)

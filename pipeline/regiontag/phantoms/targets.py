@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import numpy as np
+from scipy import ndimage
 
 from regiontag.phantoms.anatomy import Anatomy
 from regiontag.phantoms.lesion_shapes import LesionTarget
@@ -152,8 +153,6 @@ def spares_u_fibres(pattern: Any) -> bool:
 
 def u_fibre_band(anatomy: Anatomy, labels: np.ndarray, *, width_mm: float = U_FIBRE_MM) -> np.ndarray:
     """Cortex and the tissue within ``width_mm`` of it, on the anatomy grid."""
-    from scipy import ndimage
-
     cortex = np.isin(labels, anatomy.atlas.region("Cerebrum > Cerebral cortex").label_values("both"))
     zooms = np.linalg.norm(anatomy.affine[:3, :3], axis=0)
     return ndimage.distance_transform_edt(~cortex, sampling=zooms) <= width_mm
