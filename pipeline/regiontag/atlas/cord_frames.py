@@ -354,6 +354,8 @@ def cord_coordinates(
     centerline: pd.DataFrame | None = None,
     smooth_mm: float = 1.0,
     levels: np.ndarray | None = None,
+    *,
+    follow_roll: bool = True,
 ) -> dict[str, object]:
     """Normalised cord coordinates of every voxel of a cord mask.
 
@@ -369,6 +371,8 @@ def cord_coordinates(
     levels : array-like, optional
         Vertebral level per canonical z slice (numbers or names, see
         :func:`cord_labels_in_subject`); adds a per-voxel ``level`` array.
+    follow_roll : bool
+        Turn the frames onto the cord's own left-right axis (see :func:`cord_frames`).
 
     Returns
     -------
@@ -383,7 +387,7 @@ def cord_coordinates(
     img = load_mask(cord_mask_img)
     canonical, back = canonical_with_inverse(img)
     mask = np.asarray(canonical.dataobj) > 0
-    frames = cord_frames(mask, canonical.affine, centerline=centerline, smooth_mm=smooth_mm)
+    frames = cord_frames(mask, canonical.affine, centerline=centerline, smooth_mm=smooth_mm, follow_roll=follow_roll)
     values = coordinates_per_voxel(mask, frames)
     if levels is not None:
         slice_levels = levels_per_slice(levels, mask.shape[2])

@@ -271,7 +271,7 @@ def process_cord(
         if config.cord.top_vertebral_level is not None:
             distances = slice_distances(centerline, mask.shape[2])
             levels = np.where(np.isfinite(distances), level_at(np.nan_to_num(distances), config.cord), "")
-        coordinates = cord_coordinates(mask_img)  # one set of cord frames for the labels and the detection
+        coordinates = cord_coordinates(mask_img)  # the columns follow the cord's own axes
         labels = np.asarray(cord_labels_in_subject(mask_img, atlas, levels=levels,
                                                    frames=coordinates["frames"]).dataobj).astype(np.int64)
     else:
@@ -282,7 +282,11 @@ def process_cord(
     stage_reached("detect")
     if cord_found:
         radius = np.hypot(coordinates["u"], coordinates["v"])
-        zmap, domain = cord_zmap(volume, mask, coordinates["u"], coordinates["v"], zooms, config.cord)
+        # the z-map compares like positions of the cross-section along the cord; a per-slice turn estimated from
+        # the outline moves them (the real healthy T1w then showed 2 false posterior-column lesions), so the
+        # detection keeps the frames on the scanner's left-right axis
+        unturned = cord_coordinates(mask_img, follow_roll=False)
+        zmap, domain = cord_zmap(volume, mask, unturned["u"], unturned["v"], zooms, config.cord)
         lesions = detect_cord_lesions(zmap, domain, zooms, config.cord, cord_mask=mask)
     else:
         zmap, lesions = np.zeros(mask.shape, np.float32), np.zeros(mask.shape, bool)
