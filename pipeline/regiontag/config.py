@@ -196,7 +196,7 @@ class DetectionConfig(_Section):
     )
     min_cluster_mm3: float = Field(10.0, ge=0)
     #: Hysteresis: a cluster is kept only if its peak evidence reaches this multiple of the threshold.
-    seed_threshold_factor: float = Field(2.0, ge=1)
+    seed_threshold_factor: float = Field(1.8, ge=1)
     smoothing_fwhm_mm: float = Field(0.0, ge=0)
     nawm_erosion_mm: float = Field(2.0, ge=0)
     #: Near grey matter (within this margin) a lesion must be brighter than grey matter.

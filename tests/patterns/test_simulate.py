@@ -9,7 +9,13 @@ import pytest
 from regiontag.outputs.contract import REGION_COLUMNS
 from regiontag.patterns.library import parse_disease
 from regiontag.patterns.regions import known_region_paths
-from regiontag.patterns.simulate import sample_pattern_session, self_consistency, synthetic_region_table
+from regiontag.patterns.observations import observe
+from regiontag.patterns.simulate import (
+    sample_lesion_summary,
+    sample_pattern_session,
+    self_consistency,
+    synthetic_region_table,
+)
 from tests.patterns.helpers import LATERAL, POSTERIOR, library_of, minimal_disease
 
 CENTRAL_CANAL = "Spinal cord > Spinal grey matter > Central canal region"
@@ -100,3 +106,19 @@ def test_self_sampled_tables_rank_own_pattern_first(library):
     assert (table["top1"] >= 0.8).all(), table
     assert table["top1"].mean() >= 0.9, table
 
+
+
+def test_lesion_conditions_are_drawn_with_their_probabilities(library):
+    """MS draws carry a lesion summary: each condition holds about p_present of the time, at its threshold."""
+    ms = next(p for p in library.patterns if p.id == "ms-brain")
+    rng = np.random.default_rng(11)
+    draws = [sample_lesion_summary(ms, rng) for _ in range(400)]
+    for item in ms.lesions:
+        held = np.mean([item.holds(len(d[item.measure]) if item.measure == "dis_areas" else d[item.measure])
+                        for d in draws])
+        assert abs(held - item.p_present) < 0.07, (item.measure, held, item.p_present)
+    assert "median_lesion_ml" not in draws[0]  # not named by the MS pattern: other patterns leave it unassessed
+    _, findings = sample_pattern_session(ms, np.random.default_rng(2), noise=0.0)
+    observations = observe(synthetic_region_table({}, ("brain",)), findings)
+    assert observations.lesion_measure("dis_areas", "brain") in (1.0, 2.0)
+    assert observations.lesion_measure("median_lesion_ml", "brain") is None

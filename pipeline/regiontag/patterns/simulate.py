@@ -2,7 +2,8 @@
 
 These are *tables*, not images: each region of a pattern is involved with its
 ``p_involved`` (sides from its laterality), every other region with a small noise rate,
-parents aggregate their children, and features are drawn from their ``p_present``.
+parents aggregate their children, features and lesion-level conditions (``lesions:``) are
+drawn from their ``p_present`` (:func:`sample_lesion_summary`).
 :func:`self_consistency` scores such tables and reports how often each pattern ranks
 its own tables first (ties with declared mimics count as first).  It checks the library
 (two patterns that are too alike show up), not the imaging pipeline.
@@ -19,7 +20,7 @@ from regiontag.atlas.tree import PATH_SEPARATOR
 from regiontag.config import ScoringConfig
 from regiontag.outputs.contract import REGION_COLUMNS
 from regiontag.patterns.regions import known_region_paths
-from regiontag.patterns.schema import Pattern
+from regiontag.patterns.schema import LesionEvidence, Pattern
 from regiontag.patterns.scoring import score_results
 
 #: Regions on the midline (no left/right rows) in the synthetic tables.
@@ -99,6 +100,46 @@ def synthetic_region_table(lesioned: dict[str, str], body_parts: tuple[str, ...]
     return pd.DataFrame(rows).reindex(columns=[c for c in REGION_COLUMNS if c != "session"])
 
 
+#: The McDonald 2017 dissemination-in-space areas, for a drawn ``dis_areas`` count.
+DIS_AREAS = ("periventricular", "cortical/juxtacortical", "infratentorial", "spinal cord")
+
+
+def _condition_value(item: LesionEvidence, present: bool) -> float:
+    """A value of ``item.measure`` that meets (``present``) or misses its condition."""
+    counted = item.measure.startswith("n_") or item.measure == "dis_areas"
+    step = 1.0 if counted else 0.1
+    if item.at_least is not None:
+        return item.at_least if present else max(item.at_least - step, 0.0)
+    return item.at_most if present else item.at_most + step
+
+
+def sample_lesion_summary(pattern: Pattern, rng: np.random.Generator) -> dict[str, Any]:
+    """A lesion summary (``findings.json`` ``lesions``) drawn from a pattern's lesion conditions.
+
+    Each condition of ``pattern.lesions`` holds with its ``p_present``; the measure is then
+    set to the threshold (or one step short of it: 1 for counts, 0.1 for fractions and
+    volumes). A measure with two conditions keeps the first draw. Measures the pattern does
+    not name are left out, so other patterns' conditions on them are not assessed.
+
+    Examples
+    --------
+    >>> from regiontag.patterns.schema import Pattern
+    >>> pattern = Pattern.model_validate({"id": "p", "name": "P", "body_part": "brain", "sequences": ["FLAIR"],
+    ...     "regions": [{"region": "Corpus callosum", "role": "core", "p_involved": 0.9}],
+    ...     "lesions": [{"measure": "dis_areas", "at_least": 2, "p_present": 0.99, "p_background": 0.3}]})
+    >>> sample_lesion_summary(pattern, np.random.default_rng(0))["dis_areas"]
+    ['periventricular', 'cortical/juxtacortical']
+    """
+    summary: dict[str, Any] = {}
+    for item in pattern.lesions:
+        if item.measure in summary:
+            continue
+        value = _condition_value(item, bool(rng.random() < item.p_present))
+        summary[item.measure] = list(DIS_AREAS[:int(value)]) if item.measure == "dis_areas" else value
+    summary.setdefault("n_lesions", float(summary.get("n_lesions", 0.0)))
+    return summary
+
+
 def sample_pattern_session(pattern: Pattern, rng: np.random.Generator, noise: float = 0.02,
                            body_parts: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Draw one (region table, findings) pair from a pattern's probabilities.
@@ -138,6 +179,8 @@ def sample_pattern_session(pattern: Pattern, rng: np.random.Generator, noise: fl
         "sequences": {part: list(pattern.sequences) for part in body_parts},
         "features": features,
     }
+    if pattern.lesions:
+        findings["lesions"] = {pattern.body_part: sample_lesion_summary(pattern, rng)}
     return synthetic_region_table(lesioned, body_parts), findings
 
 
