@@ -15,8 +15,8 @@ from regiontag.config import (
     RelativePath,
     config_to_dict,
     load_config,
-    read_yaml,
 )
+from regiontag.config_checks import read_yaml
 from regiontag.resources import configs_dir
 
 

@@ -11,7 +11,6 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,13 +23,9 @@ from pydantic import (
 )
 
 from regiontag.resources import configs_dir, pattern_files
-from regiontag.config_checks import DuplicateKeyError, check_safe_regex, safe_load_unique
+from regiontag.config_checks import ConfigError, check_safe_regex, format_validation_error, read_yaml
 
 SEQUENCES = ("FLAIR", "T2w", "DWI", "T1w", "T1w_ce")
-
-
-class ConfigError(ValueError):
-    """A configuration or data file failed validation; the message names file and field."""
 
 
 def _path_parts(value: str) -> tuple[str, ...]:
@@ -452,51 +447,6 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = value
     return merged
-
-
-def yaml_problem(error: yaml.YAMLError) -> str:
-    """PyYAML's error on one line: ``line L, column C: problem``.
-
-    Examples
-    --------
-    >>> try:
-    ...     yaml.safe_load("a: [1, 2")
-    ... except yaml.YAMLError as error:
-    ...     print(yaml_problem(error))
-    line 1, column 9: expected ',' or ']', but got '<stream end>'
-    """
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return where + " ".join(str(problem).split())
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping safely; a ``ConfigError`` names the file on any problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
-    try:
-        content = safe_load_unique(text)
-    except DuplicateKeyError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(error)}") from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(content).__name__}")
-    return content
-
-
-def format_validation_error(path: Path | str, error: ValidationError) -> str:
-    """One message per failing field: ``file: field.sub: problem``."""
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{path}: {field}: {item['msg']}")
-    return "; ".join(lines)
 
 
 def load_config(path: str | Path | None = None) -> Config:

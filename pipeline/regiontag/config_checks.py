@@ -1,4 +1,8 @@
-"""Checks behind :mod:`regiontag.config`: YAML without duplicate keys, user regexes that cannot hang.
+"""Checks behind :mod:`regiontag.config`: YAML files read with named errors, user regexes that cannot hang.
+
+* :func:`read_yaml` is the one gate for YAML files (configs, pattern files, atlas definitions): a
+  :class:`ConfigError` names the file and the problem (:func:`yaml_problem`, line and column), and
+  :func:`format_validation_error` names the file and the dotted field of a pydantic error.
 
 * :func:`safe_load_unique` is ``yaml.safe_load`` that refuses a mapping key given twice (PyYAML
   silently keeps the last one), naming the key, its line and the mapping it is in.
@@ -9,11 +13,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-__all__ = ["DuplicateKeyError", "MAX_REGEX_LENGTH", "MAX_REGEX_REPEATS", "check_safe_regex", "safe_load_unique"]
+__all__ = ["ConfigError", "DuplicateKeyError", "MAX_REGEX_LENGTH", "MAX_REGEX_REPEATS", "check_safe_regex",
+           "format_validation_error", "read_yaml", "safe_load_unique", "yaml_problem"]
 
 
 class DuplicateKeyError(ValueError):
@@ -154,3 +161,50 @@ def check_safe_regex(pattern: str) -> str:
     return pattern
 
 
+class ConfigError(ValueError):
+    """A configuration or data file failed validation; the message names file and field."""
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: ``line L, column C: problem``.
+
+    Examples
+    --------
+    >>> try:
+    ...     yaml.safe_load("a: [1, 2")
+    ... except yaml.YAMLError as error:
+    ...     print(yaml_problem(error))
+    line 1, column 9: expected ',' or ']', but got '<stream end>'
+    """
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping safely; a ``ConfigError`` names the file on any problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
+    try:
+        content = safe_load_unique(text)
+    except DuplicateKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(error)}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(content).__name__}")
+    return content
+
+
+def format_validation_error(path: Path | str, error: ValidationError) -> str:
+    """One message per failing field: ``file: field.sub: problem``."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{path}: {field}: {item['msg']}")
+    return "; ".join(lines)

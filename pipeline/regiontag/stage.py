@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 
 
@@ -32,6 +33,9 @@ class StageOutput:
         Numbers for provenance and the report (registration metric, timings, ...).
     tables : dict of str to DataFrame
         Extra CSV tables (e.g. ``"centerline.csv"``).
+    to_template : callable, optional
+        Subject mm (N, 3) -> template mm of points (the brain's registration); the template
+        centroids of ``lesions.csv``. None when the stage has no template registration.
     """
 
     region_table: pd.DataFrame
@@ -41,6 +45,7 @@ class StageOutput:
     warnings: list[str] = field(default_factory=list)
     qc: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    to_template: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 #: Called with a stage name (``register``, ``detect``, ``tag``...) as a session reaches it; set per session.

@@ -137,3 +137,16 @@ def test_only_sequences_whose_intensities_are_read_get_n4(tmp_path: Path, monkey
     # outputs: rigid mutual information does not need N4)
     assert len(corrected) == 2
     assert set(space.aligned) == {"FLAIR", "T2w", "T1w"} and set(space.coregistered) == {"T2w", "T1w"}
+
+
+@pytest.mark.slow
+def test_template_centroids_follow_the_registration(b12_phantom_result) -> None:
+    """The stage's point mapper puts the lesion centroid where the lesion mask warped to MNI152 lies."""
+    _, output = b12_phantom_result
+    lesion_img = output.images["lesions.nii.gz"]
+    voxels = np.argwhere(np.asarray(lesion_img.dataobj) > 0)
+    subject_mm = nib.affines.apply_affine(lesion_img.affine, voxels).mean(axis=0)
+    template = output.images["lesions_space-MNI152.nii.gz"]
+    warped_mm = nib.affines.apply_affine(template.affine, np.argwhere(np.asarray(template.dataobj) > 0)).mean(axis=0)
+    mapped = output.to_template(subject_mm[None, :])[0]
+    assert np.linalg.norm(mapped - warped_mm) < 3.0, (mapped, warped_mm)

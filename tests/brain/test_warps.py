@@ -9,6 +9,7 @@ from regiontag.brain.preprocess import to_ants
 from regiontag.brain.registration import Registration
 from regiontag.brain.warps import (
     nonzero_box,
+    template_point_mapper,
     vote_labels,
     warp_labels_to_subject,
     warp_to_subject,
@@ -114,3 +115,22 @@ def test_warps_of_part_of_the_template_match_ants(tmp_path):
                                ants_warp(wide, "linear"), atol=1e-4)
     (box,) = [entry[3] for entry in registration.positions.values()]
     assert box[0].tolist() == [0, 0, 0] and box[1].tolist() == [45, 49, 43]
+
+
+def test_point_mapper_agrees_with_ants_point_transform(tmp_path):
+    """Subject mm -> template mm through the warped positions equals ANTs' own point mapping (LPS <-> RAS)."""
+    import pandas as pd
+
+    atlas = _label_phantom()
+    registration = _affine_registration(tmp_path)
+    subject_affine = np.diag([0.9, 0.9, 2.5, 1.0])
+    subject_affine[:3, 3] = (-12.0, -13.0, -9.0)
+    subject = nib.Nifti1Image(np.zeros((27, 30, 10), np.float32), subject_affine)
+    points = np.array([[0.0, 0.0, 0.0], [3.1, -4.2, 5.5], [-6.0, 7.5, -2.0]])
+    ours = template_point_mapper(registration, subject, atlas)(points)
+    lps = pd.DataFrame({"x": -points[:, 0], "y": -points[:, 1], "z": points[:, 2]})
+    mapped = ants.apply_transforms_to_points(3, lps, registration.inverse, whichtoinvert=[True])
+    expected = np.column_stack([-mapped["x"], -mapped["y"], mapped["z"]])
+    np.testing.assert_allclose(ours, expected, atol=0.05)
+    far = template_point_mapper(registration, subject, atlas)(np.array([[500.0, 0.0, 0.0]]))
+    assert np.isnan(far).all()  # outside the subject grid: no template position

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from regiontag.atlas.tree import PATH_SEPARATOR
-from regiontag.config import ConfigError, format_validation_error, read_yaml
+from regiontag.config_checks import ConfigError, format_validation_error, read_yaml
 
 Axis = Literal["x", "y", "z"]
 Range = tuple[float, float]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from regiontag.atlas.cord_geometry import FIXED_BOUNDS, GEOMETRY_BOUNDS, LEAF_KINDS, leaf_kinds
 from regiontag.atlas.tree import PATH_SEPARATOR, Atlas, Region
-from regiontag.config import ConfigError, yaml_problem
+from regiontag.config_checks import ConfigError, yaml_problem
 from regiontag.resources import atlases_dir
 
 _LEVEL_PATTERN = re.compile(r"^(C[1-7]|T(1[0-2]|[1-9])|L[1-5]|S[1-5])$")

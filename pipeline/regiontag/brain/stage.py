@@ -35,6 +35,7 @@ from regiontag.brain.registration import (
     warp_to_template,
 )
 from regiontag.brain.sanity import left_right_evidence
+from regiontag.brain.warps import template_point_mapper
 from regiontag.brain.templates import load_template, TEMPLATE_SPACE, tissue_maps
 from regiontag.stage import stage_reached
 from regiontag.config import Config
@@ -331,4 +332,5 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
         },
         warnings=_sanity_warnings(qc, config, flip_evidence),
         qc=qc,
+        to_template=template_point_mapper(registration, reference, atlas.labels_img),
     )

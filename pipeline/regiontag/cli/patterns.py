@@ -36,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     validate.add_argument("path", nargs="?", type=Path, metavar="PATH")
     validate.add_argument(
         "--simulate", type=int, default=0, metavar="N",
-        help="also draw N region tables per pattern from its own probabilities and report how often "
-        "it ranks first (library self-consistency)",
+        help="also draw N sessions per pattern (regions, features, lesion conditions) from its own "
+        "probabilities and report how often it ranks first (library self-consistency)",
     )
     validate.set_defaults(func=run_validate)
 

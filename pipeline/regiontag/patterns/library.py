@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from regiontag.config import ConfigError, read_yaml
+from regiontag.config_checks import ConfigError, read_yaml
 from regiontag.patterns.schema import Disease, Pattern
 from regiontag.resources import pattern_files, patterns_dir
 

@@ -160,8 +160,9 @@ def merge_findings(results: dict[str, StageOutput], scans: list[ScanInput]) -> d
 def lesion_tables(results: dict[str, StageOutput], config: Config, cord_atlas_path=None) -> tuple[pd.DataFrame, dict]:
     """``lesions.csv`` rows of every body part (input space of its reference scan) and their summaries.
 
-    Template coordinates are left empty here (the lesion masks are in subject space); ``regiontag tag``
-    of a template-space mask fills them.
+    Template coordinates come from the stage's ``to_template`` (the brain's registration to MNI152);
+    cord lesions, whose cord is not registered to PAM50, have none (their vertebral levels and column
+    shares place them).
     """
     tables, summaries = [], {}
     for body_part, result in results.items():
@@ -172,7 +173,8 @@ def lesion_tables(results: dict[str, StageOutput], config: Config, cord_atlas_pa
         atlas = (load_cord_atlas(cord_atlas_path or config.cord.atlas_path) if body_part == "cord"
                  else brain_atlas())
         table = lesion_table(images[outputs.LESIONS_NII], images[labels_name], atlas,
-                             zmap=images.get(outputs.ZMAP_NII), config=config.involvement)
+                             zmap=images.get(outputs.ZMAP_NII), to_template=result.to_template,
+                             config=config.involvement)
         tables.append(table)
         summaries[body_part] = summarise_lesions(table, min_lesion_ml=config.involvement.focal_min_lesion_ml)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=outputs.LESION_COLUMNS[1:])
