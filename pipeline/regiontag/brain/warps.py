@@ -279,8 +279,7 @@ def template_point_mapper(
     Examples
     --------
     >>> to_template = template_point_mapper(registration, flair, atlas.labels_img)  # doctest: +SKIP
-    >>> to_template(np.array([[10.0, -20.0, 35.0]]))  # doctest: +SKIP
-    array([[ 11.2, -18.9,  33.0]])
+    >>> centroid_mni_mm = to_template(np.array([[10.0, -20.0, 35.0]]))[0]  # doctest: +SKIP
     """
     from scipy.ndimage import map_coordinates
 

@@ -136,7 +136,6 @@ def sample_lesion_summary(pattern: Pattern, rng: np.random.Generator) -> dict[st
             continue
         value = _condition_value(item, bool(rng.random() < item.p_present))
         summary[item.measure] = list(DIS_AREAS[:int(value)]) if item.measure == "dis_areas" else value
-    summary.setdefault("n_lesions", float(summary.get("n_lesions", 0.0)))
     return summary
 
 
