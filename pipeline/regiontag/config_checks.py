@@ -1,9 +1,9 @@
 """Checks behind :mod:`regiontag.config`: YAML files read with named errors, user regexes that cannot hang.
 
-* :func:`read_yaml` is the one gate for YAML files (configs, pattern files, atlas definitions): a
+* :func:`read_yaml` reads the run configuration, the pattern files and the brain atlas definition: a
   :class:`ConfigError` names the file and the problem (:func:`yaml_problem`, line and column), and
-  :func:`format_validation_error` names the file and the dotted field of a pydantic error.
-
+  :func:`format_validation_error` names the file and the dotted field of a pydantic error. (The cord
+  atlas definition is still read by its own loader in :mod:`regiontag.atlas.cord_spec`.)
 * :func:`safe_load_unique` is ``yaml.safe_load`` that refuses a mapping key given twice (PyYAML
   silently keeps the last one), naming the key, its line and the mapping it is in.
 * :func:`check_safe_regex` compiles a user regular expression and refuses the constructs that

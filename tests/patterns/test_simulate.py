@@ -107,7 +107,6 @@ def test_self_sampled_tables_rank_own_pattern_first(library):
     assert table["top1"].mean() >= 0.9, table
 
 
-
 def test_lesion_conditions_are_drawn_with_their_probabilities(library):
     """MS draws carry a lesion summary: each condition holds about p_present of the time, at its threshold."""
     ms = next(p for p in library.patterns if p.id == "ms-brain")
