@@ -137,9 +137,10 @@ class PreprocessingConfig(_Section):
     """Bias correction and brain masking."""
 
     n4: bool = True
-    n4_shrink_factor: int = Field(2, ge=1, le=8)
-    #: Grid spacing (mm) on which the bias field is estimated before it is applied at full resolution.
-    n4_resolution_mm: float = Field(2.0, gt=0, le=6)
+    n4_shrink_factor: int = Field(1, ge=1, le=8)
+    #: Grid spacing (mm) on which the bias field is estimated before it is applied at full resolution
+    #: (further shrunk by ``n4_shrink_factor`` inside N4).
+    n4_resolution_mm: float = Field(6.0, gt=0, le=12)
     n4_convergence_iterations: tuple[int, ...] = (50, 50, 30)
     n4_spline_distance_mm: float = Field(180.0, gt=0)
     skull_stripped: Literal["auto", "yes", "no"] = "auto"

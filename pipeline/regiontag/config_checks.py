@@ -27,8 +27,12 @@ class DuplicateKeyError(ValueError):
     """A YAML mapping gives the same key twice (the message says which, where and in which mapping)."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose mappings refuse duplicate keys."""
+#: libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one: same results.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """``yaml.SafeLoader`` (libyaml's when available) whose mappings refuse duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         where = self.mapping_names.get(id(node), "")

@@ -8,16 +8,12 @@ import ants
 import numpy as np
 import pytest
 
-from regiontag.brain import warps
 from regiontag.brain.registration import (
     LINEAR_STAGE,
     Registration,
     _linear_schedule,
     set_itk_threads,
     similarity,
-    vote_labels,
-    warp_labels_to_subject,
-    warp_to_subject,
 )
 from regiontag.config import Config
 
@@ -56,7 +52,3 @@ def test_linear_schedule_levels():
     assert _linear_schedule((100, 50))["aff_shrink_factors"] == (2, 1)
     assert set(LINEAR_STAGE) == {"Rigid", "Affine", "SyN", "SyNRA", "SyNOnly"}
 
-
-def test_the_subject_warps_are_re_exported_from_warps():
-    assert (vote_labels, warp_labels_to_subject, warp_to_subject) == (
-        warps.vote_labels, warps.warp_labels_to_subject, warps.warp_to_subject)

@@ -141,6 +141,19 @@ def test_mirrored_sequence_is_flagged_and_consistent_one_is_not(two_sequence_pha
 
 
 @pytest.mark.slow
+def test_stored_orientation_scored_on_the_stage_co_registration(two_sequence_phantom) -> None:
+    """As the stage runs it: the stored orientation scored on its co-registration, the mirror fitted."""
+    from regiontag.brain.registration import coregister
+
+    phantom, reference, prepared, config = two_sequence_phantom
+    for image, flipped in ((phantom.images["T2w"], False), (flip_stored_left_right(phantom.images["T2w"]), True)):
+        moving = prepared(image)
+        aligned = coregister(moving, reference, config.registration)
+        evidence = sanity.sequence_flip_evidence(moving, reference, "T2w", config.registration, aligned=aligned)
+        assert evidence.suspicious(config.registration.flip_margin_sequences) is flipped, evidence
+
+
+@pytest.mark.slow
 def test_mirrored_single_scan_is_flagged_by_the_asymmetric_template(two_sequence_phantom, tmp_path: Path) -> None:
     from regiontag.brain.registration import register_to_template
     from regiontag.brain.templates import load_template

@@ -54,3 +54,31 @@ def test_tissue_maps_are_read_from_the_cache_without_nilearn(tmp_path, monkeypat
         np.testing.assert_array_equal(np.asarray(getattr(cached, name).dataobj), np.asarray(getattr(built, name).dataobj))
         assert np.allclose(getattr(cached, name).affine, getattr(built, name).affine)
     assert np.asarray(cached.brain_mask.dataobj).dtype == np.uint8
+
+
+def test_asymmetric_template_is_cached_on_disk_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    """The left/right check's template pair: built once, read back unchanged, rebuilt from a damaged file."""
+    from regiontag.brain import templates
+
+    monkeypatch.setattr(templates, "cache_dir", lambda: tmp_path)
+    templates.asymmetric_template.cache_clear()
+    templates._loaded.cache_clear()
+    try:
+        built, mirrored = templates.asymmetric_template(4.0)
+        paths = sorted((tmp_path / "templates").glob(f"tpl-{templates.ASYMMETRIC_SPACE}_res-4mm_*T1w.nii.gz"))
+        assert len(paths) == 2
+        assert built.shape == templates.load_template("T1w", 4.0).shape
+        data, flipped = np.asarray(built.dataobj), np.asarray(mirrored.dataobj)
+        assert not np.allclose(data, flipped) and np.allclose(data.sum(), flipped.sum(), rtol=0.02)
+        templates.asymmetric_template.cache_clear()
+        templates._loaded.cache_clear()
+        again, _ = templates.asymmetric_template(4.0)
+        np.testing.assert_array_equal(np.asarray(again.dataobj), data)
+        paths[0].write_bytes(b"not a nifti")
+        templates.asymmetric_template.cache_clear()
+        templates._loaded.cache_clear()
+        rebuilt, _ = templates.asymmetric_template(4.0)
+        np.testing.assert_array_equal(np.asarray(rebuilt.dataobj), data)
+    finally:
+        templates.asymmetric_template.cache_clear()
+        templates._loaded.cache_clear()

@@ -7,8 +7,9 @@ import nibabel as nib
 import numpy as np
 from regiontag.brain.preprocess import to_ants
 from regiontag.brain.registration import Registration
+from regiontag.brain.positions import nonzero_box
 from regiontag.brain.warps import (
-    nonzero_box,
+    TemplateCells,
     template_point_mapper,
     vote_labels,
     warp_labels_to_subject,
@@ -134,3 +135,41 @@ def test_point_mapper_agrees_with_ants_point_transform(tmp_path):
     np.testing.assert_allclose(ours, expected, atol=0.05)
     far = template_point_mapper(registration, subject, atlas)(np.array([[500.0, 0.0, 0.0]]))
     assert np.isnan(far).all()  # outside the subject grid: no template position
+
+
+def test_template_cells_interpolate_as_map_coordinates():
+    """8 gathers and the trilinear weights give scipy's order-1 interpolation; outside the grid 0."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(3)
+    data = rng.random((9, 8, 7)).astype(np.float32)
+    index = np.vstack([rng.uniform(-0.5, s - 0.5, 500) for s in data.shape])
+    cells = TemplateCells.of(index, data.shape)
+    assert np.allclose(cells.weights.sum(axis=0), 1.0, atol=1e-6)
+    inside = np.all((index >= 0) & (index <= np.array(data.shape)[:, None] - 1), axis=0)
+    expected = np.where(inside, map_coordinates(data, index, order=1, mode="constant", cval=0.0), 0.0)
+    np.testing.assert_allclose(cells.interpolate(data, index.shape[1]), expected, atol=1e-5)
+
+
+def test_lesion_warp_on_a_box_of_the_template_equals_the_whole_grid(tmp_path):
+    """Warping a small mask only around its mapped voxels gives ANTs' values on the whole template grid."""
+    from regiontag.brain.registration import warp_to_template
+    from regiontag.brain.warps import template_box_of_mask
+
+    template_affine = np.eye(4)
+    template_affine[:3, 3] = (-40.0, -40.0, -30.0)
+    atlas = nib.Nifti1Image(np.zeros((80, 80, 60), np.int16), template_affine)
+    registration = _affine_registration(tmp_path)
+    subject_affine = np.diag([0.9, 0.9, 2.5, 1.0])
+    subject_affine[:3, 3] = (-12.0, -13.0, -9.0)
+    mask = np.zeros((27, 30, 10), np.float32)
+    mask[10:14, 12:15, 4:6] = 1
+    subject = nib.Nifti1Image(mask, subject_affine)
+    to_template = template_point_mapper(registration, subject, atlas)
+    box = template_box_of_mask(mask > 0, subject_affine, to_template, atlas, pad_mm=14.0)
+    assert box is not None and np.prod(box[1] - box[0] + 1) < 0.2 * np.prod(atlas.shape)  # a small part
+    whole = np.asarray(warp_to_template(subject, atlas, registration, "linear").dataobj)
+    boxed = warp_to_template(subject, atlas, registration, "linear", box=box)
+    assert whole.max() > 0.5
+    np.testing.assert_allclose(np.asarray(boxed.dataobj), whole, atol=1e-6)
+    np.testing.assert_allclose(boxed.affine, atlas.affine)

@@ -40,3 +40,13 @@ def test_batch_report_without_batch_tables(tmp_path):
     volume = json.loads((output_dir / "only" / outputs.FINDINGS_JSON).read_text())["lesion_volume_ml"]["brain"]
     assert f'data-sort="{volume!r}"' in body  # rebuilt from findings.json
     assert "no provenance.json" in body
+
+
+def test_batch_of_one_finished_session_has_no_cohort_charts(tmp_path):
+    """One finished session: the cohort section says where its charts are instead of repeating them."""
+    output_dir = tmp_path / "out"
+    fabricate_session(output_dir, "only", ("brain",))
+    fabricate_failed_session(output_dir, "broken", "cannot read")
+    document = write_batch_report(output_dir).read_text(encoding="utf-8")
+    assert images_of(document) == []
+    assert "Cohort charts appear when the batch has 2 or more finished sessions" in document

@@ -1,6 +1,6 @@
 """Registration with ANTs: subject -> template (rigid + affine + SyN), co-registration, warping.
 
-Warps of template images onto the subject grid are in :mod:`regiontag.brain.warps` (re-exported here).
+Warps of template images onto the subject grid are in :mod:`regiontag.brain.warps`.
 
 The subject is registered at the template's working resolution (default
 2 mm), which is where the speed comes from; transforms are physical, so
@@ -23,12 +23,6 @@ import numpy as np
 
 from regiontag.config import RegistrationConfig
 from regiontag.brain.preprocess import from_ants, to_ants
-from regiontag.brain.warps import (  # noqa: F401 - re-exported: the warps onto the subject grid live in warps.py
-    template_positions,
-    vote_labels,
-    warp_labels_to_subject,
-    warp_to_subject,
-)
 
 LOGGER = logging.getLogger("regiontag.brain")
 
@@ -78,6 +72,11 @@ def _downsample(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImag
     return ants.resample_image(image, target, use_voxels=False, interp_type=0)
 
 
+def working_grid(image: nib.Nifti1Image, config: RegistrationConfig) -> "ants.ANTsImage":
+    """``image`` as an ANTs image at the registration's working resolution (``config.resolution_mm``)."""
+    return _downsample(to_ants(image), config.resolution_mm)
+
+
 def similarity(a: "ants.ANTsImage", b: "ants.ANTsImage", mask: "ants.ANTsImage") -> float:
     """Pearson correlation of two images on the same grid inside a mask."""
     inside = mask.numpy() > 0
@@ -107,6 +106,8 @@ def register_to_template(
     template_mask: nib.Nifti1Image,
     config: RegistrationConfig,
     transforms_dir: Path,
+    *,
+    image_working: "ants.ANTsImage | None" = None,
 ) -> Registration:
     """Register a (bias-corrected, brain-masked) subject image to a template.
 
@@ -128,6 +129,9 @@ def register_to_template(
     config : RegistrationConfig
     transforms_dir : Path
         Where the transform files are stored (``sub-to-template_*``).
+    image_working : ANTsImage, optional
+        ``image`` already at ``config.resolution_mm`` (:func:`working_grid`), when the
+        session also co-registers other sequences to it.
 
     Returns
     -------
@@ -145,7 +149,7 @@ def register_to_template(
     """
     _threads(config)
     fixed = to_ants(template)
-    moving = _downsample(to_ants(image), config.resolution_mm)
+    moving = image_working if image_working is not None else working_grid(image, config)
     transforms_dir.mkdir(parents=True, exist_ok=True)
     linear = LINEAR_STAGE[config.type_of_transform]
     deformable = config.type_of_transform.startswith("SyN")
@@ -187,23 +191,57 @@ def register_to_template(
 
 
 def warp_to_template(
-    subject_image: nib.Nifti1Image, template: nib.Nifti1Image, registration: Registration, interpolator: str
+    subject_image: nib.Nifti1Image,
+    template: nib.Nifti1Image,
+    registration: Registration,
+    interpolator: str,
+    *,
+    box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> nib.Nifti1Image:
-    """Bring a subject-space image onto a template grid."""
+    """Bring a subject-space image onto a template grid.
+
+    Parameters
+    ----------
+    subject_image, template : Nifti1Image
+    registration : Registration
+    interpolator : str
+        ANTs interpolator (``"linear"``, ``"nearestNeighbor"``, ``"genericLabel"`` ...).
+    box : tuple of ndarray, optional
+        (first, last) template voxel index: only that part of the template grid
+        is computed, the rest is 0 (each template voxel is computed on its
+        own, so the values inside are ANTs' values on the whole grid).
+
+    Examples
+    --------
+    >>> lesions_mni = warp_to_template(lesion_mask, atlas.labels_img, registration, "linear")  # doctest: +SKIP
+    """
+    fixed = template
+    if box is not None:
+        first, last = (np.asarray(corner, dtype=int) for corner in box)
+        shift = np.eye(4)
+        shift[:3, 3] = first
+        fixed = nib.Nifti1Image(np.zeros(tuple(last - first + 1), np.float32), template.affine @ shift)
     warped = ants.apply_transforms(
-        fixed=to_ants(template), moving=to_ants(subject_image), transformlist=registration.forward,
+        fixed=to_ants(fixed), moving=to_ants(subject_image), transformlist=registration.forward,
         interpolator=interpolator,
     )
-    return from_ants(warped)
+    if box is None:
+        return from_ants(warped)
+    data = np.zeros(template.shape[:3], dtype=np.float32)
+    data[tuple(slice(a, b + 1) for a, b in zip(first, last))] = warped.numpy()
+    return nib.Nifti1Image(data, np.asarray(template.affine, dtype=np.float64))
 
 
-def coregister(moving: nib.Nifti1Image, fixed: nib.Nifti1Image, config: RegistrationConfig) -> nib.Nifti1Image:
+def coregister(moving: nib.Nifti1Image, fixed: nib.Nifti1Image, config: RegistrationConfig, *,
+               fixed_working: "ants.ANTsImage | None" = None) -> nib.Nifti1Image:
     """Rigidly co-register another sequence of the session onto the reference grid (mutual information).
 
     Both images are taken to ``config.resolution_mm``; the rigid fit uses
     ``config.coregistration_iterations`` (shrink 8-4-2-1 from the coarsest
     level, ANTs' 1e-6 / 10-iteration convergence test), then the full-resolution
-    image is resampled onto the reference grid.
+    image is resampled onto the reference grid.  ``fixed_working`` is the
+    reference already at that resolution (:func:`working_grid`), when several
+    sequences are co-registered to it.
 
     Examples
     --------
@@ -213,7 +251,7 @@ def coregister(moving: nib.Nifti1Image, fixed: nib.Nifti1Image, config: Registra
     fixed_ants, moving_ants = to_ants(fixed), to_ants(moving)
     with tempfile.TemporaryDirectory(prefix="regiontag-coreg-") as scratch:
         result = ants.registration(
-            fixed=_downsample(fixed_ants, config.resolution_mm),
+            fixed=fixed_working if fixed_working is not None else _downsample(fixed_ants, config.resolution_mm),
             moving=_downsample(moving_ants, config.resolution_mm),
             type_of_transform="Rigid",
             aff_metric="mattes",

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nibabel as nib
 import numpy as np
@@ -31,11 +31,11 @@ from regiontag.brain.registration import (
     register_to_template,
     Registration,
     set_itk_threads,
-    warp_to_subject,
     warp_to_template,
+    working_grid,
 )
 from regiontag.brain.sanity import left_right_evidence
-from regiontag.brain.warps import template_point_mapper
+from regiontag.brain.warps import template_box_of_mask, template_point_mapper, warp_to_subject
 from regiontag.brain.templates import load_template, TEMPLATE_SPACE, tissue_maps
 from regiontag.stage import stage_reached
 from regiontag.config import Config
@@ -101,11 +101,13 @@ def atlas_labels_for_image(
     return to_input_space(labels, original, order=0), qc
 
 
-def _register(reference: nib.Nifti1Image, sequence: str, config: Config, transforms_dir: Path) -> Registration:
+def _register(reference: nib.Nifti1Image, sequence: str, config: Config, transforms_dir: Path, *,
+              reference_working=None) -> Registration:
     template = load_template(sequence, config.registration.resolution_mm)
     template_mask = load_template("T1w", config.registration.resolution_mm)
     template_mask = nib.Nifti1Image((np.asarray(template_mask.dataobj) > 0).astype(np.float32), template.affine)
-    return register_to_template(reference, template, template_mask, config.registration, transforms_dir)
+    return register_to_template(reference, template, template_mask, config.registration, transforms_dir,
+                                image_working=reference_working)
 
 
 def _tissue_in_subject(reference: nib.Nifti1Image, registration: Registration) -> dict[str, np.ndarray]:
@@ -165,7 +167,7 @@ class BrainSpace:
     aligned : dict
         Sequence -> image on the reference grid (the reference itself included).
     coregistered : dict
-        Other sequence -> its canonical bias-corrected image (for the left/right check).
+        Other sequence -> its canonical image as stored, before co-registration (for the left/right check).
     registration : Registration
     labels : ndarray of int16
         Atlas leaf labels on the reference grid.
@@ -212,7 +214,9 @@ def register_session(images: dict[str, nib.Nifti1Image], config: Config, session
 
     clock = time.perf_counter()
     stage_reached("register")
-    registration = _register(reference, reference_sequence, config, Path(session_dir) / outputs.TRANSFORMS_DIR)
+    reference_working = working_grid(reference, config.registration)  # shared with the co-registrations
+    registration = _register(reference, reference_sequence, config, Path(session_dir) / outputs.TRANSFORMS_DIR,
+                             reference_working=reference_working)
     atlas = brain_atlas()
     labels = np.asarray(warp_to_subject(atlas.labels_img, reference, registration, "genericLabel").dataobj)
     labels = labels.round().astype(np.int16)
@@ -223,21 +227,36 @@ def register_session(images: dict[str, nib.Nifti1Image], config: Config, session
 
     clock = time.perf_counter()
     aligned, coregistered = {}, {}
+    brain_img = new_image_like(brain.astype(np.uint8), reference)
     for sequence, image in images.items():
         if sequence == reference_sequence:
             aligned[sequence] = reference
             continue
         canonical = to_canonical(image)
         moving = nib.Nifti1Image(np.asarray(canonical.dataobj, np.float32), canonical.affine)
+        # rigid, mutual information: indifferent to a smooth bias, so N4 comes after, on the reference grid
+        aligned[sequence] = coregister(moving, reference, config.registration, fixed_working=reference_working)
         if sequence in INTENSITY_SEQUENCES:
-            # only sequences whose intensities are read need N4; a plain T1w is co-registered for the
-            # left-right check and the outputs (rigid, mutual information: indifferent to a smooth bias)
-            moving = bias_correct(moving, None, config.preprocessing)
-        aligned[sequence] = coregister(moving, reference, config.registration)
+            # only sequences whose intensities are read need N4 (a plain T1w serves the left/right check
+            # and the outputs); the field is fitted inside the registered brain mask, as the reference's is
+            aligned[sequence] = bias_correct(aligned[sequence], brain_img, config.preprocessing)
         coregistered[sequence] = moving
     timings["coregistration"] = time.perf_counter() - clock
     return BrainSpace(reference_sequence, original, reference, aligned, coregistered, registration, labels, brain,
                       tissue, qc, timings)
+
+
+def _lesions_in_template(lesion_img: nib.Nifti1Image, template: nib.Nifti1Image, registration: Registration,
+                         to_template: Callable[[np.ndarray], np.ndarray]) -> nib.Nifti1Image:
+    """The lesion mask on the template grid (ANTs linear warp > 0.5), computed only around the lesions."""
+    lesion = np.asarray(lesion_img.dataobj) > 0
+    if not lesion.any():
+        return nib.Nifti1Image(np.zeros(template.shape[:3], np.uint8), template.affine)
+    zooms = np.asarray(lesion_img.header.get_zooms()[:3], dtype=float)
+    # a template voxel takes lesion only within one subject voxel of a lesion voxel (linear interpolation)
+    box = template_box_of_mask(lesion, lesion_img.affine, to_template, template, pad_mm=4.0 * float(zooms.max()) + 4.0)
+    warped = warp_to_template(lesion_img, template, registration, "linear", box=box)
+    return nib.Nifti1Image((np.asarray(warped.dataobj) > 0.5).astype(np.uint8), template.affine)
 
 
 def process_brain(images: dict[str, nib.Nifti1Image], config: Config, session_dir: Path) -> StageOutput:
@@ -307,12 +326,12 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
     if config.registration.flip_check:
         clock = time.perf_counter()
         flip_evidence = left_right_evidence(
-            reference, reference_sequence, registration.forward, space.coregistered, config.registration)
+            reference, reference_sequence, registration.forward, space.coregistered, config.registration,
+            aligned=space.aligned)
         qc["left_right"] = [item.to_dict() for item in flip_evidence]
         timings["left_right_check"] = time.perf_counter() - clock
-    lesion_template = warp_to_template(lesion_img, atlas.labels_img, registration, "linear")
-    lesion_template = nib.Nifti1Image((np.asarray(lesion_template.dataobj) > 0.5).astype(np.uint8),
-                                      atlas.labels_img.affine)
+    to_template = template_point_mapper(registration, reference, atlas.labels_img)
+    lesion_template = _lesions_in_template(lesion_img, atlas.labels_img, registration, to_template)
     back = lambda image, order=0: to_input_space(image, original, order=order)  # noqa: E731
     return StageOutput(
         region_table=table,
@@ -332,5 +351,5 @@ def detect_in_space(space: BrainSpace, config: Config) -> StageOutput:
         },
         warnings=_sanity_warnings(qc, config, flip_evidence),
         qc=qc,
-        to_template=template_point_mapper(registration, reference, atlas.labels_img),
+        to_template=to_template,
     )

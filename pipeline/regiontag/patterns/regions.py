@@ -109,9 +109,8 @@ def _paths_in_yaml(content: Any) -> list[str]:
 
 def _paths_from_atlas_yaml(file_name: str) -> list[str]:
     try:
-
         path = Path(atlases_dir()) / file_name
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError):
         return []
     return [p for p in _paths_in_yaml(content) if p.strip()]

@@ -35,6 +35,9 @@ from regiontag.report.data import read_table
 from regiontag.report.extra import ExtraSection, as_extra_sections, sections_page
 from regiontag.report.sections import as_bool
 
+#: Fewest finished sessions for the cohort charts (with one, each chart repeats that session's report).
+MIN_SESSIONS_FOR_CHARTS = 2
+
 
 def _session_dirs(output_dir: Path) -> list[Path]:
     """Sub-folders that look like session outputs (provenance, region table or log)."""
@@ -198,6 +201,34 @@ def sessions_table(output_dir: Path, sessions: pd.DataFrame, link_base: str = ""
     return h.table(headers, rows, table_id="sessions")
 
 
+def _cohort_charts(volumes: pd.DataFrame, sessions: pd.DataFrame, scores: pd.DataFrame,
+                   regions: pd.DataFrame) -> str:
+    """The cohort section's three charts (lesion volumes, pattern counts, region frequency) as HTML."""
+    return (
+        '<div class="grid2">'
+        + h.figure(
+            volume_figure(volumes),
+            h.esc(volume_caption(volumes)),
+            "lesion volume distribution",
+            "chart",
+        )
+        + h.figure(
+            pattern_figure(sessions, scores),
+            "Per pattern: sessions where it is the top match, and sessions where it matches at any rank "
+            "(sessions with no match are not counted).",
+            "pattern counts",
+            "chart",
+        )
+        + "</div>"
+        + h.figure(
+            region_figure(regions),
+            f"Regions involved in the most sessions (top {MAX_REGIONS_PLOTTED}).",
+            "region involvement frequency",
+            "chart",
+        )
+    )
+
+
 def render_batch_report(
     output_dir: Path,
     extra_sections: Sequence[ExtraSection | tuple[str, str]] | None = None,
@@ -250,29 +281,11 @@ def render_batch_report(
     summary = f'<div class="stats">{cards}</div>' + (
         f'<h3>Failed sessions</h3><ul class="warnings">{failed_list}</ul>' if failed_list else ""
     )
-    plots = (
-        '<div class="grid2">'
-        + h.figure(
-            volume_figure(volumes),
-            h.esc(volume_caption(volumes)),
-            "lesion volume distribution",
-            "chart",
-        )
-        + h.figure(
-            pattern_figure(sessions, scores),
-            "Per pattern: sessions where it is the top match, and sessions where it matches at any rank "
-            "(sessions with no match are not counted).",
-            "pattern counts",
-            "chart",
-        )
-        + "</div>"
-        + h.figure(
-            region_figure(regions),
-            f"Regions involved in the most sessions (top {MAX_REGIONS_PLOTTED}).",
-            "region involvement frequency",
-            "chart",
-        )
-    )
+    if len(finished) < MIN_SESSIONS_FOR_CHARTS:
+        plots = (f'<p class="help">Cohort charts appear when the batch has {MIN_SESSIONS_FOR_CHARTS} or more finished '
+                 "sessions; the session's own report shows its volume, regions and patterns.</p>")
+    else:
+        plots = _cohort_charts(volumes, sessions, scores, regions)
     table_help = (
         '<p class="help">Click a column header to sort. Rate each session pass/fail with a note; ratings '
         "stay in this browser and export as CSV.</p>"

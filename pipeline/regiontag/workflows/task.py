@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -87,6 +88,8 @@ NATIVE_OUTPUT_MAX_BYTES = 64 * 1024
 
 def _single_task_worker() -> bool:
     """True inside a Dask worker that runs one task at a time (so its file descriptors are the task's)."""
+    if "distributed" not in sys.modules:  # not a Dask worker: answer without importing it
+        return False
     try:
         from distributed import get_worker
 
@@ -181,7 +184,13 @@ def estimate_session_memory(session: Session) -> tuple[int, str]:
 
 
 def worker_memory_limit() -> int | None:
-    """Memory limit of the Dask worker running this code (None outside a worker or unlimited)."""
+    """Memory limit of the Dask worker running this code (None outside a worker or unlimited).
+
+    A process that never imported ``distributed`` is not a Dask worker: the
+    single-session path answers without importing it (about a second).
+    """
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import get_worker
 
