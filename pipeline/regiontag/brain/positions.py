@@ -184,7 +184,7 @@ def positions_entry(
 
 def _warped_indices(registration: SubjectTransforms, subject: nib.Nifti1Image, template_image: nib.Nifti1Image,
                     box: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Template indices of every subject voxel (-10 outside ``box``) and the subject affine: see ``template_positions``."""
+    """Template indices of every subject voxel (-10 outside ``box``) and the subject affine (``positions_entry``)."""
     steps = _position_steps(subject)
     shape = tuple(subject.shape[:3])
     coarse_shape = tuple(int(np.ceil((n - 1) / step)) + 1 for n, step in zip(shape, steps))

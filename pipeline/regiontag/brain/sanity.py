@@ -30,9 +30,10 @@ the orientation; these checks only catch *inconsistencies*:
 
 * Between sequences of one session (:func:`sequence_flip_evidence`): each
   sequence is rigidly co-registered to the reference with and without an
-  x-flip (as stored: the stage's own co-registration); when the flipped fit is clearly better, the two files disagree about
-  left and right.  It cannot say *which* file is wrong, and it is blind when
-  every file of the session is flipped the same way (e.g. a converter bug).
+  x-flip (as stored: the stage's own co-registration); when the flipped fit
+  is clearly better, the two files disagree about left and right.  It cannot
+  say *which* file is wrong, and it is blind when every file of the session
+  is flipped the same way (e.g. a converter bug).
 * Against a population template (:func:`template_flip_evidence`): the subject,
   brought into template space by its affine transform only (so its own
   asymmetry survives), is compared by mutual information with the asymmetric

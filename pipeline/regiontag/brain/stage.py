@@ -254,7 +254,8 @@ def _lesions_in_template(lesion_img: nib.Nifti1Image, template: nib.Nifti1Image,
         return nib.Nifti1Image(np.zeros(template.shape[:3], np.uint8), template.affine)
     zooms = np.asarray(lesion_img.header.get_zooms()[:3], dtype=float)
     # a template voxel takes lesion only within one subject voxel of a lesion voxel (linear interpolation)
-    box = template_box_of_mask(lesion, lesion_img.affine, to_template, template, pad_mm=4.0 * float(zooms.max()) + 4.0)
+    box = template_box_of_mask(lesion, lesion_img.affine, to_template, template,
+                               pad_mm=4.0 * float(zooms.max()) + 4.0)
     warped = warp_to_template(lesion_img, template, registration, "linear", box=box)
     return nib.Nifti1Image((np.asarray(warped.dataobj) > 0.5).astype(np.uint8), template.affine)
 

@@ -190,7 +190,8 @@ def warp_to_subject(
         return warp_labels_to_subject(template_image, subject, registration)
     if interpolator == "linear" and len(template_image.shape) == 3:
         cells, affine = template_cells(registration, subject, template_image)
-        values = cells.interpolate(np.asarray(template_image.dataobj, dtype=np.float32), int(np.prod(subject.shape[:3])))
+        data = np.asarray(template_image.dataobj, dtype=np.float32)
+        values = cells.interpolate(data, int(np.prod(subject.shape[:3])))
         return nib.Nifti1Image(values.reshape(subject.shape[:3]), affine)
     inverse_flags = [path.endswith(".mat") for path in registration.inverse]
     warped = ants.apply_transforms(
