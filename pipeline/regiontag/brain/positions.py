@@ -147,8 +147,10 @@ def positions_entry(
     positions are interpolated linearly in between: exact for an affine
     transform; with the SyN field (defined on the 2 mm registration grid) the
     interpolated positions differ from ANTs' own by a few hundredths of a
-    template voxel (``benchmarks/bench_brain.py --profile`` reports the
-    measured difference).  The index images extend :data:`_COARSE_MARGIN`
+    template voxel (the real clinical FLAIR of the development data: within
+    0.027 voxel on 99% of the voxels, at most 0.21; 99.92% of the atlas labels
+    identical; ``tests/brain/test_positions.py`` checks a nonlinear field
+    against ANTs on every voxel).  The index images extend :data:`_COARSE_MARGIN`
     voxels beyond the box (indices beyond the template grid included), so
     interpolation never mixes a position with ANTs' 0 outside where it matters.
 
