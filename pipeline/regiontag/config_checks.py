@@ -28,10 +28,10 @@ class DuplicateKeyError(ValueError):
 
 
 #: libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one: same results.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+class _UniqueKeyLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
     """``yaml.SafeLoader`` (libyaml's when available) whose mappings refuse duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

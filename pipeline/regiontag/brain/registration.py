@@ -64,7 +64,11 @@ def set_itk_threads(config: RegistrationConfig) -> None:
 _threads = set_itk_threads
 
 
-def _downsample(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImage":
+def downsample(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImage":
+    """``image`` resampled (linear) to ``resolution_mm`` along every axis finer than that; as is when none is.
+
+    An axis within 10% of ``resolution_mm`` counts as coarse enough.
+    """
     spacing = np.asarray(image.spacing)
     if np.all(spacing >= resolution_mm * 0.9):
         return image
@@ -74,7 +78,7 @@ def _downsample(image: "ants.ANTsImage", resolution_mm: float) -> "ants.ANTsImag
 
 def working_grid(image: nib.Nifti1Image, config: RegistrationConfig) -> "ants.ANTsImage":
     """``image`` as an ANTs image at the registration's working resolution (``config.resolution_mm``)."""
-    return _downsample(to_ants(image), config.resolution_mm)
+    return downsample(to_ants(image), config.resolution_mm)
 
 
 def similarity(a: "ants.ANTsImage", b: "ants.ANTsImage", mask: "ants.ANTsImage") -> float:
@@ -251,8 +255,8 @@ def coregister(moving: nib.Nifti1Image, fixed: nib.Nifti1Image, config: Registra
     fixed_ants, moving_ants = to_ants(fixed), to_ants(moving)
     with tempfile.TemporaryDirectory(prefix="regiontag-coreg-") as scratch:
         result = ants.registration(
-            fixed=fixed_working if fixed_working is not None else _downsample(fixed_ants, config.resolution_mm),
-            moving=_downsample(moving_ants, config.resolution_mm),
+            fixed=fixed_working if fixed_working is not None else downsample(fixed_ants, config.resolution_mm),
+            moving=downsample(moving_ants, config.resolution_mm),
             type_of_transform="Rigid",
             aff_metric="mattes",
             outprefix=str(Path(scratch) / "coreg_"),

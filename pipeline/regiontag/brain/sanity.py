@@ -61,7 +61,7 @@ import nibabel as nib
 import numpy as np
 
 from regiontag.brain.preprocess import to_ants
-from regiontag.brain.registration import set_itk_threads
+from regiontag.brain.registration import downsample, set_itk_threads
 from regiontag.brain.templates import asymmetric_template
 from regiontag.brain.detection_qc import detection_warnings
 from regiontag.config import Config, RegistrationConfig
@@ -170,19 +170,9 @@ FLIP_RIGID_SHRINK = (2, 1)
 FLIP_RIGID_SMOOTHING = (1, 0)
 
 
-def _working_resolution(image: ants.ANTsImage, resolution_mm: float) -> ants.ANTsImage:
-    import ants
-
-    spacing = np.asarray(image.spacing)
-    if np.all(spacing >= resolution_mm * 0.9):
-        return image
-    return ants.resample_image(image, tuple(float(max(s, resolution_mm)) for s in spacing), use_voxels=False,
-                               interp_type=0)
-
-
 def flip_check_grid(image: nib.Nifti1Image, config: RegistrationConfig) -> "ants.ANTsImage":
     """``image`` as an ANTs image at the left/right check's resolution (:data:`FLIP_RESOLUTION_MM` or coarser)."""
-    return _working_resolution(to_ants(image), max(FLIP_RESOLUTION_MM, config.resolution_mm))
+    return downsample(to_ants(image), max(FLIP_RESOLUTION_MM, config.resolution_mm))
 
 
 def mirror_ants(image: "ants.ANTsImage") -> "ants.ANTsImage":

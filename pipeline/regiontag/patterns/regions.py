@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import yaml
 
 from regiontag.atlas.tree import PATH_SEPARATOR
+from regiontag.config_checks import SAFE_LOADER
 from regiontag.resources import atlases_dir
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _paths_in_yaml(content: Any) -> list[str]:
 def _paths_from_atlas_yaml(file_name: str) -> list[str]:
     try:
         path = Path(atlases_dir()) / file_name
-        content = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        content = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, yaml.YAMLError):
         return []
     return [p for p in _paths_in_yaml(content) if p.strip()]

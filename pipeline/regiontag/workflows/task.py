@@ -86,15 +86,27 @@ def session_logging(verbose: bool) -> Iterator[None]:
 NATIVE_OUTPUT_MAX_BYTES = 64 * 1024
 
 
-def _single_task_worker() -> bool:
-    """True inside a Dask worker that runs one task at a time (so its file descriptors are the task's)."""
-    if "distributed" not in sys.modules:  # not a Dask worker: answer without importing it
-        return False
+def _dask_worker():
+    """The Dask worker running this code, or None.
+
+    A process that never imported ``distributed`` is not a Dask worker: the
+    single-session path answers without importing it (about a second).
+    """
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import get_worker
 
-        return get_worker().state.nthreads == 1
-    except (ImportError, ValueError, AttributeError):
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
+
+
+def _single_task_worker() -> bool:
+    """True inside a Dask worker that runs one task at a time (so its file descriptors are the task's)."""
+    try:
+        return _dask_worker().state.nthreads == 1
+    except AttributeError:  # None outside a worker
         return False
 
 
@@ -184,18 +196,10 @@ def estimate_session_memory(session: Session) -> tuple[int, str]:
 
 
 def worker_memory_limit() -> int | None:
-    """Memory limit of the Dask worker running this code (None outside a worker or unlimited).
-
-    A process that never imported ``distributed`` is not a Dask worker: the
-    single-session path answers without importing it (about a second).
-    """
-    if "distributed" not in sys.modules:
-        return None
+    """Memory limit of the Dask worker running this code (None outside a worker or unlimited)."""
     try:
-        from distributed import get_worker
-
-        limit = get_worker().memory_manager.memory_limit
-    except (ImportError, ValueError, AttributeError):
+        limit = _dask_worker().memory_manager.memory_limit
+    except AttributeError:  # None outside a worker
         return None
     return int(limit) if limit else None
 
